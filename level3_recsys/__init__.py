@@ -1,0 +1,1 @@
+"""level3_recsys"""

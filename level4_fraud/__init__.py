@@ -1,0 +1,1 @@
+"""level4_fraud"""

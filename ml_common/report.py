@@ -1,0 +1,83 @@
+"""Refresh the results table in the top-level README from ``artifacts/bench/level*.json``.
+
+Run by ``make bench`` after the benchmarks; the table sits between two HTML comment markers so
+the rest of the README is never touched. ``python -m ml_common.report --check`` prints it only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ml_common.atomic import write_text
+from ml_common.paths import PROJECT_ROOT, bench_dir
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+LEVEL_NAMES = {
+    1: "Titanic notebook",
+    2: "Churn pipeline",
+    3: "Recommender service",
+    4: "Fraud system",
+    5: "Discovery agent",
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_table(folder: Path) -> str:
+    """Markdown rows for every benchmark file found in ``folder``."""
+    lines = ["| level | measure | value |", "|---|---|---|"]
+    found = False
+    for level, name in LEVEL_NAMES.items():
+        path = folder / f"level{level}.json"
+        if not path.is_file():
+            continue
+        found = True
+        results = json.loads(path.read_text())
+        machine = results.pop("machine", {}) or {}
+        seconds = results.pop("seconds", None)
+        for key, value in results.items():
+            lines.append(f"| {level} · {name} | `{key}` | {_fmt(value)} |")
+        where = f"{machine.get('cores')} cores, GPU: {machine.get('gpu') or 'none'}"
+        lines.append(f"| {level} · {name} | benchmark wall time | {_fmt(seconds)} s ({where}) |")
+    if not found:
+        lines.append("| – | no benchmark has been run yet (`make bench`) | – |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> bool:
+    """Replace the text between the markers; returns whether the README changed."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme}: markers {START} … {END} not found")
+    new = pattern.sub(lambda _: f"{START}\n{table}\n{END}", text)
+    if new != text:
+        write_text(readme, new)
+    return new != text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="print the table, change nothing")
+    args = parser.parse_args()
+    table = render_table(bench_dir())
+    if args.check:
+        print(table)
+        return
+    changed = update_readme(PROJECT_ROOT / "README.md", table)
+    print(table)
+    print("README.md results table " + ("updated" if changed else "already up to date"))
+
+
+if __name__ == "__main__":
+    main()
