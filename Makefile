@@ -23,7 +23,7 @@ PACKAGE_3 := level3_recsys
 PACKAGE_4 := level4_fraud
 PACKAGE_5 := level5_discovery
 
-.PHONY: help setup lock all test test-slow test-all lint format bench clean \
+.PHONY: help setup lock all test test-slow lint format bench clean level3-down loadtest \
         $(addprefix level,$(LEVELS)) $(addprefix bench-level,$(LEVELS))
 
 help: ## Show this menu
@@ -57,6 +57,12 @@ level2: setup ## Level 2: churn pipeline (Prefect flow) on Telco and generated d
 
 level3: setup ## Level 3: train, batch-score and deploy the recommender (Docker, else uvicorn)
 	$(PY) -m $(PACKAGE_3) deploy
+
+level3-down: setup ## Stop the level 3 service started by `make level3`
+	$(PY) -m $(PACKAGE_3) down
+
+loadtest: setup ## Level 3: locust load test against the running service (JSON + README table)
+	$(PY) -m $(PACKAGE_3) loadtest
 
 level4: setup ## Level 4: fraud system replay: drift, alarm, retrain, recovery
 	$(PY) -m $(PACKAGE_4) replay
