@@ -30,6 +30,7 @@ def atomic_write(path: str | Path, mode: str = "w", **open_kwargs: Any) -> Itera
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
@@ -75,6 +76,12 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_write(path) as handle:
         handle.write(text)
     return Path(path)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _json_default(value: Any) -> Any:

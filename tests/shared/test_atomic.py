@@ -49,3 +49,12 @@ def test_atomic_dir_replaces_whole_folder_only_on_success(tmp_path):
 def test_read_mode_rejected(tmp_path):
     with pytest.raises(ValueError), atomic_write(tmp_path / "x", "r"):
         pass
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    import os
+
+    path = write_json(tmp_path / "m.json", {})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
