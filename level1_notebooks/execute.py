@@ -82,12 +82,8 @@ def interpreter_kernel() -> Iterator[str]:
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python (level1_notebooks)",
             "language": "python",
-            # The kernel imports the same code as this process, and draws figures inline even
-            # when the caller set MPLBACKEND=Agg (as the test suite does).
-            "env": {
-                "PYTHONPATH": python_path,
-                "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            },
+            # The kernel imports the same code as this process, even without an installed package.
+            "env": {"PYTHONPATH": python_path},
         }
         (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
         previous = os.environ.get("JUPYTER_PATH")

@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import display
+from IPython.display import Image, display
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
@@ -84,10 +84,10 @@ figure_files: list[str] = []
 
 
 def show_and_save(fig, name):
-    """Show the figure in the notebook and save it as figures/<name>.png."""
-    display(fig)
-    save_figure(fig, figures_dir / f"{name}.png")
+    """Save the figure as figures/<name>.png, then show that file: what you see is what is saved."""
+    path = save_figure(fig, figures_dir / f"{name}.png")
     figure_files.append(f"figures/{name}.png")
+    display(Image(filename=path))
 
 
 # %% [markdown]
