@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -131,7 +132,10 @@ def render_html(executed_notebook: Path, html_path: Path) -> Path:
     """Render the executed notebook to one self-contained HTML file (figures embedded)."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed_notebook))
+    exporter = HTMLExporter(template_name="lab")
+    # nbconvert warns that outputs carry no alt text (it adds a generic one); not actionable here.
+    exporter.log.setLevel(logging.ERROR)
+    body, _ = exporter.from_filename(str(executed_notebook))
     return write_text(html_path, body)
 
 

@@ -396,7 +396,9 @@ fold_scores = pd.DataFrame(
     {name: cv_results[name]["test_accuracy"] for name in [*MODEL_NAMES, "sex_only_rule"]}
 ).melt(var_name="model", value_name="fold accuracy")
 fig, ax = plt.subplots(figsize=(8, 3.8))
-sns.boxplot(data=fold_scores, x="model", y="fold accuracy", color="lightsteelblue", ax=ax)
+sns.boxplot(
+    data=fold_scores, x="model", y="fold accuracy", color="lightsteelblue", showfliers=False, ax=ax
+)
 sns.stripplot(data=fold_scores, x="model", y="fold accuracy", color="k", size=3, ax=ax)
 ax.set_title(f"{n_folds}-fold CV accuracy per fold (honest pipeline)")
 show_and_save(fig, "model_comparison")
@@ -570,7 +572,18 @@ split_summary
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
-ax.hist(split_scores, bins=20, color="tab:gray", label=f"{n_random_splits} random 80/20 splits")
+# Accuracy on n test rows moves in steps of 1/n: bin edges between the steps, two steps per bar.
+n_test = len(test_rows)
+steps = np.arange(
+    np.floor(split_scores.min() * n_test), np.ceil(split_scores.max() * n_test) + 3, 2
+)
+ax.hist(
+    split_scores,
+    bins=(steps - 0.5) / n_test,
+    color="tab:gray",
+    label=f"{n_random_splits} random 80/20 splits",
+)
+ax.axvline(split_scores[0], color="k", ls="--", lw=1, label=f"the split of section 5 (seed {seed})")
 ax.axvline(lr_cv.mean(), color="tab:red", lw=2, label=f"{n_folds}-fold CV mean")
 ax.axvspan(
     lr_cv.mean() - lr_cv.std() / np.sqrt(n_folds),
