@@ -199,7 +199,15 @@ def train(settings: Level3Settings, data_dir: Path, out_dir: Path) -> dict[str, 
 
     summary["registered"] = register(settings, out_dir, summary)
     write_json(out_dir / "metrics.json", summary)
+    write_json(out_dir.parent / "metrics.json", flat_metrics(summary))  # DVC metrics file
     return summary
+
+
+def flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """``{model: {ndcg@10, recall@10, map@10, coverage}}`` for ``dvc metrics show``."""
+    k = summary["k"]
+    keys = (f"ndcg@{k}", f"recall@{k}", f"map@{k}", "coverage")
+    return {name: {key: m[key] for key in keys} for name, m in summary["models"].items()}
 
 
 def register(settings: Level3Settings, models_dir: Path, summary: dict[str, Any]) -> dict:
