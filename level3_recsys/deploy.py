@@ -197,10 +197,17 @@ def deploy(settings: Level3Settings, use_docker: bool | None = None) -> dict[str
         "mode": mode,
         "api": base,
         "docs": f"{base}/docs",
-        "example": f"{base}/recommendations/1?k=10",
+        "example": f"{base}/recommendations/{first_user(serving_dir)}?k=10",
         "metrics": f"{base}/metrics",
     }
     return urls
+
+
+def first_user(serving_dir: Path) -> int:
+    """A user id the service knows (for the printed example URL)."""
+    from level3_recsys.bundle import UserHistories
+
+    return int(UserHistories.load(serving_dir / "champion" / "users.npz").user_ids[0])
 
 
 def down(settings: Level3Settings) -> list[str]:

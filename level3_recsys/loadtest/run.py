@@ -90,7 +90,7 @@ def run_locust(
     env = {
         **os.environ,
         "LOADTEST_RATE": str(rate),
-        "LOADTEST_MODE": mode.replace("warmup", "service"),
+        "LOADTEST_MODE": "bare" if mode.startswith("bare") else "service",
     }
     if users_file:
         env["LOADTEST_USERS_FILE"] = str(users_file)
@@ -186,10 +186,16 @@ def run_loadtest(
                 users_file,
                 workdir,
             )
-            log.info("phase 2/3: service saturation")
-            service_max = run_locust(base, 16, 16, duration, 0, "service", users_file, workdir)
+        # The ratio compares like with like: both apps under the same launcher (one uvicorn
+        # process on this machine), whatever served phase 1 (container or not).
+        env = {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)}
+        with uvicorn_server("level3_recsys.serve:app_from_env", True, env) as local:
+            run_locust(local, 8, 8, 3, 0, "warmup", users_file, workdir)
+            log.info("phase 2/3: service saturation (%s)", local)
+            service_max = run_locust(local, 16, 16, duration, 0, "service", users_file, workdir)
         with uvicorn_server("level3_recsys.loadtest.bare:app", False) as bare_base:
-            log.info("phase 3/3: bare endpoint saturation")
+            run_locust(bare_base, 8, 8, 3, 0, "bare-warmup", users_file, workdir)
+            log.info("phase 3/3: bare endpoint saturation (%s)", bare_base)
             bare_max = run_locust(bare_base, 16, 16, duration, 0, "bare", users_file, workdir)
     result = {
         "target": where,
@@ -219,8 +225,8 @@ def run_loadtest(
 def markdown_table(result: dict[str, Any]) -> str:
     phases = result["phases"]
     lines = [
-        f"Measured {result['measured_at']} on {result['cpu_count']} cores against the "
-        f"{result['target']}, {result['duration_s']} s per phase (`make loadtest`).",
+        f"Measured {result['measured_at']} on {result['cpu_count']} cores (locust on the same "
+        f"cores), {result['duration_s']} s per phase, `make loadtest`.",
         "",
         "| phase | rps | p50 ms | p95 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
