@@ -137,6 +137,40 @@ def run_locust(
     }
 
 
+def in_process_latency(settings: Level3Settings, serving_dir: Path, n: int = 400) -> dict:
+    """Per-request cost inside the app (ASGI, no network, no locust): what the service adds."""
+    import asyncio
+    import random
+
+    import httpx
+    import numpy as np
+
+    from level3_recsys.serve import create_app
+
+    app = create_app(settings, serving_dir)
+    users = [int(u) for u in app.state.service.histories.user_ids]
+
+    async def measure() -> list[float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            timings = []
+            for i in range(n + 50):
+                start = time.perf_counter()
+                await client.get(f"/recommendations/{random.choice(users)}?k=10")
+                if i >= 50:  # the first 50 warm up
+                    timings.append((time.perf_counter() - start) * 1000)
+            return timings
+
+    timings = np.asarray(asyncio.run(measure()))
+    app.state.service.close()
+    return {
+        "requests": n,
+        "p50_ms": float(np.percentile(timings, 50)),
+        "p95_ms": float(np.percentile(timings, 95)),
+        "p99_ms": float(np.percentile(timings, 99)),
+    }
+
+
 def known_users_file(serving_dir: Path, workdir: Path) -> Path | None:
     users = serving_dir / "champion" / "users.npz"
     if not users.is_file():
@@ -197,6 +231,7 @@ def run_loadtest(
             run_locust(bare_base, 8, 8, 3, 0, "bare-warmup", users_file, workdir)
             log.info("phase 3/3: bare endpoint saturation (%s)", bare_base)
             bare_max = run_locust(bare_base, 16, 16, duration, 0, "bare", users_file, workdir)
+    inside = in_process_latency(settings, serving_dir)
     result = {
         "target": where,
         "offered_rps": cfg.target_rps,
@@ -213,6 +248,7 @@ def run_loadtest(
             service_max["rps"] / bare_max["rps"] if bare_max["rps"] else 0.0
         ),
         "phases": {"target": target, "service_max": service_max, "bare_max": bare_max},
+        "in_process": inside,
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     write_json(level_dir(3) / "loadtest.json", result)
