@@ -67,8 +67,8 @@ class DeploySettings(BaseModel):
 
 
 class LoadtestSettings(BaseModel):
-    users: int = Field(50, ge=1)
-    spawn_rate: float = Field(50, gt=0)
+    users: int = Field(10, ge=1)
+    spawn_rate: float = Field(10, gt=0)
     duration_s: int = Field(20, ge=1)
     target_rps: float = Field(200, gt=0)
 

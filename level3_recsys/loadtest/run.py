@@ -189,7 +189,7 @@ def service_url(settings: Level3Settings, url: str | None, serving_dir: Path):
     if url:
         yield url, "given URL"
     elif wait_healthy(f"{deployed}/health", 1):
-        yield deployed, "deployed service (make level3)"
+        yield deployed, "make level3 service"
     else:
         env = {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)}
         with uvicorn_server("level3_recsys.serve:app_from_env", True, env) as base:
@@ -268,9 +268,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     names = {
-        "target": f"service, {result['offered_rps']:.0f} rps offered",
-        "service_max": "service, saturated",
-        "bare_max": "bare FastAPI, saturated",
+        "target": f"service ({result['target']}), {result['offered_rps']:.0f} rps offered",
+        "service_max": "service (local uvicorn), saturated",
+        "bare_max": "bare FastAPI (local uvicorn), saturated",
     }
     for key, label in names.items():
         p = phases[key]
@@ -278,6 +278,11 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"| {label} | {p['rps']:.0f} | {p['p50_ms']:.0f} | {p['p95_ms']:.0f} | "
             f"{p['p99_ms']:.0f} | {p['error_rate']:.2%} |"
         )
+    inside = result["in_process"]
+    lines.append(
+        f"| in-process (ASGI, no network, no locust), {inside['requests']} sequential GETs | – | "
+        f"{inside['p50_ms']:.2f} | {inside['p95_ms']:.2f} | {inside['p99_ms']:.2f} | – |"
+    )
     lines += [
         "",
         f"Throughput ratio service / bare endpoint: "

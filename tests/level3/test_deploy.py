@@ -15,9 +15,12 @@ from .conftest import free_port
 @pytest.mark.slow
 def test_deploy_without_docker_then_loadtest_then_down():
     port = free_port()
-    settings = load(None, deploy={"port": port, "container": f"level3-test-{port}"},
-                    loadtest={"users": 10, "spawn_rate": 10, "duration_s": 4, "target_rps": 50},
-                    train={"bpr_iterations": 20})
+    settings = load(
+        None,
+        deploy={"port": port, "container": f"level3-test-{port}"},
+        loadtest={"users": 10, "spawn_rate": 10, "duration_s": 4, "target_rps": 50},
+        train={"bpr_iterations": 20},
+    )
     try:
         urls = deploy(settings, use_docker=False)  # trains and registers first if needed
         assert urls["api"] == f"http://127.0.0.1:{port}" and pid_file().is_file()

@@ -43,3 +43,24 @@ def test_redis_down_raises_quickly():
     with pytest.raises(Exception):  # noqa: B017 (redis' ConnectionError)
         store.get(1)
     assert time.monotonic() - start < 5
+
+
+def test_service_reads_precomputed_lists_from_redis(redis_url, settings, tiny_bundle):
+    """The redis back end selected by config serves the batch's lists end to end."""
+    from fastapi.testclient import TestClient
+
+    from level3_recsys.batch import precompute
+    from level3_recsys.bundle import ItemScorer, UserHistories
+    from level3_recsys.serve import create_app
+
+    config = StoreSettings(backend="redis", redis_url=redis_url)
+    scorer = ItemScorer.load(tiny_bundle / "champion")
+    histories = UserHistories.load(tiny_bundle / "champion" / "users.npz")
+    writer = open_store(config, default_sqlite=None)
+    writer.put_many(precompute(scorer, histories, 20), scorer.version)
+    writer.close()
+    redis_settings = settings.model_copy(update={"store": config})
+    with TestClient(create_app(redis_settings, tiny_bundle)) as client:
+        body = client.get("/recommendations/3?k=5").json()
+        assert body["source"] == "precomputed" and len(body["items"]) == 5
+        assert client.get("/ready").json()["store"] == "ok"
