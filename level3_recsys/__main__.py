@@ -102,6 +102,29 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from level3_recsys.batch import nightly_batch
+    from level3_recsys.bench import reload_deployed
+    from level3_recsys.train import default_dirs
+    from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias, setup_mlflow
+
+    settings = _settings(args)
+    setup_mlflow(settings.train.experiment)
+    name = settings.train.model_name
+    champion, challenger = alias_version(name, CHAMPION), alias_version(name, CHALLENGER)
+    if champion is None or challenger is None:
+        raise RuntimeError(f"{name} needs both aliases to swap them: run `train` first")
+    set_alias(name, CHAMPION, challenger)
+    set_alias(name, CHALLENGER, champion)
+    nightly_batch(settings, default_dirs()[2])  # re-export by alias, refill the store
+    reloaded = reload_deployed(settings)
+    print(
+        f"{name}: champion v{challenger}, challenger v{champion}"
+        f"{'; running service reloaded' if reloaded else ''}"
+    )
+    return 0
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     from level3_recsys.batch import drift_report, fetch_live_features
     from level3_recsys.train import default_dirs
@@ -162,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_deploy)
     p = sub.add_parser("down", help="stop what deploy started (make level3-down)")
     p.set_defaults(func=cmd_down)
+    p = sub.add_parser("promote", help="swap the champion and challenger aliases in MLflow")
+    p.set_defaults(func=cmd_promote)
     p = sub.add_parser("drift", help="Evidently drift report of the running service's features")
     p.add_argument("--url", help="service URL (default http://127.0.0.1:<deploy.port>)")
     p.set_defaults(func=cmd_drift)
