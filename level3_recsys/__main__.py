@@ -126,15 +126,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from level3_recsys.batch import drift_report, fetch_live_features
+    from level3_recsys.batch import drift_report_flow
     from level3_recsys.train import default_dirs
     from ml_common.paths import level_dir
 
     settings = _settings(args)
     url = args.url or f"http://127.0.0.1:{settings.deploy.port}"
-    current = fetch_live_features(url, settings.serve.admin_token)
-    reference = json.loads((default_dirs()[2] / "champion" / "reference.json").read_text())
-    summary = drift_report(reference, current, level_dir(3) / "reports" / "drift.html")
+    out = level_dir(3) / "reports" / "drift.html"
+    summary = drift_report_flow(settings, url, default_dirs()[2], out)
     print(f"Evidently drift report: {summary['html']}")
     return 0
 

@@ -128,3 +128,13 @@ def drift_report(
     summary = {"columns": columns, "html": str(out_html), "metrics": result.get("metrics", [])[:1]}
     write_json(out_html.with_suffix(".json"), result)
     return summary
+
+
+@flow(name="level3-drift-report")
+def drift_report_flow(
+    settings: Level3Settings, base_url: str, serving_dir: Path, out_html: Path
+) -> dict[str, Any]:
+    """Batch job: the running service's live features vs the champion's training reference."""
+    current = fetch_live_features(base_url, settings.serve.admin_token)
+    reference = json.loads((serving_dir / "champion" / "reference.json").read_text())
+    return drift_report(reference, current, out_html)
