@@ -163,8 +163,13 @@ def train(settings: Level3Settings, data_dir: Path, out_dir: Path) -> dict[str, 
         if name in ("als", "bpr"):
             model.fit(dataset.train)
         results[name] = evaluate_model(model, dataset.train, dataset.test, t.k)
-        results[name]["seconds"] = round(time.perf_counter() - start, 2)
-        log.info("%-16s ndcg@%d %.4f", name, t.k, results[name][f"ndcg@{t.k}"])
+        log.info(
+            "%-16s ndcg@%d %.4f  (%.1f s)",
+            name,
+            t.k,
+            results[name][f"ndcg@{t.k}"],
+            time.perf_counter() - start,
+        )
 
     histories = user_histories(train_frame, dataset)
     reference = feature_reference(dataset)
@@ -197,8 +202,10 @@ def train(settings: Level3Settings, data_dir: Path, out_dir: Path) -> dict[str, 
         write_json(tmp / "metrics.json", summary)
         write_json(tmp / "config.json", settings.model_dump(mode="json"))
 
+    # The model folder stays byte-identical for identical inputs (DVC sees no change); the
+    # registry versions, which change on every run, are written beside it.
     summary["registered"] = register(settings, out_dir, summary)
-    write_json(out_dir / "metrics.json", summary)
+    write_json(out_dir.parent / "registry.json", summary["registered"])
     write_json(out_dir.parent / "metrics.json", flat_metrics(summary))  # DVC metrics file
     return summary
 
