@@ -153,6 +153,19 @@ def test_container_serves_real_requests(container):
     assert status == 401
     user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True)
     assert user.stdout.strip() != "0", "the container must not run as root"
+    leftovers = subprocess.run(
+        [
+            "docker",
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "ls /tmp/build /usr/local/share/ca-certificates/*.crt 2>/dev/null | wc -l",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert leftovers.stdout.strip() == "0", "build-time CA certificates leaked into the image"
     deadline = time.monotonic() + 60
     health = ""
     while time.monotonic() < deadline and health != "healthy":
