@@ -1,0 +1,134 @@
+"""The serving bundle: what the batch job and the API load, with NumPy only (no training libs).
+
+A model bundle is a folder written by :mod:`train`, logged to MLflow and registered; the service
+and the batch job get it back **by alias** (``models:/level3-recsys@champion``) through
+:func:`level3_recsys.train.export_serving_bundle`, which copies it to::
+
+    serving/
+      champion/    model.json  weights.npy  item_ids.npy  popularity.npy
+      challenger/  (same files)
+      users.npz    each user's training items, latest first (the live-scoring input)
+      reference.json  training distributions of the monitored features (drift reference)
+      store.sqlite the nightly batch's precomputed lists (sqlite backend)
+
+Scores are ``x @ W`` where ``x`` weights a user's (or a session's) items by recency:
+``0.5 ** (position_from_latest / half_life)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FILES = ("model.json", "weights.npy", "item_ids.npy", "popularity.npy")
+
+
+class BundleError(RuntimeError):
+    """A serving bundle that is missing or incomplete; the message names the folder."""
+
+
+def recency_weights(n: int, half_life: float) -> np.ndarray:
+    """Weights of ``n`` items ordered latest first: ``0.5 ** (i / half_life)``."""
+    return np.power(0.5, np.arange(n, dtype=np.float32) / np.float32(half_life))
+
+
+@dataclass
+class ItemScorer:
+    """One recommender ready to serve: an item x item matrix and the catalogue around it."""
+
+    name: str
+    version: str
+    alias: str
+    half_life: float
+    weights: np.ndarray  # (items, items) float32
+    item_ids: np.ndarray  # column -> movieId
+    popularity: np.ndarray  # training positives per column
+    titles: dict[int, str] | None = None
+
+    def __post_init__(self) -> None:
+        self._index = {int(item): i for i, item in enumerate(self.item_ids)}
+        self.popular_order = np.argsort(-self.popularity, kind="stable")
+
+    @classmethod
+    def load(cls, folder: Path) -> ItemScorer:
+        """Load a model folder; :class:`BundleError` if a file is missing."""
+        missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+        if missing:
+            raise BundleError(f"{folder}: model bundle incomplete, missing {', '.join(missing)}")
+        meta = json.loads((folder / "model.json").read_text())
+        return cls(
+            name=meta["name"],
+            version=str(meta.get("version", "unregistered")),
+            alias=meta.get("alias", folder.name),
+            half_life=float(meta["half_life"]),
+            weights=np.load(folder / "weights.npy", mmap_mode=None),
+            item_ids=np.load(folder / "item_ids.npy"),
+            popularity=np.load(folder / "popularity.npy"),
+            titles=_read_titles(folder / "items.json"),
+        )
+
+    def columns(self, item_ids: list[int]) -> np.ndarray:
+        """Column indices of the known ``item_ids`` (unknown ones dropped, order kept)."""
+        return np.array([self._index[i] for i in item_ids if i in self._index], dtype=np.int64)
+
+    def score_items(self, history: np.ndarray, k: int) -> np.ndarray:
+        """Top-``k`` columns for a history of columns ordered latest first, history excluded."""
+        if len(history) == 0:
+            return self.popular(k)
+        weights = recency_weights(len(history), self.half_life)
+        scores = weights @ self.weights[history]
+        scores[history] = -np.inf
+        k = min(k, len(scores) - len(history))
+        top = np.argpartition(-scores, k - 1)[:k]
+        return top[np.argsort(-scores[top], kind="stable")]
+
+    def popular(self, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """The ``k`` most popular columns, skipping ``exclude``."""
+        if exclude is None or len(exclude) == 0:
+            return self.popular_order[:k]
+        mask = ~np.isin(self.popular_order[: k + len(exclude)], exclude)
+        return self.popular_order[: k + len(exclude)][mask][:k]
+
+    def to_ids(self, columns: np.ndarray) -> list[int]:
+        """MovieLens ids of columns."""
+        return [int(i) for i in self.item_ids[columns]]
+
+
+def _read_titles(path: Path) -> dict[int, str] | None:
+    if not path.is_file():
+        return None
+    return {int(k): v for k, v in json.loads(path.read_text()).items()}
+
+
+class UserHistories:
+    """Each known user's training items (catalogue columns), latest first."""
+
+    def __init__(self, user_ids: np.ndarray, indptr: np.ndarray, columns: np.ndarray) -> None:
+        self.user_ids, self.indptr, self.columns_ = user_ids, indptr, columns
+        self._row = {int(u): r for r, u in enumerate(user_ids)}
+
+    @classmethod
+    def load(cls, path: Path) -> UserHistories:
+        if not path.is_file():
+            raise BundleError(f"{path}: user histories missing from the serving bundle")
+        data = np.load(path)
+        return cls(data["user_ids"], data["indptr"], data["columns"])
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as handle:
+            np.savez(handle, user_ids=self.user_ids, indptr=self.indptr, columns=self.columns_)
+
+    def __contains__(self, user_id: int) -> bool:
+        return user_id in self._row
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    def get(self, user_id: int) -> np.ndarray | None:
+        row = self._row.get(user_id)
+        if row is None:
+            return None
+        return self.columns_[self.indptr[row] : self.indptr[row + 1]]

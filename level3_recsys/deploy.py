@@ -1,0 +1,224 @@
+"""Stage 8 — deploy: ``make level3`` end to end, ``make level3-down`` to stop.
+
+1. Train and register the models if the registry has no ``champion`` yet.
+2. Run the nightly batch flow once (export by alias → precompute → store).
+3. With a Docker engine: build ``docker/recsys.Dockerfile`` (legacy builder; ``DOCKER_BASE_IMAGE``
+   as ``BASE`` when set; the machine's extra CA certificates copied into the build context only
+   for the build, then deleted) and run it with the serving bundle mounted read-only.
+   Without one: say so and run the same app with uvicorn in the background (pid file).
+4. Wait for ``/health`` and print the URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from level3_recsys.settings import Level3Settings
+from ml_common.logs import get_logger
+from ml_common.paths import PROJECT_ROOT, level_dir
+
+log = get_logger(__name__)
+DOCKERFILE = PROJECT_ROOT / "docker" / "recsys.Dockerfile"
+CA_SOURCE = Path("/usr/local/share/ca-certificates")
+CA_CONTEXT = PROJECT_ROOT / "docker" / "ca-certificates"
+CONTAINER_PORT = 8000
+
+
+def docker_available() -> bool:
+    """Whether ``docker info`` reaches an engine."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def wait_healthy(url: str, timeout_s: float = 90.0) -> bool:
+    """Poll ``url`` until it answers 200 or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 (local)
+        ):
+            if response.status == 200:
+                return True
+        time.sleep(0.5)
+    return False
+
+
+def build_image(tag: str, base: str | None = None) -> None:
+    """``docker build`` the serving image; CA certificates live in the context only meanwhile."""
+    base = base or os.environ.get("DOCKER_BASE_IMAGE")
+    CA_CONTEXT.mkdir(parents=True, exist_ok=True)
+    copied = []
+    try:
+        for cert in CA_SOURCE.glob("*.crt") if CA_SOURCE.is_dir() else []:
+            shutil.copy(cert, CA_CONTEXT / cert.name)
+            copied.append(CA_CONTEXT / cert.name)
+        command = ["docker", "build", "-f", str(DOCKERFILE), "-t", tag]
+        if base:
+            command += ["--build-arg", f"BASE={base}"]
+        command.append(str(PROJECT_ROOT))
+        log.info("building %s%s", tag, f" from {base}" if base else "")
+        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+        subprocess.run(command, check=True, env=env)
+    finally:
+        for path in copied:
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            CA_CONTEXT.rmdir()
+
+
+def run_container(
+    settings: Level3Settings, serving_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> str:
+    """Start the container (replacing one of the same name); return its id."""
+    name = settings.deploy.container
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    env = {
+        "LEVEL3_SERVE__BUNDLE_DIR": "/srv/bundle",
+        "LEVEL3_SERVE__ADMIN_TOKEN": settings.serve.admin_token,
+        "LEVEL3_STORE__BACKEND": settings.store.backend,
+        "LEVEL3_STORE__REDIS_URL": settings.store.redis_url,
+        **(extra_env or {}),
+    }
+    command = [
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-p",
+        f"127.0.0.1:{port}:{CONTAINER_PORT}",
+        "-v",
+        f"{serving_dir.resolve()}:/srv/bundle:ro",
+    ]
+    for key, value in env.items():
+        command += ["-e", f"{key}={value}"]
+    command.append(settings.deploy.image)
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def pid_file() -> Path:
+    return level_dir(3) / "serve.pid"
+
+
+def run_uvicorn(settings: Level3Settings, serving_dir: Path, port: int) -> int:
+    """The same app with uvicorn in the background; pid in ``artifacts/level3/serve.pid``."""
+    stop_uvicorn()
+    log_path = level_dir(3) / "serve.log"
+    env = {
+        **os.environ,
+        "LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "level3_recsys.serve:app_from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    pid_file().write_text(str(process.pid))
+    return process.pid
+
+
+def stop_uvicorn() -> bool:
+    """Stop the background uvicorn started by :func:`run_uvicorn`, if its pid file exists."""
+    path = pid_file()
+    if not path.is_file():
+        return False
+    pid = int(path.read_text().strip())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    path.unlink(missing_ok=True)
+    return True
+
+
+def deploy(settings: Level3Settings, use_docker: bool | None = None) -> dict[str, str]:
+    """Train if needed, run the batch, start the service; return its URLs."""
+    from level3_recsys.batch import nightly_batch
+    from level3_recsys.train import default_dirs, train
+    from ml_common.tracking import CHAMPION, alias_version, setup_mlflow
+
+    data_dir, models_dir, serving_dir = default_dirs()
+    setup_mlflow(settings.train.experiment)
+    if alias_version(settings.train.model_name, CHAMPION) is None:
+        log.info("no champion registered yet: preparing data and training")
+        from level3_recsys.data import prepare
+
+        if not (data_dir / "train.csv").is_file():
+            prepare(settings.data, data_dir)
+        train(settings, data_dir, models_dir)
+    log.info("running the nightly batch flow once")
+    nightly_batch(settings, serving_dir)
+
+    port = settings.deploy.port
+    if use_docker is None:
+        use_docker = docker_available()
+    if use_docker:
+        build_image(settings.deploy.image)
+        run_container(settings, serving_dir, port)
+        mode = f"docker container {settings.deploy.container}"
+    else:
+        print("No Docker engine answers (docker info fails): running the service with uvicorn.")
+        run_uvicorn(settings, serving_dir, port)
+        mode = f"uvicorn (pid file {pid_file()})"
+    base = f"http://127.0.0.1:{port}"
+    if not wait_healthy(f"{base}/health"):
+        raise RuntimeError(f"service did not become healthy at {base}/health ({mode})")
+    urls = {
+        "mode": mode,
+        "api": base,
+        "docs": f"{base}/docs",
+        "example": f"{base}/recommendations/{first_user(serving_dir)}?k=10",
+        "metrics": f"{base}/metrics",
+    }
+    return urls
+
+
+def first_user(serving_dir: Path) -> int:
+    """A user id the service knows (for the printed example URL)."""
+    from level3_recsys.bundle import UserHistories
+
+    return int(UserHistories.load(serving_dir / "champion" / "users.npz").user_ids[0])
+
+
+def down(settings: Level3Settings) -> list[str]:
+    """Stop whatever :func:`deploy` started; return what was stopped."""
+    stopped = []
+    if shutil.which("docker") and docker_available():
+        result = subprocess.run(
+            ["docker", "rm", "-f", settings.deploy.container], capture_output=True, text=True
+        )
+        if result.returncode == 0:
+            stopped.append(f"container {settings.deploy.container}")
+    if stop_uvicorn():
+        stopped.append("uvicorn")
+    return stopped

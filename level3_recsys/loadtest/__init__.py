@@ -1,0 +1,1 @@
+"""Load testing: locust headless against the service and a bare FastAPI endpoint, same run."""

@@ -1,0 +1,266 @@
+"""Stage 7 — monitor: Prometheus metrics, the circuit breaker, shadow scoring, feature drift.
+
+Everything here is used by the service (:mod:`level3_recsys.serve`) and needs only NumPy and
+``prometheus_client``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+T = TypeVar("T")
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class Metrics:
+    """Every metric the service exports, in its own registry (one per app instance)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "recsys_request_latency_seconds",
+            "Request latency",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "recsys_requests_total",
+            "Requests by endpoint and status code",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.recommendations = Counter(
+            "recsys_recommendations_total",
+            "Lists served, by where they came from",
+            ["source"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "recsys_fallback_total", "Popularity fallbacks, by reason", ["reason"], registry=r
+        )
+        self.breaker_state = Gauge(
+            "recsys_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            ["dependency"],
+            registry=r,
+        )
+        self.impressions = Counter(
+            "recsys_impressions_total", "Items shown (feedback)", ["model_version"], registry=r
+        )
+        self.clicks = Counter(
+            "recsys_clicks_total", "Items clicked (feedback)", ["model_version"], registry=r
+        )
+        self.ctr = Gauge(
+            "recsys_ctr", "Clicks / impressions per model version", ["model_version"], registry=r
+        )
+        self.shadow_latency = Histogram(
+            "recsys_shadow_latency_seconds",
+            "Challenger scoring latency (shadow)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_overlap = Histogram(
+            "recsys_shadow_overlap",
+            "|champion ∩ challenger| / k for the same request",
+            buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
+        self.shadow_skipped = Counter(
+            "recsys_shadow_skipped_total",
+            "Shadow requests dropped because the queue was full",
+            registry=r,
+        )
+        self.drift_score = Gauge(
+            "recsys_drift_score", "Largest PSI of the live features vs training", registry=r
+        )
+        self.feature_psi = Gauge(
+            "recsys_feature_psi", "PSI of one live feature vs training", ["feature"], registry=r
+        )
+        self.model_info = Gauge(
+            "recsys_model_info", "Loaded models (value 1)", ["alias", "name", "version"], registry=r
+        )
+        for source in ("precomputed", "live", "fallback", "cold_start", "session"):
+            self.recommendations.labels(source)
+        for reason in ("store", "model", "breaker_open"):
+            self.fallbacks.labels(reason)
+
+
+class BreakerOpen(RuntimeError):
+    """Raised instead of calling a dependency whose breaker is open."""
+
+
+class CircuitBreaker:
+    """Closed → (``failures`` consecutive failures or slow calls) → open → (after
+    ``reset_seconds``) half-open: one trial call → closed on success, open again on failure.
+
+    A call slower than ``slow_seconds`` counts as a failure even though its result is used.
+    Hand-written for teaching (a dozen lines); ``pybreaker`` is the library equivalent.
+    """
+
+    CLOSED, HALF_OPEN, OPEN = 0, 1, 2
+
+    def __init__(
+        self,
+        name: str,
+        failures: int,
+        reset_seconds: float,
+        slow_seconds: float,
+        on_change: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.max_failures, self.reset_seconds = name, failures, reset_seconds
+        self.slow_seconds, self.on_change, self.clock = slow_seconds, on_change, clock
+        self.state, self.failures, self.opened_at = self.CLOSED, 0, 0.0
+        self._lock = threading.Lock()
+        self._set(self.CLOSED)
+
+    def _set(self, state: int) -> None:
+        self.state = state
+        if self.on_change:
+            self.on_change(self.name, state)
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self.state == self.OPEN and self.clock() - self.opened_at >= self.reset_seconds:
+                self._set(self.HALF_OPEN)
+                return True
+            return self.state != self.OPEN
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.failures = 0
+                if self.state != self.CLOSED:
+                    self._set(self.CLOSED)
+                return
+            self.failures += 1
+            if self.state == self.HALF_OPEN or self.failures >= self.max_failures:
+                self.opened_at = self.clock()
+                if self.state != self.OPEN:
+                    self._set(self.OPEN)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` through the breaker; raise :class:`BreakerOpen` without calling it if open."""
+        if not self.allow():
+            raise BreakerOpen(f"{self.name} circuit is open")
+        start = self.clock()
+        try:
+            result = fn()
+        except Exception:
+            self.record(False)
+            raise
+        self.record(self.clock() - start <= self.slow_seconds)
+        return result
+
+    @property
+    def state_name(self) -> str:
+        return {0: "closed", 1: "half_open", 2: "open"}[self.state]
+
+
+class Shadow:
+    """Scores the challenger on the same request in a background thread; users never see it."""
+
+    def __init__(self, metrics: Metrics, max_pending: int = 64) -> None:
+        self.metrics, self.max_pending = metrics, max_pending
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self.pending = 0
+        self.completed = 0
+        self.overlaps: deque[float] = deque(maxlen=1000)
+        self._lock = threading.Lock()
+
+    def submit(self, challenger_fn: Callable[[], list[int]], champion_items: list[int]) -> bool:
+        """Queue one shadow scoring; False (and counted) when the queue is full."""
+        with self._lock:
+            if self.pending >= self.max_pending:
+                self.metrics.shadow_skipped.inc()
+                return False
+            self.pending += 1
+        self.executor.submit(self._run, challenger_fn, champion_items)
+        return True
+
+    def _run(self, challenger_fn: Callable[[], list[int]], champion_items: list[int]) -> None:
+        try:
+            start = time.perf_counter()
+            challenger_items = challenger_fn()
+            self.metrics.shadow_latency.observe(time.perf_counter() - start)
+            k = max(len(champion_items), 1)
+            overlap = len(set(champion_items) & set(challenger_items)) / k
+            self.metrics.shadow_overlap.observe(overlap)
+            self.overlaps.append(overlap)
+        finally:
+            with self._lock:
+                self.pending -= 1
+                self.completed += 1
+
+    def wait(self, timeout: float = 5.0) -> None:
+        """Block until the queue is empty (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of ``current`` against ``reference`` (quantile bins)."""
+    if len(current) == 0 or len(reference) == 0:
+        return 0.0
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return 0.0
+    edges[0], edges[-1] = -np.inf, np.inf
+    ref = np.histogram(reference, edges)[0] / len(reference)
+    cur = np.histogram(current, edges)[0] / len(current)
+    ref, cur = np.clip(ref, 1e-4, None), np.clip(cur, 1e-4, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+class DriftMonitor:
+    """Windows of live feature values, compared with the training reference by PSI."""
+
+    def __init__(self, reference: dict[str, list[float]], window: int) -> None:
+        self.reference = {name: np.asarray(v, dtype=float) for name, v in reference.items()}
+        self.live: dict[str, deque[float]] = {n: deque(maxlen=window) for n in self.reference}
+        self.min_samples = 30
+
+    def observe(self, feature: str, value: float) -> None:
+        self.live[feature].append(float(value))
+
+    def scores(self) -> dict[str, float]:
+        """PSI per feature with enough live values (``min_samples``)."""
+        return {
+            name: psi(self.reference[name], np.fromiter(values, float))
+            for name, values in self.live.items()
+            if len(values) >= self.min_samples
+        }
+
+    def snapshot(self) -> dict[str, list[float]]:
+        return {name: list(values) for name, values in self.live.items()}

@@ -1,0 +1,93 @@
+"""Level 3 settings: ``config.yaml`` validated into typed objects, ``LEVEL3_*`` env on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ml_common.config import LevelSettings, load_settings, settings_config
+
+CONFIG_PATH = Path(__file__).with_name("config.yaml")
+
+
+class DataSettings(BaseModel):
+    min_rating: float = 4.0
+    min_item_positives: int = Field(3, ge=1)
+    holdout_per_user: int = Field(5, ge=1)
+    min_train_per_user: int = Field(1, ge=1)
+
+
+class TrainSettings(BaseModel):
+    k: int = Field(10, ge=1)
+    ease_lambda: float = Field(200.0, gt=0)
+    challenger_ease_lambda: float = Field(500.0, gt=0)
+    knn_neighbours: int = Field(100, ge=1)
+    als_factors: int = Field(64, ge=1)
+    als_iterations: int = Field(15, ge=1)
+    als_regularization: float = 0.05
+    bpr_factors: int = Field(64, ge=1)
+    bpr_iterations: int = Field(100, ge=1)
+    bpr_learning_rate: float = 0.05
+    model_name: str = "level3-recsys"
+    experiment: str = "level3-recsys"
+
+
+class BatchSettings(BaseModel):
+    top_n: int = Field(50, ge=1)
+    cron: str = "0 3 * * *"
+
+
+class StoreSettings(BaseModel):
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    max_age_hours: float = Field(36.0, gt=0)
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8300, ge=1, le=65535)
+    bundle_dir: str | None = None
+    admin_token: str = "change-me-level3"
+    max_k: int = Field(100, ge=1)
+    shadow: bool = True
+    breaker_failures: int = Field(3, ge=1)
+    breaker_reset_seconds: float = Field(5.0, gt=0)
+    model_timeout_ms: float = Field(50.0, gt=0)
+    store_timeout_ms: float = Field(50.0, gt=0)
+    drift_window: int = Field(2000, ge=10)
+
+
+class DeploySettings(BaseModel):
+    image: str = "ml-levels/recsys:latest"
+    container: str = "level3-recsys"
+    port: int = Field(8300, ge=1, le=65535)
+
+
+class LoadtestSettings(BaseModel):
+    users: int = Field(10, ge=1)
+    spawn_rate: float = Field(10, gt=0)
+    duration_s: int = Field(20, ge=1)
+    target_rps: float = Field(200, gt=0)
+
+
+class Level3Settings(LevelSettings):
+    """Everything level 3 reads from its config file."""
+
+    model_config = settings_config("LEVEL3_")
+
+    seed: int = 42
+    data: DataSettings = DataSettings()
+    train: TrainSettings = TrainSettings()
+    batch: BatchSettings = BatchSettings()
+    store: StoreSettings = StoreSettings()
+    serve: ServeSettings = ServeSettings()
+    deploy: DeploySettings = DeploySettings()
+    loadtest: LoadtestSettings = LoadtestSettings()
+
+
+def load(path: str | Path | None = None, **overrides: object) -> Level3Settings:
+    """Load the level's settings from ``path`` (default: the packaged ``config.yaml``)."""
+    return load_settings(Level3Settings, path or CONFIG_PATH, **overrides)

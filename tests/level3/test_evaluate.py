@@ -1,0 +1,44 @@
+"""Metrics against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from level3_recsys.evaluate import evaluate_model, ranking_metrics, top_k
+from level3_recsys.models import Popularity
+
+
+def test_top_k_orders_best_first_and_breaks_ties_by_index():
+    scores = np.array([[0.1, 0.9, 0.5, 0.9, 0.0]])
+    assert top_k(scores, 3).tolist() == [[1, 3, 2]]
+
+
+def test_ranking_metrics_hand_checked():
+    # User A: held out {2, 7}; list hits at ranks 1 and 3.  User B: held out {5}; no hit.
+    recommended = np.array([[2, 4, 7], [1, 2, 3]])
+    metrics = ranking_metrics(recommended, [np.array([2, 7]), np.array([5])], k=3)
+    dcg_a = 1 / math.log2(2) + 1 / math.log2(4)
+    idcg_a = 1 / math.log2(2) + 1 / math.log2(3)
+    assert metrics["ndcg@3"] == pytest.approx((dcg_a / idcg_a + 0) / 2)
+    assert metrics["recall@3"] == pytest.approx((2 / 2 + 0) / 2)
+    # AP_A = (1/1 + 2/3) / min(3, 2)
+    assert metrics["map@3"] == pytest.approx(((1 + 2 / 3) / 2 + 0) / 2)
+
+
+def test_perfect_list_scores_one():
+    metrics = ranking_metrics(np.array([[3, 1]]), [np.array([1, 3])], k=2)
+    assert metrics == {"ndcg@2": 1.0, "recall@2": 1.0, "map@2": 1.0}
+
+
+def test_evaluate_excludes_seen_items_and_counts_coverage():
+    # Item 0 is the most popular but user 0 has seen it: it must not be recommended to them.
+    train = sparse.csr_matrix(np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0]], dtype=float))
+    test = sparse.csr_matrix(np.array([[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=float))
+    model = Popularity().fit(train)
+    metrics = evaluate_model(model, train, test, k=1)
+    assert metrics["users"] == 1
+    # Popularity after excluding item 0: items 1 and 2 tie (1 each) → item 1 first: a hit.
+    assert metrics["ndcg@1"] == 1.0
+    assert metrics["coverage"] == 0.25

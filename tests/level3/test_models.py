@@ -1,0 +1,72 @@
+"""Models on small cases: EASE against a brute-force ridge solve, kNN cosine, recency bundle."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from level3_recsys.bundle import ItemScorer, recency_weights
+from level3_recsys.models import EASE, ItemKNN, Popularity
+
+
+@pytest.fixture
+def interactions():
+    rng = np.random.default_rng(1)
+    return sparse.csr_matrix((rng.random((30, 6)) < 0.4).astype(np.float32))
+
+
+def test_ease_matches_per_item_ridge_regression(interactions):
+    """Column j of B solves min ||X_j - X_{-j} b||² + λ||b||² (with b_j = 0)."""
+    lam = 3.0
+    weights = EASE(lam).fit(interactions).weights
+    x = interactions.toarray().astype(float)
+    for j in range(x.shape[1]):
+        others = [i for i in range(x.shape[1]) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + lam * np.eye(len(others)), a.T @ x[:, j])
+        assert weights[j, j] == 0.0
+        np.testing.assert_allclose(weights[others, j], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_itemknn_is_cosine_with_zero_diagonal(interactions):
+    weights = ItemKNN(neighbours=100).fit(interactions).weights
+    x = interactions.toarray()
+    norms = np.linalg.norm(x, axis=0)
+    expected = (x.T @ x) / np.outer(norms, norms)
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(weights, expected, rtol=1e-5)
+
+
+def test_itemknn_keeps_only_k_neighbours(interactions):
+    weights = ItemKNN(neighbours=2).fit(interactions).weights
+    assert ((weights > 0).sum(axis=0) <= 2 + 1).all()  # ties at the cutoff may keep one more
+
+
+def test_popularity_scores_are_counts(interactions):
+    counts = np.asarray(interactions.sum(axis=0)).ravel()
+    scores = Popularity().fit(interactions).score(interactions[:2], np.arange(2))
+    np.testing.assert_allclose(scores, np.vstack([counts, counts]))
+
+
+def test_recency_weights_halve_every_half_life():
+    np.testing.assert_allclose(recency_weights(5, 2.0), [1, 0.5**0.5, 0.5, 0.5**1.5, 0.25])
+
+
+def test_scorer_direction_recent_item_dominates():
+    """Behaviour: the latest item's neighbours outrank the old item's (recency weighting)."""
+    weights = np.zeros((4, 4), np.float32)
+    weights[0, 2] = 1.0  # item 0 → item 2
+    weights[1, 3] = 1.0  # item 1 → item 3
+    scorer = ItemScorer(
+        "t",
+        "1",
+        "champion",
+        1.0,
+        weights,
+        np.array([10, 11, 12, 13]),
+        np.array([4.0, 3.0, 2.0, 1.0]),
+    )
+    assert scorer.to_ids(scorer.score_items(np.array([1, 0]), 1)) == [13]  # item 1 is latest
+    assert scorer.to_ids(scorer.score_items(np.array([0, 1]), 1)) == [12]
+    top = scorer.score_items(np.array([0, 1]), 2)
+    assert not set(top.tolist()) & {0, 1}  # history excluded
+    assert scorer.to_ids(scorer.popular(2, exclude=np.array([0]))) == [11, 12]
