@@ -15,6 +15,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 export PREFECT_HOME ?= $(CURDIR)/artifacts/prefect
 export PYTHONUNBUFFERED := 1
+# The base image .ci/setup.d/20-docker.sh builds where no registry is reachable; used when present.
+LOCAL_BASE_IMAGE := ml-levels-base:bookworm
 
 LEVELS := 1 2 3 4 5
 BENCH_TARGETS := $(addprefix bench-level,$(LEVELS))
@@ -58,7 +60,10 @@ level2: setup ## Level 2: churn pipeline (Prefect flow) on Telco and generated d
 	$(PY) -m $(PACKAGE_2) run
 
 level3: setup ## Level 3: train, batch-score and deploy the recommender (Docker, else uvicorn)
-	$(PY) -m $(PACKAGE_3) deploy
+	@base="$${DOCKER_BASE_IMAGE:-}"; \
+	if [ -z "$$base" ] && docker image inspect $(LOCAL_BASE_IMAGE) >/dev/null 2>&1; then \
+	  base=$(LOCAL_BASE_IMAGE); fi; \
+	DOCKER_BASE_IMAGE="$$base" $(PY) -m $(PACKAGE_3) deploy
 
 level3-down: setup ## Stop the level 3 service started by `make level3`
 	$(PY) -m $(PACKAGE_3) down
