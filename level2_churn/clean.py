@@ -78,7 +78,8 @@ def month_start(index: int) -> pd.Timestamp:
 
 def normalise(values: pd.Series, names: dict[str, str]) -> pd.Series:
     """Map messy spellings to canonical names; unknown spellings become missing."""
-    return values.astype("string").str.strip().str.lower().map(names).astype(object)
+    mapped = values.astype("string").str.strip().str.lower().map(names).astype(object)
+    return mapped.where(mapped.notna(), np.nan)
 
 
 def parse_number(values: pd.Series) -> pd.Series:
@@ -110,7 +111,8 @@ def clean_customers(raw: pd.DataFrame) -> pd.DataFrame:
     customers = raw.drop_duplicates("customer_id", keep="first").copy()
     customers["plan"] = normalise(customers["plan"], PLAN_NAMES)
     customers["contract"] = normalise(customers["contract"], CONTRACT_NAMES)
-    customers["region"] = customers["region"].astype("string").str.strip().str.lower()
+    region = customers["region"].astype("string").str.strip().str.lower()
+    customers["region"] = region.astype(object).where(region.notna(), np.nan)
     customers["monthly_fee"] = parse_number(customers["monthly_fee"])
     customers["age"] = customers["age"].where(customers["age"].between(18, 100))
     return customers.set_index("customer_id").sort_index()
@@ -204,7 +206,8 @@ def clean_snapshot(frame: pd.DataFrame, dataset: SnapshotDataset) -> tuple[pd.Da
     features = pd.DataFrame(index=frame.index)
     for column in cols.categorical:
         values = frame[column].astype("string").str.strip()
-        features[column] = values.where(values != "", pd.NA).astype(object)
+        values = values.astype(object)
+        features[column] = values.where(values.notna() & (values != ""), np.nan)
     for column in cols.numeric:
         features[column] = pd.to_numeric(frame[column], errors="coerce")
     target = (frame[cols.target].astype(str) == str(cols.positive_label)).astype(int)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from imblearn.pipeline import Pipeline
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from level2_churn.settings import ColumnMapping, MLPSettings
 
@@ -35,10 +36,16 @@ LGBM_DEFAULTS: dict[str, Any] = {
 }
 
 
+def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories as plain strings with NaN for missing (parquet gives None, pandas gives NA)."""
+    return frame.astype(object).where(frame.notna(), np.nan)
+
+
 def preprocessor(columns: ColumnMapping, scale: bool) -> ColumnTransformer:
     """One-hot categories (unknown ones ignored), median-impute numbers, optionally scale."""
     numeric = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
     categorical = make_pipeline(
+        FunctionTransformer(as_categories, feature_names_out="one-to-one"),
         SimpleImputer(strategy="constant", fill_value="missing"),
         OneHotEncoder(handle_unknown="ignore", sparse_output=False),
     )

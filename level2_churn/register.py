@@ -33,6 +33,8 @@ def register_model(
     client = MlflowClient()
     score = headline(metrics)
     features = example.drop(columns=[c for c in ("churn", "customer_id", "cutoff") if c in example])
+    # Integer inputs may arrive with gaps at serving time: declare them as doubles.
+    features = features.astype({c: float for c in features.select_dtypes("integer").columns})
     signature = infer_signature(features, model.predict_proba(features)[:, 1])
     with mlflow.start_run(run_id=metrics["mlflow_run_id"]):
         info = mlflow.sklearn.log_model(

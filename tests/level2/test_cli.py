@@ -21,10 +21,13 @@ def test_help_lists_the_commands() -> None:
 
 def test_bad_config_is_one_clear_message(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("seed: forty-two\nrun: [telco]\ndatasets: {}\n")
+    bad.write_text("seed: forty-two\ntune: {n_trials: 0}\ndatasets: {}\n")
     assert main(["--config", str(bad), "stage", "prepare", "--dataset", "telco"]) == 2
     err = capsys.readouterr().err
-    assert "bad.yaml" in err and "seed" in err and "run names unknown datasets" in err
+    assert "bad.yaml" in err and "seed" in err and "tune.n_trials" in err  # every field named
+    bad.write_text("run: [telco]\ndatasets: {}\n")
+    assert main(["--config", str(bad), "stage", "prepare", "--dataset", "telco"]) == 2
+    assert "run names unknown datasets ['telco']" in capsys.readouterr().err
 
 
 def test_missing_snapshot_file_is_a_data_error(tmp_path: Path, capsys) -> None:

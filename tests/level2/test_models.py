@@ -62,7 +62,7 @@ def test_class_weight_raises_predicted_churn() -> None:
     X, y = _table()
     plain = build_model("lr", COLUMNS, seed=0).fit(X, y).predict_proba(X)[:, 1]
     weighted = build_model("lr", COLUMNS, seed=0, imbalance="class_weight").fit(X, y)
-    assert weighted.predict_proba(X)[:, 1].mean() > plain.mean() + 0.1
+    assert weighted.predict_proba(X)[:, 1].mean() > plain.mean() + 0.05
 
 
 def test_unknown_imbalance_method_is_refused() -> None:
