@@ -161,9 +161,7 @@ def train_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
                 f"holdout_{k}": v for k, v in metrics["holdout"].items() if k != "confusion"
             }
         else:
-            metrics, model = train.train_events(
-                table, columns, dataset.test_months, cfg, tmp, mlflow
-            )
+            metrics, model = train.train_events(table, columns, dataset, cfg, tmp, mlflow)
             flat = {
                 f"walk_forward_{m}_{k}": v
                 for m, s in metrics["walk_forward"].items()

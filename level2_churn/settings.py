@@ -63,6 +63,8 @@ class EventDataset(BaseModel):
     generator: GeneratorSettings = GeneratorSettings()
     history_months: int = Field(3, ge=1)  # months of history before the first cut-off
     test_months: int = Field(4, ge=1)  # walk-forward folds: the last N cut-offs
+    train_window_months: int = Field(4, ge=1)  # sliding window: cut-offs each model learns from
+    mlp_epochs: int = Field(10, ge=1)  # the event table is ~10x Telco: fewer passes suffice
 
 
 class TuneSettings(BaseModel):

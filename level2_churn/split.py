@@ -41,10 +41,13 @@ def stratified_folds(y: pd.Series | np.ndarray, k: int, seed: int) -> list[Fold]
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def walk_forward(cutoffs: pd.Series, test_months: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+def walk_forward(
+    cutoffs: pd.Series, test_months: int, window: int | None = None
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(test cut-off, train positions, test positions) for each of the last ``test_months``.
 
-    Training rows are all cut-offs strictly before the test cut-off: their label month is over.
+    Training rows are cut-offs strictly before the test cut-off (their label month is over),
+    the last ``window`` of them when a window is given (a sliding window bounds cost and memory).
     """
     values = cutoffs.to_numpy()
     months = np.unique(values)
@@ -54,5 +57,7 @@ def walk_forward(cutoffs: pd.Series, test_months: int) -> list[tuple[int, np.nda
         )
     folds = []
     for month in months[-test_months:]:
-        folds.append((int(month), np.flatnonzero(values < month), np.flatnonzero(values == month)))
+        earliest = month - window if window else -np.inf
+        train = np.flatnonzero((values < month) & (values >= earliest))
+        folds.append((int(month), train, np.flatnonzero(values == month)))
     return folds

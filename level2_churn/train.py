@@ -24,7 +24,7 @@ from rich.progress import Progress
 from level2_churn import evaluate, split
 from level2_churn.generate import HIDDEN_MECHANISM
 from level2_churn.models import build_model
-from level2_churn.settings import ColumnMapping, Level2Settings, SnapshotDataset
+from level2_churn.settings import ColumnMapping, EventDataset, Level2Settings, SnapshotDataset
 from level2_churn.tune import best_params, trials_table, tune_lgbm
 from ml_common.logs import get_logger
 
@@ -179,17 +179,21 @@ def train_snapshot(
     return metrics, champion
 
 
-def tuning_folds_in_time(cutoffs: pd.Series, before: int, n: int) -> list[split.Fold]:
-    """Time-ordered tuning folds: validate on each of the last ``n`` cut-offs before ``before``."""
+def tuning_folds_in_time(cutoffs: pd.Series, before: int, n: int, window: int) -> list[split.Fold]:
+    """Time-ordered tuning folds: validate on each of the last ``n`` cut-offs before ``before``,
+    training on the ``window`` cut-offs before each (nothing from the test months)."""
     values = cutoffs.to_numpy()
     months = np.unique(values[values < before])[-n:]
-    return [(np.flatnonzero(values < m), np.flatnonzero(values == m)) for m in months]
+    return [
+        (np.flatnonzero((values < m) & (values >= m - window)), np.flatnonzero(values == m))
+        for m in months
+    ]
 
 
 def train_events(
     table: pd.DataFrame,
     columns: ColumnMapping,
-    test_months: int,
+    dataset: EventDataset,
     cfg: Level2Settings,
     out: Path,
     mlflow: Any = None,
@@ -197,9 +201,11 @@ def train_events(
     """The walk-forward recipe on the event table. Returns (metrics, last month's LightGBM)."""
     X, y = _features(table, columns)
     seed, n_jobs = cfg.seed, cfg.n_jobs
-    folds = split.walk_forward(table["cutoff"], test_months)
+    window = dataset.train_window_months
+    folds = split.walk_forward(table["cutoff"], dataset.test_months, window)
     first_test = folds[0][0]
-    tune_folds = tuning_folds_in_time(table["cutoff"], first_test, min(cfg.tune.folds, 2))
+    tune_folds = tuning_folds_in_time(table["cutoff"], first_test, min(cfg.tune.folds, 2), window)
+    mlp = cfg.mlp.model_copy(update={"epochs": dataset.mlp_epochs})
     log.info("tuning LightGBM: %d trials on time-ordered folds", cfg.tune.n_trials)
     study = tune_lgbm(
         X,
@@ -230,7 +236,7 @@ def train_events(
             }
             for name in ("lr", "lgbm", "mlp"):
                 model = build_model(
-                    name, columns, seed, n_jobs, params if name == "lgbm" else None, mlp=cfg.mlp
+                    name, columns, seed, n_jobs, params if name == "lgbm" else None, mlp=mlp
                 )
                 model.fit(X.iloc[train], y.iloc[train])
                 p = model.predict_proba(X.iloc[test])[:, 1]

@@ -22,7 +22,7 @@ from level2_churn.split import Fold
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
     """Small trees, slow learning, strong regularisation: what tabular churn data rewards."""
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 150, 800, step=50),
+        "n_estimators": trial.suggest_int("n_estimators", 150, 600, step=50),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.1, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 3, 16),
         "min_child_samples": trial.suggest_int("min_child_samples", 20, 200),
