@@ -280,7 +280,7 @@ def train_events(
             }
             for name in ("lr", "lgbm", "mlp")
         },
-        "months": per_month.to_dict(orient="records"),
+        "months": per_month.astype(object).where(per_month.notna(), None).to_dict("records"),
         "profit_mean_per_month": float(profits.mean()) if len(profits) else None,
         "top_features": importance,
         "top_features_in_hidden_mechanism": len(in_mechanism) / max(len(importance), 1),
