@@ -72,6 +72,9 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
 
 def bench_keys(results: dict[str, Any], cfg: Level2Settings) -> dict[str, Any]:
     """The flat benchmark keys of issue 4 from one run's results."""
+    missing = {"telco", "generated"} - set(results)
+    if missing:
+        raise ConfigError(f"bench needs both datasets in the run; missing {sorted(missing)}")
     telco = results["telco"]["metrics"]
     generated = results["generated"]["metrics"]
     return {
@@ -178,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             getattr(pipeline, f"{args.name}_stage")(cfg, args.dataset)
         else:
             cfg = _settings(args)
+            if args.command == "bench" and not {"telco", "generated"} <= set(cfg.run):
+                raise ConfigError(f"bench needs telco and generated in run, got {cfg.run}")
             start = time.perf_counter()
             results = run(cfg)
             _print_summary(results)

@@ -45,3 +45,8 @@ def test_missing_snapshot_file_is_a_data_error(tmp_path: Path, capsys) -> None:
 def test_unknown_dataset(command: list[str], capsys) -> None:
     assert main(command) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_bench_refuses_a_partial_run_before_starting(capsys) -> None:
+    assert main(["bench", "--dataset", "telco"]) == 2
+    assert "bench needs telco and generated" in capsys.readouterr().err
