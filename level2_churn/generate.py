@@ -125,7 +125,6 @@ def generate(out_dir: str | Path, settings: GeneratorSettings, seed: int) -> dic
     """
     out_dir = Path(out_dir)
     start = pd.Timestamp(settings.start)
-    days = pd.date_range(start, periods=1, freq="D")
     end = start + pd.DateOffset(months=settings.months)
     days = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
     month_starts = pd.date_range(start, periods=settings.months, freq="MS")

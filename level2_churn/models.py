@@ -61,7 +61,7 @@ def preprocessor(columns: ColumnMapping, scale: bool) -> ColumnTransformer:
 class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     """A two-layer perceptron in PyTorch with a scikit-learn face (``fit`` / ``predict_proba``).
 
-    Written by hand on purpose: the training loop is the lesson. Full-batch-free minibatch Adam,
+    Written by hand on purpose: the training loop is the lesson. Minibatch Adam,
     binary cross-entropy, optional positive-class weight for class imbalance.
     """
 
