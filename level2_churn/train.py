@@ -1,0 +1,333 @@
+"""Train: tuning, model comparison, imbalance comparison and the chosen threshold, per dataset.
+
+Two recipes share every building block:
+
+- ``train_snapshot`` (Telco or any one-row-per-customer table): Optuna on the training part,
+  K-fold CV of LR / tuned LightGBM / MLP on all rows with paired differences, the imbalance
+  comparison, and a stratified train / validation / test holdout where the validation part picks
+  the profit-maximising threshold and the test part reports it.
+- ``train_events`` (the generated sources): Optuna on time-ordered folds before the first test
+  month, then walk-forward month by month; the threshold for a month is chosen on the month before.
+
+Both return a metrics dict (written as ``metrics.json``) and the fitted champion pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.progress import Progress
+
+from level2_churn import evaluate, split
+from level2_churn.generate import HIDDEN_MECHANISM
+from level2_churn.models import build_model
+from level2_churn.settings import ColumnMapping, EventDataset, Level2Settings, SnapshotDataset
+from level2_churn.tune import best_params, trials_table, tune_lgbm
+from ml_common.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def _features(table: pd.DataFrame, columns: ColumnMapping) -> tuple[pd.DataFrame, pd.Series]:
+    X = table[list(columns.categorical) + list(columns.numeric)]
+    return X, table[columns.target].astype(int)
+
+
+def _mlflow_trial_logger(mlflow: Any) -> Any:
+    def on_trial(study: Any, trial: Any) -> None:
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            mlflow.log_params(trial.params)
+            mlflow.set_tag("state", trial.state.name)
+            if trial.value is not None:
+                mlflow.log_metric("cv_ap", trial.value)
+            for step, value in trial.intermediate_values.items():
+                mlflow.log_metric("running_ap", value, step=step)
+
+    return on_trial
+
+
+def train_snapshot(
+    table: pd.DataFrame,
+    columns: ColumnMapping,
+    dataset: SnapshotDataset,
+    cfg: Level2Settings,
+    out: Path,
+    mlflow: Any = None,
+) -> tuple[dict[str, Any], Any]:
+    """The snapshot recipe; figures go to ``out``. Returns (metrics, champion pipeline)."""
+    X, y = _features(table, columns)
+    seed, n_jobs = cfg.seed, cfg.n_jobs
+    holdout = split.stratified_holdout(y, dataset.test_size, dataset.valid_size, seed)
+
+    log.info(
+        "tuning LightGBM: %d trials on %d training rows", cfg.tune.n_trials, len(holdout.train)
+    )
+    tune_folds = [
+        (holdout.train[a], holdout.train[b])
+        for a, b in split.stratified_folds(y.iloc[holdout.train], cfg.tune.folds, seed)
+    ]
+    study = tune_lgbm(
+        X,
+        y,
+        tune_folds,
+        columns,
+        cfg.tune.n_trials,
+        seed,
+        n_jobs,
+        cfg.tune.timeout_s,
+        on_trial=_mlflow_trial_logger(mlflow) if mlflow else None,
+    )
+    params = best_params(study)
+    trials_table(study).to_csv(out / "trials.csv", index=False)
+
+    folds = split.stratified_folds(y, cfg.cv.folds, seed + 1)
+    per_fold: dict[str, list[dict[str, float]]] = {}
+    oof: dict[str, np.ndarray] = {}
+    candidates = {
+        "lr": lambda: build_model("lr", columns, seed, n_jobs),
+        "lgbm": lambda: build_model("lgbm", columns, seed, n_jobs, params),
+        "mlp": lambda: build_model("mlp", columns, seed, n_jobs, mlp=cfg.mlp),
+    }
+    for method in cfg.cv.imbalance_methods:
+        if method != "none":
+            candidates[f"lgbm_{method}"] = lambda m=method: build_model(
+                "lgbm", columns, seed, n_jobs, params, imbalance=m
+            )
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"{cfg.cv.folds}-fold CV", total=len(candidates))
+        for name, make in candidates.items():
+            per_fold[name], oof[name] = evaluate.cross_validate(make, X, y, folds)
+            progress.advance(task)
+    per_fold["lgbm_none"], oof["lgbm_none"] = per_fold["lgbm"], oof["lgbm"]
+
+    y_all = y.to_numpy()
+    cv = {name: evaluate.summarise(per_fold[name]) for name in ("lr", "lgbm", "mlp")}
+    imbalance = {}
+    for method in cfg.cv.imbalance_methods:
+        name = f"lgbm_{method}"
+        threshold, profit = evaluate.best_threshold(y_all, oof[name], cfg.business)
+        imbalance[method] = {
+            **evaluate.summarise(per_fold[name]),
+            "oof_best_threshold": threshold,
+            "oof_profit_per_1000": profit / len(y_all) * 1000,
+        }
+    best_method = max(imbalance, key=lambda m: imbalance[m]["ap_mean"])
+
+    # Holdout: fit on train, choose the threshold on validation, report it on test.
+    champion = build_model("lgbm", columns, seed, n_jobs, params, imbalance=best_method)
+    champion.fit(X.iloc[holdout.train], y.iloc[holdout.train])
+    p_valid = champion.predict_proba(X.iloc[holdout.valid])[:, 1]
+    p_test = champion.predict_proba(X.iloc[holdout.test])[:, 1]
+    y_valid, y_test = y_all[holdout.valid], y_all[holdout.test]
+    threshold, _ = evaluate.best_threshold(y_valid, p_valid, cfg.business)
+    test_profit = evaluate.profit_at(y_test, p_test, threshold, cfg.business)
+    confusion = evaluate.confusion_at(y_test, p_test, threshold)
+
+    figures = {
+        "roc_pr": evaluate.plot_curves(
+            y_all,
+            {k: oof[k] for k in ("lr", "lgbm", "mlp")},
+            "out-of-fold, 5-fold CV",
+            out / "roc_pr.png",
+        ),
+        "calibration": evaluate.plot_calibration(
+            y_all,
+            {k: oof[k] for k in ("lr", "lgbm", "mlp")},
+            "calibration (out-of-fold)",
+            out / "calibration.png",
+        ),
+        "profit": evaluate.plot_profit(
+            evaluate.profit_curve(y_test, p_test, cfg.business),
+            threshold,
+            confusion,
+            "expected campaign profit (test)",
+            out / "profit.png",
+        ),
+    }
+    metrics = {
+        "cv": cv,
+        "cv_folds": {k: per_fold[k] for k in ("lr", "lgbm", "mlp")},
+        "paired_difference_lgbm_minus_lr": {
+            "auc": evaluate.paired_difference(per_fold["lgbm"], per_fold["lr"], "auc"),
+            "ap": evaluate.paired_difference(per_fold["lgbm"], per_fold["lr"], "ap"),
+        },
+        "paired_difference_mlp_minus_lr": {
+            "auc": evaluate.paired_difference(per_fold["mlp"], per_fold["lr"], "auc"),
+            "ap": evaluate.paired_difference(per_fold["mlp"], per_fold["lr"], "ap"),
+        },
+        "imbalance": imbalance,
+        "best_imbalance_method": best_method,
+        "tuning": {
+            "n_trials": len(study.trials),
+            "n_pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+            "best_cv_ap": float(study.best_value),
+            "best_params": params,
+        },
+        "holdout": {
+            "threshold": threshold,
+            "test_profit": test_profit,
+            "test_customers": len(y_test),
+            "test_profit_per_1000": test_profit / len(y_test) * 1000,
+            "confusion": confusion,
+            **{f"test_{k}": v for k, v in evaluate.scores(y_test, p_test).items()},
+        },
+        "figures": {k: p.name for k, p in figures.items()},
+    }
+    return metrics, champion
+
+
+def tuning_folds_in_time(cutoffs: pd.Series, before: int, n: int, window: int) -> list[split.Fold]:
+    """Time-ordered tuning folds: validate on each of the last ``n`` cut-offs before ``before``,
+    training on the ``window`` cut-offs before each (nothing from the test months)."""
+    values = cutoffs.to_numpy()
+    months = np.unique(values[values < before])[-n:]
+    return [
+        (np.flatnonzero((values < m) & (values >= m - window)), np.flatnonzero(values == m))
+        for m in months
+    ]
+
+
+def train_events(
+    table: pd.DataFrame,
+    columns: ColumnMapping,
+    dataset: EventDataset,
+    cfg: Level2Settings,
+    out: Path,
+    mlflow: Any = None,
+) -> tuple[dict[str, Any], Any]:
+    """The walk-forward recipe on the event table. Returns (metrics, last month's LightGBM)."""
+    X, y = _features(table, columns)
+    seed, n_jobs = cfg.seed, cfg.n_jobs
+    window = dataset.train_window_months
+    folds = split.walk_forward(table["cutoff"], dataset.test_months, window)
+    first_test = folds[0][0]
+    tune_folds = tuning_folds_in_time(table["cutoff"], first_test, min(cfg.tune.folds, 2), window)
+    mlp = cfg.mlp.model_copy(update={"epochs": dataset.mlp_epochs})
+    log.info("tuning LightGBM: %d trials on time-ordered folds", cfg.tune.n_trials)
+    study = tune_lgbm(
+        X,
+        y,
+        tune_folds,
+        columns,
+        cfg.tune.n_trials,
+        seed,
+        n_jobs,
+        cfg.tune.timeout_s,
+        on_trial=_mlflow_trial_logger(mlflow) if mlflow else None,
+    )
+    params = best_params(study)
+    trials_table(study).to_csv(out / "trials.csv", index=False)
+
+    months: list[dict[str, Any]] = []
+    pooled: dict[str, list[np.ndarray]] = {"lr": [], "lgbm": [], "mlp": []}
+    pooled_y: list[np.ndarray] = []
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    champion = None
+    with Progress(transient=True) as progress:
+        task = progress.add_task("walk-forward", total=len(folds))
+        for cutoff, train, test in folds:
+            row: dict[str, Any] = {
+                "cutoff": cutoff,
+                "n_test": len(test),
+                "churn_rate": float(y.iloc[test].mean()),
+            }
+            for name in ("lr", "lgbm", "mlp"):
+                model = build_model(
+                    name, columns, seed, n_jobs, params if name == "lgbm" else None, mlp=mlp
+                )
+                model.fit(X.iloc[train], y.iloc[train])
+                p = model.predict_proba(X.iloc[test])[:, 1]
+                for key, value in evaluate.scores(y.iloc[test].to_numpy(), p).items():
+                    row[f"{name}_{key}"] = value
+                pooled[name].append(p)
+                if name == "lgbm":
+                    champion, p_lgbm = model, p
+            y_test = y.iloc[test].to_numpy()
+            if previous is not None:  # threshold chosen on last month, applied to this one
+                threshold, _ = evaluate.best_threshold(previous[0], previous[1], cfg.business)
+                row["threshold"] = threshold
+                row["profit"] = evaluate.profit_at(y_test, p_lgbm, threshold, cfg.business)
+            previous = (y_test, p_lgbm)
+            pooled_y.append(y_test)
+            months.append(row)
+            progress.advance(task)
+    per_month = pd.DataFrame(months)
+    per_month.to_csv(out / "walk_forward.csv", index=False)
+
+    importance = _importance(champion, top=10)
+    groups = HIDDEN_MECHANISM["feature_groups"]
+    in_mechanism = [f for f in importance if any(p in f for ps in groups.values() for p in ps)]
+    y_pooled = np.concatenate(pooled_y)
+    figures = {
+        "roc_pr": evaluate.plot_curves(
+            y_pooled,
+            {k: np.concatenate(v) for k, v in pooled.items()},
+            "walk-forward, pooled test months",
+            out / "roc_pr.png",
+        ),
+        "walk_forward": _plot_walk_forward(per_month, out / "walk_forward.png"),
+    }
+    profits = per_month["profit"].dropna() if "profit" in per_month else pd.Series(dtype=float)
+    metrics = {
+        "walk_forward": {
+            name: {
+                "ap_mean": float(per_month[f"{name}_ap"].mean()),
+                "ap_std": float(per_month[f"{name}_ap"].std(ddof=1)),
+                "auc_mean": float(per_month[f"{name}_auc"].mean()),
+            }
+            for name in ("lr", "lgbm", "mlp")
+        },
+        "months": per_month.astype(object).where(per_month.notna(), None).to_dict("records"),
+        "profit_mean_per_month": float(profits.mean()) if len(profits) else None,
+        "top_features": importance,
+        "top_features_in_hidden_mechanism": len(in_mechanism) / max(len(importance), 1),
+        "tuning": {
+            "n_trials": len(study.trials),
+            "n_pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+            "best_cv_ap": float(study.best_value),
+            "best_params": params,
+        },
+        "figures": {k: p.name for k, p in figures.items()},
+    }
+    return metrics, champion
+
+
+def _importance(pipeline: Any, top: int) -> dict[str, float]:
+    """Share of total gain per input feature (one-hot columns summed back to their source)."""
+    names = pipeline.named_steps["preprocess"].get_feature_names_out()
+    booster = pipeline.named_steps["model"].booster_
+    gain = booster.feature_importance(importance_type="gain")
+    categorical = pipeline.named_steps["preprocess"].transformers_[0][2]
+    by_feature: dict[str, float] = {}
+    for name, value in zip(names, gain, strict=True):
+        source = next((c for c in categorical if name.startswith(f"{c}_")), name)
+        by_feature[source] = by_feature.get(source, 0.0) + float(value)
+    total = sum(by_feature.values()) or 1.0
+    ranked = sorted(by_feature.items(), key=lambda kv: -kv[1])[:top]
+    return {k: round(v / total, 4) for k, v in ranked}
+
+
+def _plot_walk_forward(per_month: pd.DataFrame, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from ml_common.plots import save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(per_month))
+    for offset, name in zip((-0.25, 0, 0.25), ("lr", "lgbm", "mlp"), strict=True):
+        ax.bar(x + offset, per_month[f"{name}_ap"], width=0.25, label=name)
+    ax.plot(x, per_month["churn_rate"], "k--", marker="o", ms=3, label="churn rate (chance AP)")
+    labels = [f"{c // 12}-{c % 12 + 1:02d}" for c in per_month["cutoff"]]
+    ax.set(
+        xticks=x,
+        xticklabels=labels,
+        xlabel="test month (cut-off)",
+        ylabel="average precision",
+        title="walk-forward AP per month",
+    )
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return save_figure(fig, path)
