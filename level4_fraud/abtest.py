@@ -29,8 +29,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
-from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
 
 Arm = Literal["champion", "challenger"]
 Decision = Literal["challenger_wins", "champion_wins", "no_difference", "undecided"]
@@ -82,6 +80,10 @@ def required_sample_size(
         raise ValueError("rates must lie strictly between 0 and 1")
     if minimum_effect == 0:
         raise ValueError("minimum_effect must be non-zero")
+    # Imported here so the serving image can use TrafficSplit without statsmodels.
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
     effect = abs(proportion_effectsize(baseline_rate + minimum_effect, baseline_rate))
     n = NormalIndPower().solve_power(
         effect_size=effect, alpha=alpha, power=power, ratio=ratio, alternative="two-sided"
@@ -93,6 +95,8 @@ def two_proportion_test(
     caught_champion: int, n_champion: int, caught_challenger: int, n_challenger: int
 ) -> tuple[float, float]:
     """(z, two-sided p-value) of challenger rate minus champion rate; (0, 1) if undefined."""
+    from statsmodels.stats.proportion import proportions_ztest
+
     if min(n_champion, n_challenger) == 0:
         return 0.0, 1.0
     total = caught_champion + caught_challenger
