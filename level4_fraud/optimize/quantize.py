@@ -191,3 +191,38 @@ def _state_bytes(model: nn.Module) -> int:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes
+
+
+def export_bundle(
+    out_dir: str | Path,
+    champion: nn.Module,
+    features: list[str],
+    threshold: float = 0.5,
+    challenger: nn.Module | None = None,
+    versions: dict[str, str] | None = None,
+) -> Path:
+    """Write what the ONNX scoring image serves: champion/challenger ``.onnx``, ``model.json``.
+
+    Args:
+        out_dir: the folder to mount at ``/srv/model``.
+        champion: the model answering most traffic.
+        features: the feature names in the models' input order.
+        threshold: fraud probability at and above which the decision is ``block``.
+        challenger: the model under A/B test, if any.
+        versions: display names of the versions (e.g. registry versions), by arm.
+    """
+    from ml_common.atomic import atomic_dir, write_json
+
+    versions = versions or {}
+    with atomic_dir(out_dir) as tmp:
+        export_onnx(champion, tmp / "champion.onnx", len(features))
+        meta: dict[str, Any] = {
+            "features": list(features),
+            "threshold": threshold,
+            "champion": versions.get("champion", "champion"),
+        }
+        if challenger is not None:
+            export_onnx(challenger, tmp / "challenger.onnx", len(features))
+            meta["challenger"] = versions.get("challenger", "challenger")
+        write_json(tmp / "model.json", meta)
+    return Path(out_dir)
