@@ -105,7 +105,7 @@ class DistillSettings(BaseModel):
 
     hidden: tuple[int, ...] = (16,)
     hard_weight: float = 0.2
-    epochs: int = 8
+    epochs: int = 20
     lr: float = 5e-3
     teacher_weights: dict[str, float] = {"fraudnet": 0.4, "lightgbm": 0.5, "isolation_forest": 0.1}
 
@@ -556,11 +556,11 @@ def add_subcommands(subparsers: Any) -> None:
     industrial = subparsers.add_parser(
         "industrial", help="measure DDP, quantization, distillation, LoRA and the A/B test"
     )
-    industrial.add_argument("--config", type=Path, default=None, help="YAML (industrial.yaml)")
+    industrial.add_argument("--settings", type=Path, default=None, help="YAML (industrial.yaml)")
     industrial.set_defaults(func=_cli_industrial)
 
     tune = subparsers.add_parser("tune", help="Optuna search over FraudNet's hyperparameters")
-    tune.add_argument("--config", type=Path, default=None, help="YAML (industrial.yaml)")
+    tune.add_argument("--settings", type=Path, default=None, help="YAML (industrial.yaml)")
     tune.add_argument("--trials", type=int, default=10)
     tune.set_defaults(func=_cli_tune)
 
@@ -568,12 +568,12 @@ def add_subcommands(subparsers: Any) -> None:
         "export-onnx", help="train champion/challenger nets and write the ONNX scoring bundle"
     )
     export.add_argument("--out", type=Path, required=True, help="folder to mount at /srv/model")
-    export.add_argument("--config", type=Path, default=None, help="YAML (industrial.yaml)")
+    export.add_argument("--settings", type=Path, default=None, help="YAML (industrial.yaml)")
     export.set_defaults(func=_cli_export)
 
 
 def _cli_industrial(args: Any) -> int:
-    report = run_industrial(load_industrial_settings(args.config))
+    report = run_industrial(load_industrial_settings(args.settings))
     for key, value in report["bench"].items():
         print(f"{key:32s} {value}")
     print(f"report: {level_dir(4) / 'industrial' / 'report.json'}")
@@ -583,7 +583,7 @@ def _cli_industrial(args: Any) -> int:
 def _cli_tune(args: Any) -> int:
     from level4_fraud.optimize.tune import tune
 
-    settings = load_industrial_settings(args.config)
+    settings = load_industrial_settings(args.settings)
     result = tune(settings, prepare_data(settings), n_trials=args.trials)
     print(f"best AP {result['best_value']:.4f} with {result['best_params']}")
     return 0
@@ -593,7 +593,7 @@ def _cli_export(args: Any) -> int:
     from level4_fraud.models import train_torch_model
     from level4_fraud.optimize.quantize import export_bundle
 
-    settings = load_industrial_settings(args.config)
+    settings = load_industrial_settings(args.settings)
     splits = prepare_data(settings)
     champion = train_torch_model(splits.X_train, splits.y_train, _torch_config(settings))
     challenger = train_torch_model(

@@ -186,3 +186,64 @@ def test_tune_logs_trials_to_mlflow() -> None:
     runs = mlflow.search_runs(experiment_names=["level4_fraud"])
     children = runs[runs["tags.mlflow.parentRunId"] == result["parent_run_id"]]
     assert len(children) == 2 and children["metrics.walk_forward_ap"].notna().all()
+
+
+# -- the whole industrial bench ------------------------------------------------------------------
+TINY_WORLD = {
+    "n_customers": 600,
+    "n_terminals": 1200,
+    "warmup_days": 30,
+    "train_days": 14,
+    "delay_days": 7,
+    "test_days": 7,
+    "new_pattern_day": 60,
+    "adapt_days": 7,
+}
+
+
+def test_time_line_windows_hold_what_they_should() -> None:
+    from level4_fraud.industrial import load_industrial_settings, prepare_data
+
+    splits = prepare_data(load_industrial_settings(world=TINY_WORLD))
+    for name in ("train", "test", "adapt", "new"):
+        X, y = getattr(splits, f"X_{name}"), getattr(splits, f"y_{name}")
+        assert len(X) == len(y) > 0 and X.shape[1] == len(splits.features)
+        assert y.sum() > 0
+    # The new-pattern test window has card-testing fraud, mostly small amounts at night.
+    amount = splits.features.index("tx_amount")
+    night = splits.features.index("tx_during_night")
+    assert np.median(splits.X_new[splits.y_new == 1, amount]) < 10
+    assert splits.X_new[splits.y_new == 1, night].mean() > 0.8
+    with pytest.raises(ValueError, match="before new_pattern_day"):
+        prepare_data(load_industrial_settings(world={**TINY_WORLD, "new_pattern_day": 40}))
+
+
+@pytest.mark.slow
+def test_industrial_bench_returns_the_issue_keys_with_sane_values() -> None:
+    from level4_fraud.industrial import BENCH_KEYS, load_industrial_settings, run_industrial
+    from ml_common.paths import level_dir
+
+    settings = load_industrial_settings(
+        world=TINY_WORLD,
+        ab_experiments=40,
+        model={"epochs": 3},
+        distill={"epochs": 6},
+        quant={"seconds": 0.3},
+    )
+    report = run_industrial(settings)
+    bench = report["bench"]
+    assert tuple(bench) == BENCH_KEYS
+    assert bench["ddp_2proc_matches_single"] is True
+    assert bench["ddp_throughput_1proc"] > 0 and bench["ddp_throughput_2proc"] > 0
+    assert bench["student_param_ratio"] >= 10
+    full_trainable = report["adaptation"]["full_finetune"]["trainable_params"]
+    assert bench["lora_trainable_params"] < full_trainable
+    # The deployed model has never seen card testing; adapting on a week of it must help.
+    assert bench["lora_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
+    assert bench["full_finetune_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
+    assert report["adaptation"]["lora"]["merged_matches_adapters"]
+    assert 0 <= bench["ab_false_win_rate"] <= 0.15 and bench["ab_power"] >= 0.6
+    out = level_dir(4) / "industrial"
+    assert {"report.json", "config.json", "quantization.png", "adaptation.png"} <= {
+        p.name for p in out.iterdir()
+    }
