@@ -34,7 +34,7 @@ import torch
 from pydantic import BaseModel, Field
 from sklearn.metrics import average_precision_score
 
-from ml_common.atomic import atomic_dir, write_json
+from ml_common.atomic import atomic_dir, write_json, write_text
 from ml_common.config import LevelSettings, dump_settings, load_settings, settings_config
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
@@ -447,6 +447,7 @@ def run_industrial(settings: IndustrialSettings | None = None) -> dict[str, Any]
         report["bench"] = bench_keys(report)
         write_json(out / "report.json", report)
         write_json(out / "config.json", dump_settings(settings))
+        write_text(out / "tables.md", markdown_tables(report))
         plot_report(report, out)
     _log_mlflow(report, settings)
     return report
@@ -485,6 +486,69 @@ def industrial_bench(settings: IndustrialSettings | None = None) -> dict[str, An
     return run_industrial(settings)["bench"]
 
 
+def markdown_tables(report: dict[str, Any]) -> str:
+    """The README's tables, rendered from a report (so the README is filled from the JSON)."""
+    ddp = report["ddp"]
+    nproc = next(k for k in ddp if k.startswith("throughput_") and k != "throughput_1proc")
+    lines = [
+        "| DDP (gloo, CPU, 1 thread per process) | 1 process | "
+        f"{nproc.removeprefix('throughput_').removesuffix('proc')} processes |",
+        "|---|---|---|",
+        f"| training rows / s | {ddp['throughput_1proc']:,.0f} | {ddp[nproc]:,.0f} |",
+        f"| test AP | {ddp['ap_1proc']:.4f} | {ddp[nproc.replace('throughput', 'ap')]:.4f} |",
+        f"| max weight difference vs 1 process | – | {ddp['max_param_diff']:.1e} |",
+        f"| max difference between replicas | – | {ddp['replica_max_abs_diff']:.1e} |",
+        "",
+        "| scoring engine (1 thread) | rows / s (batch) | speed-up | one-row latency (ms) "
+        "| AP | AP loss (pts) | size (KB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in report["quantization"]["engines"].items():
+        lines.append(
+            f"| {name} | {row['throughput']:,.0f} | {row['speedup']:.2f}× | "
+            f"{row['latency_ms']:.3f} | {row['ap']:.4f} | {row['ap_loss_pts']:+.2f} | "
+            f"{row['size_bytes'] / 1024:.0f} |"
+        )
+    d = report["distillation"]
+    lines += [
+        "",
+        "| distillation | parameters | AP | one-row latency (ms) |",
+        "|---|---|---|---|",
+        f"| teacher ensemble (FraudNet + LightGBM + isolation forest) | "
+        f"{d['teacher_fraudnet_params']:,} + {d['teacher_lightgbm_params']:,} tree numbers + forest"
+        f" | {d['teacher_ap']:.4f} | {d['teacher_latency_ms']:.2f} |",
+        f"| teacher's FraudNet alone | {d['teacher_fraudnet_params']:,} | "
+        f"{d['teacher_fraudnet_ap']:.4f} | – |",
+        f"| student on soft scores | {d['student_params']:,} | {d['student_ap']:.4f} | "
+        f"{d['student_latency_ms']:.3f} |",
+        f"| same student on hard labels only | {d['student_params']:,} | "
+        f"{d['student_hard_labels_only_ap']:.4f} | – |",
+        "",
+        "| adapting to card testing | trainable params | seconds | AP new pattern "
+        "| AP old patterns |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in report["adaptation"].items():
+        lines.append(
+            f"| {name} | {row['trainable_params']:,} | {row['seconds']:.1f} | "
+            f"{row['ap_new_pattern']:.4f} | {row['ap_old_patterns']:.4f} |"
+        )
+    ab = report["abtest"]
+    lines += [
+        "",
+        "| A/B design (fixed horizon vs peeking daily) | fixed horizon | peeking |",
+        "|---|---|---|",
+        f"| false-win rate (no true difference) | {ab['ab_false_win_rate']:.3f} | "
+        f"{ab['ab_peeking_false_win_rate']:.3f} |",
+        f"| power (true +{ab['settings']['minimum_effect']:.2f} catch rate) | "
+        f"{ab['ab_power']:.3f} | {ab['ab_peeking_power']:.3f} |",
+        f"| labelled frauds needed per arm | {ab['ab_required_per_arm']} | – |",
+        f"| median decision day (incl. {ab['settings']['label_delay_days']}-day label delay) | "
+        f"{ab['ab_median_decision_day']:.0f} | – |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     """Two pictures: scoring engines (throughput, AP) and adaptation (AP, new and old patterns)."""
     import matplotlib
@@ -519,6 +583,21 @@ def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_title("Adapting to card testing")
     ax.legend()
     paths.append(save_figure(fig, out / "adaptation.png"))
+
+    example = report["abtest"]["example"]
+    days = [row["day"] for row in example["daily"]]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.plot(days, [row["p_value"] for row in example["daily"]], marker=".", label="daily p-value")
+    ax.axhline(report["abtest"]["settings"]["alpha"], color="grey", ls=":", label="alpha")
+    if example["decision_day"] is not None:
+        ax.axvline(example["decision_day"], color="green", label="planned sample reached")
+    if example["peeking_day"] is not None:
+        ax.axvline(example["peeking_day"], color="red", ls="--", label="first p < alpha (peeking)")
+    ax.set_yscale("log")
+    ax.set_xlabel("calendar day (labels arrive after the delay)")
+    ax.set_title(f"A/B example: {example['decision']} on day {example['decision_day']}")
+    ax.legend(fontsize=8)
+    paths.append(save_figure(fig, out / "abtest.png"))
     return paths
 
 
@@ -574,6 +653,7 @@ def add_subcommands(subparsers: Any) -> None:
 
 def _cli_industrial(args: Any) -> int:
     report = run_industrial(load_industrial_settings(args.settings))
+    print(markdown_tables(report))
     for key, value in report["bench"].items():
         print(f"{key:32s} {value}")
     print(f"report: {level_dir(4) / 'industrial' / 'report.json'}")

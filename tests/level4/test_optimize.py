@@ -244,6 +244,11 @@ def test_industrial_bench_returns_the_issue_keys_with_sane_values() -> None:
     assert report["adaptation"]["lora"]["merged_matches_adapters"]
     assert 0 <= bench["ab_false_win_rate"] <= 0.15 and bench["ab_power"] >= 0.6
     out = level_dir(4) / "industrial"
-    assert {"report.json", "config.json", "quantization.png", "adaptation.png"} <= {
-        p.name for p in out.iterdir()
-    }
+    assert {
+        "report.json",
+        "config.json",
+        "tables.md",
+        "quantization.png",
+        "adaptation.png",
+        "abtest.png",
+    } <= {p.name for p in out.iterdir()}
