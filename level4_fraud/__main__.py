@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", default=None, help="parquet path")
         if name == "serve":
             p.add_argument("--port", type=int, default=8004)
+    from level4_fraud.industrial import add_subcommands  # part 2: industrial, tune, export-onnx
+
+    add_subcommands(sub)
     return parser
 
 

@@ -27,18 +27,19 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field
-from sklearn.metrics import average_precision_score
 
 from ml_common.atomic import atomic_dir, write_json, write_text
 from ml_common.config import LevelSettings, dump_settings, load_settings, settings_config
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
 from ml_common.seeding import seed_everything
+
+if TYPE_CHECKING:  # torch and scikit-learn load lazily: `python -m level4_fraud --help` stays fast
+    import torch
 
 log = get_logger(__name__)
 DEFAULT_CONFIG = Path(__file__).with_name("industrial.yaml")
@@ -205,6 +206,8 @@ def prepare_data(settings: IndustrialSettings) -> Splits:
 
 
 def _ap(y: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(y, scores))
 
 
@@ -226,6 +229,8 @@ def _torch_config(settings: IndustrialSettings, **update: Any) -> Any:
 # -- 1. distributed training ---------------------------------------------------------------------
 def bench_ddp(settings: IndustrialSettings, splits: Splits, out: Path) -> dict[str, Any]:
     """Train with 1 and N torchrun processes; compare weights, AP and throughput."""
+    import torch
+
     from level4_fraud.distributed import launch
     from level4_fraud.models import FraudNet, predict_proba
 
@@ -292,6 +297,8 @@ def bench_distillation(
     settings: IndustrialSettings, splits: Splits, teacher_net: torch.nn.Module
 ) -> dict[str, Any]:
     """Teacher ensemble (FraudNet + LightGBM + isolation forest) vs a small distilled student."""
+    import torch
+
     from level4_fraud.models import (
         FraudEnsemble,
         predict_proba,
@@ -356,6 +363,8 @@ def bench_adaptation(
     settings: IndustrialSettings, splits: Splits, deployed: torch.nn.Module
 ) -> dict[str, Any]:
     """No adaptation vs full fine-tuning vs LoRA on the first labelled days of the new pattern."""
+    import torch
+
     from level4_fraud.models import _loss_fn, fit_epoch, predict_proba
     from level4_fraud.optimize.lora import add_lora, merge_lora, trainable_parameters
 
