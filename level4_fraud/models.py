@@ -97,6 +97,9 @@ class TorchConfig(BaseModel):
     pos_weight: float | None = Field(None, description="None: sqrt(negatives / positives)")
     seed: int = 0
     device: str | None = None
+    num_threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch (None: leave torch's setting)"
+    )
 
 
 def _loss_fn(y: np.ndarray, config: TorchConfig, device: torch.device) -> nn.Module:
@@ -155,6 +158,8 @@ def train_torch_model(
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"need as many labels as rows and at least one row: {len(X)} vs {len(y)}")
     device = device_for(config.device)
+    if config.num_threads and device.type == "cpu":
+        torch.set_num_threads(config.num_threads)
     model = build_model(X, config).to(device)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     generator = torch.Generator().manual_seed(config.seed)
@@ -201,6 +206,7 @@ class LightGBMConfig(BaseModel):
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     seed: int = 0
+    n_jobs: int = Field(1, ge=1, description="threads; >1 crawls on a busy 2-core machine")
 
 
 def train_lightgbm(
@@ -219,7 +225,7 @@ def train_lightgbm(
         subsample_freq=1,
         colsample_bytree=config.colsample_bytree,
         random_state=config.seed,
-        n_jobs=2,
+        n_jobs=config.n_jobs,
         verbose=-1,
     )
     model.fit(as_matrix(X), np.asarray(y))
@@ -227,21 +233,20 @@ def train_lightgbm(
 
 
 def behaviour_matrix(X: np.ndarray | pd.DataFrame) -> np.ndarray:
-    """Features relative to the customer's own history, the anomaly detector's input.
+    """Features relative to the customer's own recent history, the anomaly detector's input.
 
     A population-wide change (everyone spends 30 % more) barely moves these, because each
-    customer's windows follow; a card used unlike its own past does. Columns: log amount vs the
-    30- and 7-day means, today's count above the 30-day daily rate, night flag, delayed terminal
-    risk over 7 and 30 days.
+    customer's 7-day window follows within days; a card used unlike its own past does. Columns:
+    log amount vs the 7-day mean, today's count above the 7-day daily rate, night flag, delayed
+    terminal risk over 7 and 30 days. (30-day references lag a seasonal ramp for a month and
+    would mistake it for anomalies.)
     """
     X = as_matrix(X)
     col = {name: X[:, i] for i, name in enumerate(FEATURES)}
-    log_amount = np.log1p(col["tx_amount"])
     return np.column_stack(
         [
-            log_amount - np.log1p(col["customer_avg_amount_30d"]),
-            log_amount - np.log1p(col["customer_avg_amount_7d"]),
-            col["customer_nb_tx_1d"] - col["customer_nb_tx_30d"] / 30,
+            np.log1p(col["tx_amount"]) - np.log1p(col["customer_avg_amount_7d"]),
+            col["customer_nb_tx_1d"] - col["customer_nb_tx_7d"] / 7,
             col["tx_during_night"],
             col["terminal_risk_7d"],
             col["terminal_risk_30d"],

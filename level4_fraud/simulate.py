@@ -157,7 +157,8 @@ class TransactionSimulator:
         return reachable
 
     def _rng(self, day: int, stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.config.seed, day, stream])
+        # Days before 0 (the fraud processes start in steady state) get their own offset keys.
+        return np.random.default_rng([self.config.seed, day + 1_000_000, stream])
 
     def compromised_terminals(self, day: int) -> np.ndarray:
         """Terminals whose transactions on ``day`` are fraud (scenario 2)."""
@@ -168,7 +169,7 @@ class TransactionSimulator:
                 size=min(cfg.n_compromised_terminals, cfg.n_terminals),
                 replace=False,
             )
-            for d in range(max(0, day - cfg.terminal_compromise_days + 1), day + 1)
+            for d in range(day - cfg.terminal_compromise_days + 1, day + 1)
         ]
         return np.unique(np.concatenate(picks)) if picks else np.empty(0, dtype=np.int64)
 
@@ -181,7 +182,7 @@ class TransactionSimulator:
                 size=min(cfg.n_compromised_customers, cfg.n_customers),
                 replace=False,
             )
-            for d in range(max(0, day - cfg.customer_compromise_days + 1), day + 1)
+            for d in range(day - cfg.customer_compromise_days + 1, day + 1)
         ]
         return np.unique(np.concatenate(picks)) if picks else np.empty(0, dtype=np.int64)
 

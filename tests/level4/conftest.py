@@ -21,3 +21,11 @@ def tiny_sim() -> TransactionSimulator:
 def tiny_features(tiny_sim: TransactionSimulator) -> pd.DataFrame:
     """Feature rows of days 0–59 of the tiny world."""
     return features_frame(tiny_sim, 0, 60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """Tiny models train fastest on one thread; more threads crawl on a busy 2-core runner."""
+    import torch
+
+    torch.set_num_threads(1)
