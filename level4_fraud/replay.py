@@ -56,6 +56,13 @@ def _window(history: OrderedDict[int, pd.DataFrame], start: int, stop: int) -> p
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FEATURES)
 
 
+def _push_snapshots(store: Any, builder: Any, day: int) -> None:
+    """Update the Feast online store with ``day``'s start-of-day snapshots."""
+    from level4_fraud.feature_store import push_online
+
+    push_online(store, builder.customer_snapshot(day), builder.terminal_snapshot(day))
+
+
 def _new_monitor(
     champion: FraudEnsemble, reference: pd.DataFrame, settings: Level4Settings
 ) -> DriftMonitor:
@@ -85,6 +92,11 @@ def run_replay(
 
     sim = TransactionSimulator(sim_cfg)
     builder = new_builder(sim_cfg, delay)
+    store = None
+    if settings.use_feast:
+        from level4_fraud.feature_store import open_store
+
+        store = open_store()
     metrics = FraudMetrics()
     history: OrderedDict[int, pd.DataFrame] = OrderedDict()
     scores: dict[int, np.ndarray] = {}
@@ -97,6 +109,8 @@ def run_replay(
     with atomic_dir(out_dir) as tmp:
         decisions_path = str(tmp / "decisions.jsonl")
         for day in tqdm(range(sim_cfg.n_days), desc="replay", unit="day", disable=not progress):
+            if store is not None and day >= rp.monitor_start_day:
+                _push_snapshots(store, builder, day)
             frame = builder.transform_day(sim.day(day))
             if day >= train_start:
                 history[day] = frame
@@ -195,6 +209,8 @@ def run_replay(
             records.append(record)
             metrics.write_textfile(tmp / "metrics.prom")
 
+        if store is not None:  # what the scoring service serves on the next day
+            _push_snapshots(store, builder, sim_cfg.n_days)
         summary = summarise(records, decisions, settings)
         result = {"summary": summary, "days": records}
         write_json(tmp / "timeline.json", result)
