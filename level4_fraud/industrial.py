@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # torch and scikit-learn load lazily: `python -m level4_fraud
 
 log = get_logger(__name__)
 DEFAULT_CONFIG = Path(__file__).with_name("industrial.yaml")
+ENGINES = ("torch_fp32", "torch_int8_dynamic", "onnx_fp32", "onnx_int8_static")
+ADAPTATIONS = ("no_adaptation", "full_finetune", "lora")
 BENCH_KEYS = (
     "ddp_2proc_matches_single",
     "ddp_throughput_1proc",
@@ -512,7 +514,8 @@ def markdown_tables(report: dict[str, Any]) -> str:
         "| AP | AP loss (pts) | size (KB) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, row in report["quantization"]["engines"].items():
+    for name in ENGINES:
+        row = report["quantization"]["engines"][name]
         lines.append(
             f"| {name} | {row['throughput']:,.0f} | {row['speedup']:.2f}× | "
             f"{row['latency_ms']:.3f} | {row['ap']:.4f} | {row['ap_loss_pts']:+.2f} | "
@@ -537,7 +540,8 @@ def markdown_tables(report: dict[str, Any]) -> str:
         "| AP old patterns |",
         "|---|---|---|---|---|",
     ]
-    for name, row in report["adaptation"].items():
+    for name in ADAPTATIONS:
+        row = report["adaptation"][name]
         lines.append(
             f"| {name} | {row['trainable_params']:,} | {row['seconds']:.1f} | "
             f"{row['ap_new_pattern']:.4f} | {row['ap_old_patterns']:.4f} |"
@@ -569,7 +573,7 @@ def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
 
     paths = []
     engines = report["quantization"]["engines"]
-    names = list(engines)
+    names = list(ENGINES)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     axes[0].bar(names, [engines[n]["throughput"] / 1000 for n in names], color="#4477aa")
     axes[0].set_ylabel("thousand rows / s (1 thread)")
@@ -582,7 +586,7 @@ def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     paths.append(save_figure(fig, out / "quantization.png"))
 
     adaptation = report["adaptation"]
-    variants = list(adaptation)
+    variants = list(ADAPTATIONS)
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     x = np.arange(len(variants))
     ax.bar(x - 0.2, [adaptation[v]["ap_new_pattern"] for v in variants], 0.4, label="new pattern")
