@@ -47,7 +47,8 @@ class MonitorConfig(BaseModel):
     tail_quantile: float = Field(0.995, gt=0.5, lt=1)
     alarm_ratio: float = Field(1.5, gt=1)
     alarm_p_value: float = Field(1e-3, gt=0, lt=1)
-    consecutive_days: int = Field(2, ge=1)
+    signal_days: int = Field(2, ge=1, description="signals needed within window_days")
+    window_days: int = Field(3, ge=1)
     psi_bins: int = Field(10, ge=2)
     feature_psi_warn: float = 0.2
     performance_drop: float = Field(0.2, description="alert when delayed-label AP falls this much")

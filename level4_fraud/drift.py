@@ -8,7 +8,8 @@ Three signals per day, each compared with a reference period (the champion's tra
   population-wide,
   harmless change (everyone spends 30 % more) leaves the tail alone while cards used unlike their
   past fill it. The alarm fires when the rate is ``alarm_ratio`` times the expected one, a one-sided
-  binomial test rejects "no change" at ``alarm_p_value``, on ``consecutive_days`` days in a row.
+  binomial test rejects "no change" at ``alarm_p_value``, on ``signal_days`` of the last
+  ``window_days`` days.
 - **feature drift** (reported, exported, not the alarm): population stability index (PSI) of each
   feature against reference quantile bins. It fires on the seasonal change too — that is the point
   of showing it next to the alarm.
@@ -17,6 +18,7 @@ Three signals per day, each compared with a reference period (the champion's tra
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -59,7 +61,7 @@ class DayDrift:
 
 
 class DriftMonitor:
-    """Checks each day against a reference period; keeps the run of consecutive signals.
+    """Checks each day against a reference period; keeps the last ``window_days`` signals.
 
     Args:
         detector: the champion's isolation forest (percentile-scored on its training rows).
@@ -88,10 +90,10 @@ class DriftMonitor:
         # The tail threshold is calibrated on the reference traffic itself, so a monitor can be
         # re-baselined on recent (unlabelled) traffic after a new champion is deployed.
         self.threshold = float(np.quantile(detector.raw_score(X), config.tail_quantile))
-        self.run = 0
+        self.recent: deque[bool] = deque(maxlen=config.window_days)
 
     def check(self, frame: pd.DataFrame | np.ndarray, scores: np.ndarray) -> DayDrift:
-        """Today's signals; ``alarm`` is true on the day the run reaches ``consecutive_days``."""
+        """Today's signals; ``alarm`` is true on the day the window first holds ``signal_days``."""
         cfg = self.config
         X = as_matrix(frame)
         n = len(X)
@@ -104,7 +106,9 @@ class DriftMonitor:
             else 1.0
         )
         signal = ratio >= cfg.alarm_ratio and p_value <= cfg.alarm_p_value
-        self.run = self.run + 1 if signal else 0
+        before = sum(self.recent)
+        self.recent.append(signal)
+        alarm = sum(self.recent) >= cfg.signal_days > before
         feature_psi = {
             name: psi(self.reference[:, i], X[:, i], cfg.psi_bins)
             for i, name in enumerate(FEATURES)
@@ -115,7 +119,7 @@ class DriftMonitor:
             tail_ratio=ratio,
             p_value=p_value,
             signal=signal,
-            alarm=self.run == cfg.consecutive_days,
+            alarm=alarm,
             feature_psi=feature_psi,
             max_feature_psi=max(feature_psi.values()),
             score_ks=score_ks,

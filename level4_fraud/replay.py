@@ -105,6 +105,7 @@ def run_replay(
     champion: FraudEnsemble | None = None
     monitor: DriftMonitor | None = None
     alarm_active, last_train_day, last_alarm_retrain = False, rp.monitor_start_day, -(10**9)
+    reference_ap: float | None = None
 
     with atomic_dir(out_dir) as tmp:
         decisions_path = str(tmp / "decisions.jsonl")
@@ -164,6 +165,9 @@ def run_replay(
             if known:
                 metrics.delayed_ap.set(known[0]["ap"])
                 metrics.delayed_cp.set(known[0][f"cp{top_k}"])
+                if reference_ap is None:  # the first labelled day after deployment
+                    reference_ap = known[0]["ap"]
+                    metrics.reference_ap.set(reference_ap)
 
             trigger = None
             if alarm_active and day - last_alarm_retrain >= settings.retrain.after_alarm_every_days:
@@ -205,6 +209,8 @@ def run_replay(
                     record["promoted"] = True
                     metrics.promotions.inc()
                     metrics.champion_version.set(decision["challenger_version"])
+                    reference_ap = decision["challenger"]["ap"]
+                    metrics.reference_ap.set(reference_ap)
             record["alarm_active"] = alarm_active
             records.append(record)
             metrics.write_textfile(tmp / "metrics.prom")
