@@ -51,3 +51,15 @@ def test_replay_alarms_after_the_switch_only(tmp_path) -> None:
     prom = (out / "metrics.prom").read_text()
     assert "fraud_drift_alarm 1.0" in prom and "fraud_feature_psi{" in prom
     assert "alarm delay" in print_summary(result)
+
+
+def test_cli_reports_bad_config_in_one_message(tmp_path, capsys) -> None:
+    from level4_fraud.__main__ import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("simulation:\n  n_customers: -5\n")
+    assert main(["--config", str(bad), "replay"]) == 2
+    err = capsys.readouterr().err
+    assert "n_customers" in err and err.count("\n") == 1
+    assert main(["--config", str(tmp_path / "missing.yaml"), "replay"]) == 2
+    assert not (tmp_path / "replay").exists()
