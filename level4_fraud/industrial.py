@@ -108,6 +108,7 @@ class DistillSettings(BaseModel):
 
     hidden: tuple[int, ...] = (16,)
     hard_weight: float = 0.2
+    calibrate_teacher: bool = True
     epochs: int = 20
     lr: float = 5e-3
     teacher_weights: dict[str, float] = {"fraudnet": 0.4, "lightgbm": 0.5, "isolation_forest": 0.1}
@@ -308,6 +309,7 @@ def bench_distillation(
         train_lightgbm,
     )
     from level4_fraud.optimize.distill import (
+        calibrate_teacher,
         count_parameters,
         lightgbm_parameters,
         time_per_row_ms,
@@ -322,6 +324,8 @@ def bench_distillation(
         s.teacher_weights,
     )
     soft = teacher.predict_proba(splits.X_train)
+    if s.calibrate_teacher:
+        soft = calibrate_teacher(soft, splits.y_train)
     start = time.perf_counter()
     student = train_student(
         splits.X_train, soft, splits.y_train, s.hidden, s.hard_weight, s.epochs, lr=s.lr,
@@ -348,6 +352,7 @@ def bench_distillation(
         "teacher_fraudnet_ap": _ap(splits.y_test, predict_proba(teacher_net, splits.X_test)),
         "teacher_lightgbm_ap": _ap(splits.y_test, lightgbm.predict_proba(splits.X_test)[:, 1]),
         "student_ap": student_ap,
+        "teacher_calibrated": s.calibrate_teacher,
         "student_hard_labels_only_ap": _ap(splits.y_test, predict_proba(hard_only, splits.X_test)),
         "student_ap_loss_pts": 100 * (teacher_ap - student_ap),
         "teacher_fraudnet_params": teacher_net_params,

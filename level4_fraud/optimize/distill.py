@@ -41,6 +41,20 @@ def lightgbm_parameters(model: Any) -> int:
     return 3 * splits + leaves
 
 
+def calibrate_teacher(teacher_scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The teacher's scores mapped to fraud probabilities by isotonic regression on ``y``.
+
+    An ensemble's score is a weighted average of differently scaled members (a percentile from
+    the isolation forest, probabilities from the others): a good *ranking* but a poor
+    *probability*. Isotonic regression keeps the ranking and fixes the scale, so the student
+    imitates what the teacher knows rather than the members' offsets.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    return isotonic.fit(teacher_scores, y).predict(teacher_scores)
+
+
 def train_student(
     X: np.ndarray,
     teacher_scores: np.ndarray,

@@ -11,7 +11,12 @@ from sklearn.metrics import average_precision_score
 from torch import nn
 
 from level4_fraud.models import FraudNet, TorchConfig, predict_proba, train_torch_model
-from level4_fraud.optimize.distill import count_parameters, lightgbm_parameters, train_student
+from level4_fraud.optimize.distill import (
+    calibrate_teacher,
+    count_parameters,
+    lightgbm_parameters,
+    train_student,
+)
 from level4_fraud.optimize.lora import LoRALinear, add_lora, merge_lora, trainable_parameters
 from level4_fraud.optimize.quantize import (
     compare_engines,
@@ -90,6 +95,19 @@ def test_student_learns_the_teacher_with_far_fewer_parameters(trained) -> None:
     # The student imitates the teacher's scores, not just the labels.
     corr = np.corrcoef(predict_proba(student, X_test), predict_proba(teacher, X_test))[0, 1]
     assert corr > 0.9
+
+
+def test_calibrated_teacher_keeps_the_ranking_and_fixes_the_scale() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(5000) < 0.02).astype(np.float32)
+    # An ensemble-like score: informative but offset (a percentile term lifts every row).
+    score = 0.1 * rng.random(5000) + 0.4 * y * rng.random(5000) + 0.05
+    calibrated = calibrate_teacher(score, y)
+    assert calibrated.min() >= 0 and calibrated.max() <= 1
+    assert calibrated.mean() == pytest.approx(y.mean(), abs=1e-6)  # isotonic keeps the base rate
+    order = np.argsort(score)
+    assert np.all(np.diff(calibrated[order]) >= -1e-12)  # monotone in the teacher's score
+    assert calibrated.mean() < score.mean()
 
 
 def test_student_rejects_bad_hard_weight() -> None:
