@@ -16,6 +16,7 @@ Details of each stage go to ``artifacts/level4/bench/`` (protocol.json, replay o
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def run_bench(settings: Level4Settings) -> Path:
     from level4_fraud.train import protocol_summary, run_protocol
 
     out = level_dir(4) / "bench"
+    started = time.perf_counter()
     with stopwatch() as timer:
         protocol = run_protocol(settings)
         write_json(out / "protocol.json", protocol_summary(protocol))
@@ -80,6 +82,8 @@ def run_bench(settings: Level4Settings) -> Path:
         results = {k: _round(v) for k, v in results.items()}
         write_json(out / "latency.json", latency)
         write_json(out / "config.json", dump_settings(settings))
+        # Part 1's figures are on disk even if part 2's measurements fail or run long.
+        write_bench(4, results, time.perf_counter() - started)
         if importlib.util.find_spec("level4_fraud.industrial") is not None:
             from level4_fraud.industrial import industrial_bench
 

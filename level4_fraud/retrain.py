@@ -17,12 +17,16 @@ checks it with a challenger trained on shuffled labels.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, task
+
+# The temporary Prefect server needs more than its default 20 s to start on a busy 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+from prefect import flow, task  # noqa: E402
 
 from level4_fraud.config import Level4Settings
 from level4_fraud.evaluate import fraud_metrics
