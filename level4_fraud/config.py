@@ -31,7 +31,10 @@ class ProtocolConfig(BaseModel):
 class EnsembleConfig(BaseModel):
     """Member weights of the ensemble; a candidate set is chosen by prequential validation."""
 
-    weights: dict[str, float] = {"lightgbm": 0.5, "fraudnet": 0.4, "isolation_forest": 0.1}
+    # The default is what prequential validation picked on the default simulation (bench
+    # protocol.json): the isolation forest adds no AP there, so it only serves the drift monitor
+    # (and costs ~20 ms per single-row score when weighted in).
+    weights: dict[str, float] = {"lightgbm": 0.5, "fraudnet": 0.5, "isolation_forest": 0.0}
     candidates: list[dict[str, float]] = [
         {"lightgbm": 1.0, "fraudnet": 0.0, "isolation_forest": 0.0},
         {"lightgbm": 0.5, "fraudnet": 0.5, "isolation_forest": 0.0},

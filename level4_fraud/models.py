@@ -316,8 +316,10 @@ class FraudEnsemble:
         return sum(self.weights.get(n, 0.0) * s for n, s in scores.items()) / total
 
     def predict_proba(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
-        """The ensemble's fraud score in [0, 1]."""
-        return self.combine(self.member_scores(X))
+        """The ensemble's fraud score in [0, 1] (members with weight 0 are not evaluated)."""
+        X = as_matrix(X)
+        active = {n: m for n, m in self.members.items() if self.weights.get(n, 0.0) > 0}
+        return self.combine({name: score_member(model, X) for name, model in active.items()})
 
 
 def score_member(model: Any, X: np.ndarray) -> np.ndarray:

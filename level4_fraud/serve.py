@@ -32,8 +32,16 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from level4_fraud.config import Level4Settings
-from level4_fraud.features import CUSTOMER_SNAPSHOT, FEATURES, TERMINAL_SNAPSHOT, combine
-from level4_fraud.models import FraudEnsemble, as_matrix
+from level4_fraud.features import (
+    CUSTOMER_SNAPSHOT,
+    FEATURES,
+    TERMINAL_SNAPSHOT,
+    WINDOWS,
+)
+from level4_fraud.features import (
+    NIGHT_END_SECONDS as NIGHT,
+)
+from level4_fraud.models import FraudEnsemble
 from level4_fraud.monitor import FraudMetrics
 from ml_common.paths import level_dir
 
@@ -80,7 +88,7 @@ class ScoringState:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("a", buffering=1 << 16)
 
-    def features(self, tx: Transaction) -> pd.DataFrame:
+    def features(self, tx: Transaction) -> np.ndarray:
         """The model's feature row for ``tx`` (online snapshot + intraday counters)."""
         from level4_fraud.feature_store import online_snapshot
 
@@ -98,27 +106,35 @@ class ScoringState:
             prev_day, count, total = self.today.get(tx.customer_id, (day, 0.0, 0.0))
             if prev_day != day:
                 count, total = 0.0, 0.0
-            self.today[tx.customer_id] = (day, count + 1, total + tx.tx_amount)
-        start = pd.Timestamp(self.settings.simulation.start_date)
-        seconds = (pd.Timestamp(tx.tx_datetime).tz_localize(None) - start).total_seconds()
-        row = pd.DataFrame(
-            {
-                "customer_id": [tx.customer_id],
-                "tx_amount": [tx.tx_amount],
-                "tx_datetime": [pd.Timestamp(tx.tx_datetime).tz_localize(None)],
-                "tx_time_seconds": [int(seconds)],
-            }
-        )
-        values = {c: np.array([float(snap[c])]) for c in CUSTOMER_SNAPSHOT + TERMINAL_SNAPSHOT}
-        out = combine(row, values)
-        # combine() counts only rows it is given: add the customer's earlier payments today.
-        for w in (1, 7, 30):
-            n_old = out[f"customer_nb_tx_{w}d"].to_numpy()
-            out[f"customer_nb_tx_{w}d"] = n_old + count
-            out[f"customer_avg_amount_{w}d"] = (
-                out[f"customer_avg_amount_{w}d"].to_numpy() * n_old + total
-            ) / (n_old + count)
-        return out
+            count, total = count + 1, total + tx.tx_amount  # this payment included
+            self.today[tx.customer_id] = (day, count, total)
+        return self.feature_row(tx, snap, count, total)
+
+    @staticmethod
+    def feature_row(
+        tx: Transaction, snap: dict[str, float | None], count: float, total: float
+    ) -> np.ndarray:
+        """The ``FEATURES`` row, computed without pandas (this is the latency-critical path).
+
+        ``count``/``total``: the customer's payments today up to and including this one — the
+        same definitions as :func:`level4_fraud.features.combine` (a test checks they agree).
+        """
+        when = tx.tx_datetime
+        values = {
+            "tx_amount": tx.tx_amount,
+            "tx_during_weekend": float(when.weekday() >= 5),
+            "tx_during_night": float(when.hour * 3600 + when.minute * 60 + when.second < NIGHT),
+        }
+        for w in WINDOWS:
+            n, amount = count, total
+            if w > 1:
+                n += float(snap[f"customer_nb_tx_prev_{w - 1}d"] or 0.0)
+                amount += float(snap[f"customer_amount_prev_{w - 1}d"] or 0.0)
+            values[f"customer_nb_tx_{w}d"] = n
+            values[f"customer_avg_amount_{w}d"] = amount / n
+        for name in TERMINAL_SNAPSHOT:
+            values[name] = float(snap[name] or 0.0)
+        return np.array([[values[f] for f in FEATURES]], dtype=np.float32)
 
     def log(self, tx: Transaction, score: float, decision: str) -> None:
         """Append the score to the score log (for monitoring and delayed-label evaluation)."""
@@ -163,7 +179,7 @@ def create_app(state_factory: Any) -> FastAPI:
         state: ScoringState = request.app.state.scoring
         started = time.perf_counter()
         row = state.features(tx)
-        value = float(state.champion.predict_proba(as_matrix(row[FEATURES]))[0])
+        value = float(state.champion.predict_proba(row)[0])
         threshold = state.settings.serve.decision_threshold
         decision = "block" if value >= threshold else "allow"
         state.log(tx, value, decision)

@@ -21,6 +21,7 @@ from level4_fraud.serve import ScoringState, create_app, load_test
 from level4_fraud.simulate import SimulationConfig, TransactionSimulator
 
 N_CUST, N_TERM, DAYS = 200, 400, 40
+_BUILDER: dict[str, FeatureBuilder] = {}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def world(tmp_path_factory):
         built.append(builder.transform_day(frame))
     customer, terminal = writer.add_day(builder, DAYS)  # what is served on the next day
     writer.flush()
+    _BUILDER["world"] = builder
     store = open_store(root)
     push_online(store, customer, terminal)
     return (
@@ -129,3 +131,29 @@ def test_load_test_over_loopback(client) -> None:
     _, sim, _, app = client
     result = load_test(app, sim.day(DAYS), n_requests=40, warmup=5)
     assert result["requests"] == 40 and 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_service_features_equal_the_builders(world, tmp_path) -> None:
+    """Online snapshot + the service's intraday counters = the batch features, row for row."""
+    from level4_fraud.serve import Transaction
+
+    sim, store, _, _, _ = world
+    day = sim.day(DAYS).head(300)
+    expected = _BUILDER["world"].transform_day(day, record=False)
+    ensemble = FraudEnsemble({}, {})
+    state = ScoringState(load_config(), store, ensemble, None, tmp_path / "s.jsonl")
+    rows = np.vstack(
+        [
+            state.features(
+                Transaction(
+                    customer_id=int(r.customer_id),
+                    terminal_id=int(r.terminal_id),
+                    tx_amount=float(r.tx_amount),
+                    tx_datetime=r.tx_datetime.to_pydatetime(),
+                )
+            )
+            for r in day.itertuples()
+        ]
+    )
+    state.close()
+    assert np.allclose(rows, expected[FEATURES].to_numpy(dtype=np.float32), rtol=1e-5)
