@@ -544,7 +544,8 @@ def markdown_tables(report: dict[str, Any]) -> str:
         f" | {d['teacher_ap']:.4f} | {d['teacher_latency_ms']:.2f} |",
         f"| teacher's FraudNet alone | {d['teacher_fraudnet_params']:,} | "
         f"{d['teacher_fraudnet_ap']:.4f} | – |",
-        f"| student on soft scores | {d['student_params']:,} | {d['student_ap']:.4f} | "
+        f"| student on {'calibrated ' if d.get('teacher_calibrated') else ''}soft scores | "
+        f"{d['student_params']:,} | {d['student_ap']:.4f} | "
         f"{d['student_latency_ms']:.3f} |",
         f"| same student on hard labels only | {d['student_params']:,} | "
         f"{d['student_hard_labels_only_ap']:.4f} | – |",
@@ -572,7 +573,7 @@ def markdown_tables(report: dict[str, Any]) -> str:
         f"| median decision day (incl. {ab['settings']['label_delay_days']}-day label delay) | "
         f"{ab['ab_median_decision_day']:.0f} | – |",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n"
 
 
 def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
