@@ -692,7 +692,12 @@ def _cli_tune(args: Any) -> int:
 
     settings = load_industrial_settings(args.settings)
     result = tune(settings, prepare_data(settings), n_trials=args.trials)
-    print(f"best AP {result['best_value']:.4f} with {result['best_params']}")
+    path = write_json(level_dir(4) / "tune" / "trials.json", result)
+    write_json(path.with_name("config.json"), dump_settings(settings))
+    for trial in result["trials"]:
+        print(trial)
+    print(f"best walk-forward AP {result['best_value']:.4f} with {result['best_params']}")
+    print(f"trials: {path}; MLflow parent run {result['parent_run_id']}")
     return 0
 
 
