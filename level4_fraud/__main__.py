@@ -1,0 +1,113 @@
+"""Level 4 command line: ``python -m level4_fraud <command>`` (``--help`` lists them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ml_common.config import ConfigError
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - Level4Settings, imported lazily
+    from level4_fraud.config import load_config
+
+    return load_config(args.config)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Stream the simulation to a parquet file."""
+    from level4_fraud.simulate import simulate_to_parquet
+    from ml_common.paths import level_dir
+
+    settings = _settings(args)
+    sim = settings.simulation.model_copy(update={"n_days": args.days or settings.simulation.n_days})
+    path = Path(args.out) if args.out else level_dir(4) / "transactions.parquet"
+    rows = simulate_to_parquet(sim, str(path))
+    print(f"wrote {rows:,} transactions to {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """The handbook protocol: train, delay, test week; register the ensemble as champion."""
+    from level4_fraud.train import train_and_register
+
+    summary = train_and_register(_settings(args))
+    print(json.dumps({k: summary[k] for k in ("ensemble", "lightgbm", "fraudnet")}, indent=2))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Run the drift / retrain / recovery story and print its timeline."""
+    from level4_fraud.replay import print_summary, run_replay
+
+    result = run_replay(_settings(args))
+    print(print_summary(result))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the scoring service (uses the Feast online store and the champion)."""
+    from level4_fraud.serve import main as serve_main
+
+    return serve_main(_settings(args), port=args.port)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Write artifacts/bench/level4.json."""
+    from level4_fraud.bench import run_bench
+
+    path = run_bench(_settings(args))
+    print(path.read_text())
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "simulate": (cmd_simulate, "stream the simulated transactions to parquet"),
+    "train": (cmd_train, "handbook protocol + Feast training join + MLflow registry"),
+    "replay": (cmd_replay, "stable → seasonal → new fraud → alarm → retrain → recovery"),
+    "serve": (cmd_serve, "FastAPI scoring service on 127.0.0.1"),
+    "bench": (cmd_bench, "measure everything into artifacts/bench/level4.json"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per stage."""
+    parser = argparse.ArgumentParser(prog="python -m level4_fraud", description=__doc__)
+    parser.add_argument(
+        "--config", default=None, help="YAML settings (default: packaged config.yaml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (func, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=func.__doc__)
+        p.set_defaults(func=func)
+        if name == "simulate":
+            p.add_argument("--days", type=int, default=None, help="days to simulate")
+            p.add_argument("--out", default=None, help="parquet path")
+        if name == "serve":
+            p.add_argument("--port", type=int, default=8004)
+    from level4_fraud.industrial import add_subcommands  # part 2: industrial, tune, export-onnx
+
+    add_subcommands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run one command; user errors exit 2 with one message."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""``python -m level4_fraud bench``: every level-4 figure into ``artifacts/bench/level4.json``.
+
+Part 1 measures, in one run on the configured simulation:
+
+- the handbook protocol (train period, delay, test week): ensemble ``ap``, ``auc``, ``cp100`` and
+  the LightGBM baseline alone (``lgbm_ap``, ``lgbm_cp100``);
+- the replay: ``alarm_delay_days``, ``false_alarms_stable``, ``false_alarms_seasonal``,
+  ``ap_recovery_ratio``, ``promotions``;
+- a bounded load test of the scoring service on 127.0.0.1 with the replay's final champion and
+  Feast online store: ``scoring_p50_ms``, ``scoring_p99_ms``.
+
+If part 2's ``level4_fraud.industrial`` is present, its ``industrial_bench()`` keys are merged in.
+Details of each stage go to ``artifacts/level4/bench/`` (protocol.json, replay outputs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+from level4_fraud.config import Level4Settings
+from ml_common.atomic import write_json
+from ml_common.bench import stopwatch, write_bench
+from ml_common.config import dump_settings
+from ml_common.logs import get_logger
+from ml_common.paths import level_dir
+
+log = get_logger(__name__)
+
+
+def _round(value: Any, digits: int = 4) -> Any:
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def scoring_latency(settings: Level4Settings) -> dict[str, float]:
+    """Load-test the service with the registered champion and the replay's online store."""
+    from level4_fraud.feature_store import open_store
+    from level4_fraud.serve import ScoringState, create_app, load_test
+    from level4_fraud.simulate import TransactionSimulator
+    from level4_fraud.train import load_model
+    from ml_common.tracking import CHAMPION, alias_version
+
+    champion = load_model(settings, CHAMPION)
+    if champion is None:
+        raise ValueError("no champion registered: the replay must run first")
+    store = open_store(apply=False)
+    version = alias_version(settings.model_name, CHAMPION)
+    app = create_app(lambda: ScoringState(settings, store, champion, version))
+    next_day = TransactionSimulator(settings.simulation).day(settings.simulation.n_days)
+    return load_test(app, next_day, settings.serve.load_test_requests)
+
+
+def run_bench(settings: Level4Settings) -> Path:
+    """Run protocol, replay and load test (plus part 2 if present); write the bench JSON."""
+    from level4_fraud.replay import run_replay
+    from level4_fraud.train import protocol_summary, run_protocol
+
+    out = level_dir(4) / "bench"
+    started = time.perf_counter()
+    with stopwatch() as timer:
+        protocol = run_protocol(settings)
+        write_json(out / "protocol.json", protocol_summary(protocol))
+        replay = run_replay(settings, out / "replay")
+        latency = scoring_latency(settings)
+        summary = replay["summary"]
+        results: dict[str, Any] = {
+            "ap": protocol["ensemble"]["ap"],
+            "auc": protocol["ensemble"]["auc"],
+            "cp100": protocol["ensemble"]["cp100"],
+            "lgbm_ap": protocol["lightgbm"]["ap"],
+            "lgbm_cp100": protocol["lightgbm"]["cp100"],
+            "alarm_delay_days": summary["alarm_delay_days"],
+            "false_alarms_stable": summary["false_alarms_stable"],
+            "false_alarms_seasonal": summary["false_alarms_seasonal"],
+            "ap_recovery_ratio": summary["ap_recovery_ratio"],
+            "promotions": summary["promotions"],
+            "scoring_p50_ms": latency["p50_ms"],
+            "scoring_p99_ms": latency["p99_ms"],
+        }
+        results = {k: _round(v) for k, v in results.items()}
+        write_json(out / "latency.json", latency)
+        write_json(out / "config.json", dump_settings(settings))
+        # Part 1's figures are on disk even if part 2's measurements fail or run long.
+        write_bench(4, results, time.perf_counter() - started)
+        if importlib.util.find_spec("level4_fraud.industrial") is not None:
+            from level4_fraud.industrial import industrial_bench
+
+            results.update(industrial_bench())
+    return write_bench(4, results, timer["seconds"])

@@ -1,0 +1,98 @@
+"""Knowledge distillation: a small student learns the teacher ensemble's soft scores.
+
+The teacher is part 1's :class:`~level4_fraud.models.FraudEnsemble` (FraudNet + LightGBM +
+isolation forest): accurate but slow to score, because every transaction runs three models. The
+student is a :class:`~level4_fraud.models.FraudNet` with one small hidden layer, trained by the
+same epoch loop (:func:`~level4_fraud.models.fit_epoch`) on a blended target::
+
+    target = (1 - hard_weight) * teacher_score + hard_weight * label
+
+Binary cross-entropy is linear in its target, so this is exactly the usual distillation loss
+``(1 - a) * BCE(student, teacher) + a * BCE(student, label)`` in one call. The soft scores carry
+what the teacher knows about *how* suspicious each legitimate-looking row is, which is what lets a
+model with a few hundred weights come close to the ensemble.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from level4_fraud.models import FraudNet, TorchConfig, as_matrix, build_model, fit_epoch
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters of a torch model (buffers such as the scaler excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def lightgbm_parameters(model: Any) -> int:
+    """Stored numbers of a LightGBM model: 3 per split (feature, threshold, gain), 1 per leaf.
+
+    Used to put the ensemble's size in the same unit as a network's parameters.
+    """
+    frame = model.booster_.trees_to_dataframe()
+    splits = int(frame["split_feature"].notna().sum())
+    leaves = int(frame["split_feature"].isna().sum())
+    return 3 * splits + leaves
+
+
+def calibrate_teacher(teacher_scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The teacher's scores mapped to fraud probabilities by isotonic regression on ``y``.
+
+    An ensemble's score is a weighted average of differently scaled members (a percentile from
+    the isolation forest, probabilities from the others): a good *ranking* but a poor
+    *probability*. Isotonic regression keeps the ranking and fixes the scale, so the student
+    imitates what the teacher knows rather than the members' offsets.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    return isotonic.fit(teacher_scores, y).predict(teacher_scores)
+
+
+def train_student(
+    X: np.ndarray,
+    teacher_scores: np.ndarray,
+    y: np.ndarray,
+    hidden: tuple[int, ...] = (16,),
+    hard_weight: float = 0.2,
+    epochs: int = 8,
+    batch_size: int = 512,
+    lr: float = 5e-3,
+    seed: int = 0,
+) -> FraudNet:
+    """Train a small :class:`FraudNet` on the blended soft/hard target; returns it in eval mode."""
+    if not 0.0 <= hard_weight <= 1.0:
+        raise ValueError(f"hard_weight must be in [0, 1], got {hard_weight}")
+    X = as_matrix(X)
+    target = (1 - hard_weight) * np.clip(teacher_scores, 0.0, 1.0) + hard_weight * np.asarray(y)
+    config = TorchConfig(hidden=hidden, dropout=0.0, epochs=epochs, batch_size=batch_size, lr=lr)
+    config = config.model_copy(update={"seed": seed})
+    student = build_model(X, config)
+    dataset = torch.utils.data.TensorDataset(
+        torch.from_numpy(X), torch.from_numpy(target.astype(np.float32))
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    optimizer = torch.optim.Adam(student.parameters(), lr=lr)
+    loss_fn = nn.BCEWithLogitsLoss()
+    for _ in range(epochs):
+        fit_epoch(student, loader, optimizer, loss_fn, torch.device("cpu"))
+    return student.eval()
+
+
+def time_per_row_ms(score: Any, X: np.ndarray, rows: int = 200) -> float:
+    """Median milliseconds to score one transaction with ``score(rows) -> scores``."""
+    X = as_matrix(X)
+    timings = []
+    for i in range(rows):
+        t0 = time.perf_counter()
+        score(X[i % len(X) : i % len(X) + 1])
+        timings.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(timings))

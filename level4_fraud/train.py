@@ -1,0 +1,260 @@
+"""Train the ensemble (LightGBM + FraudNet + isolation forest), select it prequentially, track it.
+
+- :func:`fit_members` trains the three members on one period's feature rows.
+- :func:`prequential_weights` chooses the ensemble weights by walk-forward validation: for each
+  fold the train and test windows move one test-period back in time, members are trained on the
+  fold's train window and every candidate weighting is scored (AP) on the fold's test week.
+- :func:`log_model` logs an ensemble to MLflow (params, metrics, the pickled model as a pyfunc)
+  and registers it; :func:`load_model` loads a version by alias (``champion``, ``challenger``).
+- :func:`run_protocol` is the handbook's protocol end to end: train period, delay, test week.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from level4_fraud.config import Level4Settings
+from level4_fraud.dataset import collect_period, new_builder
+from level4_fraud.evaluate import fraud_metrics
+from level4_fraud.features import FEATURES, LABEL
+from level4_fraud.models import (
+    FraudEnsemble,
+    as_matrix,
+    score_member,
+    train_isolation_forest,
+    train_lightgbm,
+    train_torch_model,
+)
+from level4_fraud.simulate import TransactionSimulator
+from ml_common.logs import get_logger
+from ml_common.tracking import setup_mlflow
+
+log = get_logger(__name__)
+
+
+def fit_members(frame: pd.DataFrame, settings: Level4Settings) -> dict[str, Any]:
+    """The three members trained on ``frame`` (feature rows with labels)."""
+    X, y = as_matrix(frame[FEATURES]), frame[LABEL].to_numpy()
+    if y.sum() == 0:
+        raise ValueError("the training period has no fraud: choose a longer or later period")
+    members = {
+        "lightgbm": train_lightgbm(X, y, settings.lightgbm),
+        "fraudnet": train_torch_model(X, y, settings.torch).cpu(),
+        "isolation_forest": train_isolation_forest(
+            X, n_estimators=settings.ensemble.isolation_trees, seed=settings.simulation.seed
+        ),
+    }
+    return members
+
+
+def fit_ensemble(
+    frame: pd.DataFrame, settings: Level4Settings, weights: dict[str, float] | None = None
+) -> FraudEnsemble:
+    """An ensemble trained on ``frame`` with ``weights`` (default: the configured ones)."""
+    return FraudEnsemble(fit_members(frame, settings), dict(weights or settings.ensemble.weights))
+
+
+def day_slice(frame: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
+    """Rows of days ``start … stop − 1``."""
+    days = frame["tx_time_days"]
+    return frame[(days >= start) & (days < stop)]
+
+
+def prequential_weights(
+    frame: pd.DataFrame, settings: Level4Settings, train_start: int, train_days: int
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Choose ensemble weights by walk-forward validation inside the training data.
+
+    Fold ``i`` tests on the week ending ``i`` test-periods before the end of the training window,
+    after the delay, training on the ``train_days − delay − test`` days before it.
+    """
+    p = settings.protocol
+    end = train_start + train_days
+    results = []
+    for fold in range(p.prequential_folds):
+        test_stop = end - fold * p.test_days
+        test_start = test_stop - p.test_days
+        fold_train_stop = test_start - p.delay_days
+        fold_train_start = max(
+            train_start, fold_train_stop - (train_days - p.delay_days - p.test_days)
+        )
+        train = day_slice(frame, fold_train_start, fold_train_stop)
+        test = day_slice(frame, test_start, test_stop)
+        if train.empty or test.empty or train[LABEL].sum() == 0:
+            continue
+        members = fit_members(train, settings)
+        scores = {n: score_member(m, as_matrix(test[FEATURES])) for n, m in members.items()}
+        for i, weights in enumerate(settings.ensemble.candidates):
+            ens = FraudEnsemble({}, weights)
+            metrics = fraud_metrics(test, ens.combine(scores), p.top_k)
+            results.append({"fold": fold, "candidate": i, **metrics})
+    if not results:
+        return dict(settings.ensemble.weights), []
+    table = pd.DataFrame(results).groupby("candidate")["ap"].mean()
+    best = int(table.idxmax())
+    return dict(settings.ensemble.candidates[best]), results
+
+
+class EnsemblePyfunc:
+    """Builds the MLflow pyfunc wrapper lazily (mlflow imports are slow)."""
+
+    @staticmethod
+    def make() -> Any:
+        import mlflow.pyfunc
+
+        class _Wrapper(mlflow.pyfunc.PythonModel):
+            def load_context(self, context: Any) -> None:
+                with open(context.artifacts["ensemble"], "rb") as handle:
+                    self.ensemble = pickle.load(handle)
+
+            def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+                return self.ensemble.predict_proba(model_input)
+
+        return _Wrapper()
+
+
+def log_model(
+    ensemble: FraudEnsemble,
+    settings: Level4Settings,
+    metrics: dict[str, float],
+    params: dict[str, Any] | None = None,
+    run_name: str = "train",
+) -> int:
+    """Log and register ``ensemble``; return its registry version (aliases are set by callers)."""
+    mlflow = setup_mlflow(settings.experiment)
+    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({**{f"w_{k}": v for k, v in ensemble.weights.items()}, **(params or {})})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        path = Path(tmp) / "ensemble.pkl"
+        path.write_bytes(pickle.dumps(ensemble))
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=EnsemblePyfunc.make(),
+            artifacts={"ensemble": str(path)},
+            pip_requirements=["torch", "lightgbm", "scikit-learn", "pandas", "numpy"],
+        )
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", settings.model_name)
+    return int(version.version)
+
+
+def load_model(settings: Level4Settings, alias: str) -> FraudEnsemble | None:
+    """The ensemble registered under ``alias``, or ``None`` when the alias is not set."""
+    from ml_common.tracking import alias_version, model_uri
+
+    mlflow = setup_mlflow(settings.experiment)
+    if alias_version(settings.model_name, alias) is None:
+        return None
+    wrapper = mlflow.pyfunc.load_model(model_uri(settings.model_name, alias))
+    return wrapper.unwrap_python_model().ensemble
+
+
+def run_protocol(settings: Level4Settings, *, progress: bool = True) -> dict[str, Any]:
+    """The handbook's protocol on the configured simulation; returns every model's metrics.
+
+    Train on ``train_days`` days from ``train_start_day``, skip ``delay_days``, test on the
+    following ``test_days``. Ensemble weights are chosen by prequential validation inside the
+    training period; LightGBM, FraudNet and the isolation forest are reported alone too.
+    """
+    p = settings.protocol
+    train_start, train_stop = p.train_start_day, p.train_start_day + p.train_days
+    test_start = train_stop + p.delay_days
+    test_stop = test_start + p.test_days
+    sim = TransactionSimulator(settings.simulation)
+    builder = new_builder(settings.simulation, p.delay_days)
+    frame = collect_period(sim, builder, train_start, test_stop, progress=progress)
+    train, test = day_slice(frame, train_start, train_stop), day_slice(frame, test_start, test_stop)
+    weights, folds = prequential_weights(frame, settings, train_start, p.train_days)
+    ensemble = fit_ensemble(train, settings, weights)
+    X_test = as_matrix(test[FEATURES])
+    member_scores = ensemble.member_scores(X_test)
+    result: dict[str, Any] = {
+        "ensemble": fraud_metrics(test, ensemble.combine(member_scores), p.top_k),
+        **{n: fraud_metrics(test, s, p.top_k) for n, s in member_scores.items()},
+        "weights": weights,
+        "prequential": folds,
+        "periods": {"train": [train_start, train_stop], "test": [test_start, test_stop]},
+        "n_train": len(train),
+        "n_test": len(test),
+        "fraud_rate_test": float(test[LABEL].mean()),
+    }
+    result["model"] = ensemble
+    return result
+
+
+def protocol_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe part of :func:`run_protocol`'s result."""
+    return {k: v for k, v in result.items() if k != "model"}
+
+
+def train_and_register(settings: Level4Settings, *, progress: bool = True) -> dict[str, Any]:
+    """``python -m level4_fraud train``: the protocol with Feast, MLflow and the registry.
+
+    Streams the simulation up to the end of the protocol's test week, writing each day's
+    snapshots to the Feast offline store; joins the training and test rows point-in-time from
+    Feast (``use_feast``); trains and evaluates as :func:`run_protocol`; logs and registers the
+    ensemble with alias ``champion``; pushes the latest snapshots to the online store for the
+    scoring service. Writes ``artifacts/level4/train/metrics.json`` and ``config.json``.
+    """
+    from level4_fraud.feature_store import SnapshotWriter, open_store, push_online, training_frame
+    from ml_common.atomic import write_json
+    from ml_common.config import dump_settings
+    from ml_common.paths import level_dir
+    from ml_common.tracking import CHAMPION, set_alias
+
+    p = settings.protocol
+    train_start, train_stop = p.train_start_day, p.train_start_day + p.train_days
+    test_start = train_stop + p.delay_days
+    test_stop = test_start + p.test_days
+    sim = TransactionSimulator(settings.simulation)
+    builder = new_builder(settings.simulation, p.delay_days)
+    writer = SnapshotWriter()
+    raw, built = [], []
+    days = range(test_stop + 1)
+    for day in tqdm(days, desc="simulate+snapshots", unit="day", disable=not progress):
+        customer, terminal = writer.add_day(builder, day)
+        if day == test_stop:
+            break  # only the snapshot of the day after the test week: what is served next
+        frame = sim.day(day)
+        if day >= train_start:
+            raw.append(frame)
+        built.append(builder.transform_day(frame)) if day >= train_start else builder.record_day(
+            frame, day
+        )
+    writer.flush()
+    store = open_store()
+    push_online(store, customer, terminal)
+    if settings.use_feast:
+        frame = training_frame(store, pd.concat(raw, ignore_index=True))
+    else:
+        frame = pd.concat(built, ignore_index=True)
+    train, test = day_slice(frame, train_start, train_stop), day_slice(frame, test_start, test_stop)
+    weights, folds = prequential_weights(frame, settings, train_start, p.train_days)
+    ensemble = fit_ensemble(train, settings, weights)
+    scores = ensemble.member_scores(as_matrix(test[FEATURES]))
+    summary: dict[str, Any] = {
+        "ensemble": fraud_metrics(test, ensemble.combine(scores), p.top_k),
+        **{n: fraud_metrics(test, s, p.top_k) for n, s in scores.items()},
+        "weights": weights,
+        "prequential": folds,
+        "features_from": "feast" if settings.use_feast else "builder",
+        "periods": {"train": [train_start, train_stop], "test": [test_start, test_stop]},
+    }
+    version = log_model(
+        ensemble,
+        settings,
+        {f"test_{k}": v for k, v in summary["ensemble"].items()},
+        {"features_from": summary["features_from"]},
+        run_name="train-protocol",
+    )
+    set_alias(settings.model_name, CHAMPION, version)
+    summary["model_version"] = version
+    out = level_dir(4) / "train"
+    write_json(out / "metrics.json", summary)
+    write_json(out / "config.json", dump_settings(settings))
+    return summary

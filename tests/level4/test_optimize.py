@@ -1,0 +1,272 @@
+"""Quantization, ONNX export, distillation, LoRA and the Optuna search, on small data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+from torch import nn
+
+from level4_fraud.models import FraudNet, TorchConfig, predict_proba, train_torch_model
+from level4_fraud.optimize.distill import (
+    calibrate_teacher,
+    count_parameters,
+    lightgbm_parameters,
+    train_student,
+)
+from level4_fraud.optimize.lora import LoRALinear, add_lora, merge_lora, trainable_parameters
+from level4_fraud.optimize.quantize import (
+    compare_engines,
+    export_onnx,
+    measure,
+    onnx_scorer,
+    quantize_dynamic_int8,
+    torch_scorer,
+)
+from level4_fraud.optimize.tune import walk_forward_folds
+
+
+def _data(n: int = 8000, seed: int = 0, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 15)).astype(np.float32)
+    signal = X[:, 0] + 0.7 * X[:, 1] - 0.5 * X[:, 2] + shift * X[:, 3]
+    y = (signal + rng.normal(scale=0.6, size=n) > 2.0).astype(np.float32)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[FraudNet, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X, y = _data()
+    X_test, y_test = _data(4000, seed=1)
+    model = train_torch_model(X, y, TorchConfig(epochs=3, batch_size=256, device="cpu"))
+    return model.cpu().eval(), X, y, X_test, y_test
+
+
+# -- quantization and ONNX -----------------------------------------------------------------------
+def test_dynamic_int8_replaces_linear_layers_and_keeps_scores(trained) -> None:
+    model, _, _, X_test, _ = trained
+    int8 = quantize_dynamic_int8(model)
+    assert not any(type(m) is nn.Linear for m in int8.modules())
+    assert any(type(m) is nn.Linear for m in model.modules())  # the original is untouched
+    diff = np.abs(torch_scorer(int8)(X_test) - torch_scorer(model)(X_test))
+    assert diff.max() < 0.1 and diff.mean() < 0.005
+
+
+def test_onnx_export_matches_torch(trained, tmp_path: Path) -> None:
+    model, _, _, X_test, _ = trained
+    path = export_onnx(model, tmp_path / "m.onnx", X_test.shape[1])
+    np.testing.assert_allclose(
+        onnx_scorer(path)(X_test), predict_proba(model, X_test), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_engines_compared_on_the_same_rows(trained, tmp_path: Path) -> None:
+    model, X, _, X_test, y_test = trained
+    results = compare_engines(model, X_test, y_test, X, tmp_path, batch_size=512, seconds=0.2)
+    assert set(results) == {"torch_fp32", "torch_int8_dynamic", "onnx_fp32", "onnx_int8_static"}
+    assert results["torch_fp32"]["speedup"] == 1.0
+    for row in results.values():
+        assert row["throughput"] > 0 and row["latency_ms"] > 0
+        assert row["ap_loss_pts"] < 2.0  # int8 keeps the ranking on an easy problem
+    assert results["onnx_fp32"]["ap_loss_pts"] == pytest.approx(0.0, abs=0.01)
+    assert results["onnx_int8_static"]["size_bytes"] < 0.6 * results["onnx_fp32"]["size_bytes"]
+
+
+def test_measure_counts_rows() -> None:
+    calls = []
+    result = measure(
+        lambda X: calls.append(len(X)) or np.zeros(len(X)), np.zeros((100, 3)), 10, 0.05, 5
+    )
+    assert result["throughput"] > 0 and set(calls) <= {10, 1}
+
+
+# -- distillation --------------------------------------------------------------------------------
+def test_student_learns_the_teacher_with_far_fewer_parameters(trained) -> None:
+    teacher, X, y, X_test, y_test = trained
+    soft = predict_proba(teacher, X)
+    student = train_student(X, soft, y, hidden=(8,), hard_weight=0.2, epochs=6, batch_size=256)
+    assert count_parameters(teacher) >= 10 * count_parameters(student)
+    teacher_ap = average_precision_score(y_test, predict_proba(teacher, X_test))
+    student_ap = average_precision_score(y_test, predict_proba(student, X_test))
+    assert student_ap > teacher_ap - 0.03
+    # The student imitates the teacher's scores, not just the labels.
+    corr = np.corrcoef(predict_proba(student, X_test), predict_proba(teacher, X_test))[0, 1]
+    assert corr > 0.9
+
+
+def test_calibrated_teacher_keeps_the_ranking_and_fixes_the_scale() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(5000) < 0.02).astype(np.float32)
+    # An ensemble-like score: informative but offset (a percentile term lifts every row).
+    score = 0.1 * rng.random(5000) + 0.4 * y * rng.random(5000) + 0.05
+    calibrated = calibrate_teacher(score, y)
+    assert calibrated.min() >= 0 and calibrated.max() <= 1
+    assert calibrated.mean() == pytest.approx(y.mean(), abs=1e-6)  # isotonic keeps the base rate
+    order = np.argsort(score)
+    assert np.all(np.diff(calibrated[order]) >= -1e-12)  # monotone in the teacher's score
+    assert calibrated.mean() < score.mean()
+
+
+def test_student_rejects_bad_hard_weight() -> None:
+    X, y = _data(100)
+    with pytest.raises(ValueError, match="hard_weight"):
+        train_student(X, y, y, hard_weight=1.5)
+
+
+def test_lightgbm_parameter_count() -> None:
+    import lightgbm as lgb
+
+    X, y = _data(2000)
+    model = lgb.LGBMClassifier(n_estimators=5, num_leaves=4, verbose=-1).fit(X, y)
+    # 5 trees x 4 leaves: 3 splits each -> 5 * (3 * 3 + 4).
+    assert lightgbm_parameters(model) == 5 * (3 * 3 + 4)
+
+
+# -- LoRA ----------------------------------------------------------------------------------------
+def test_lora_starts_as_the_base_and_trains_only_adapters(trained) -> None:
+    model, _, _, X_test, _ = trained
+    adapted = add_lora(model, rank=2, alpha=4.0)
+    np.testing.assert_allclose(predict_proba(adapted, X_test), predict_proba(model, X_test))
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    expected = sum(2 * (m.in_features + m.out_features) for m in linears)
+    assert trainable_parameters(adapted) == expected
+    assert all(p.requires_grad for p in model.parameters())  # the deployed model is untouched
+
+
+def test_lora_matches_a_plain_linear_and_merges_exactly() -> None:
+    torch.manual_seed(0)
+    base = nn.Linear(6, 3)
+    layer = LoRALinear(base, rank=2, alpha=4.0)
+    with torch.no_grad():
+        layer.lora_b.normal_()
+    x = torch.randn(5, 6)
+    manual = x @ (base.weight + 2.0 * layer.lora_b @ layer.lora_a).T + base.bias
+    torch.testing.assert_close(layer(x), manual)
+    torch.testing.assert_close(layer.merged()(x), manual)
+    with pytest.raises(ValueError, match="rank"):
+        LoRALinear(base, rank=0)
+
+
+def test_lora_adapts_to_a_shifted_pattern_with_base_frozen(trained) -> None:
+    model, _, _, _, _ = trained
+    X_new, y_new = _data(4000, seed=5, shift=2.5)  # a new signal the model never used
+    X_eval, y_eval = _data(4000, seed=6, shift=2.5)
+    before = average_precision_score(y_eval, predict_proba(model, X_eval))
+    adapted = add_lora(model, rank=2, alpha=4.0)
+    frozen = {n: p.clone() for n, p in adapted.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.Adam([p for p in adapted.parameters() if p.requires_grad], lr=5e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X_new), torch.from_numpy(y_new))
+    for _ in range(4):
+        for xb, yb in torch.utils.data.DataLoader(data, batch_size=256, shuffle=True):
+            optimizer.zero_grad()
+            loss_fn(adapted(xb), yb).backward()
+            optimizer.step()
+    for name, parameter in adapted.named_parameters():
+        if name in frozen:
+            assert torch.equal(parameter, frozen[name])
+    merged = merge_lora(adapted)
+    after = average_precision_score(y_eval, predict_proba(merged, X_eval))
+    assert after > before + 0.05
+    np.testing.assert_allclose(
+        predict_proba(merged, X_eval), predict_proba(adapted, X_eval), atol=1e-5
+    )
+
+
+# -- the Optuna search ---------------------------------------------------------------------------
+def test_walk_forward_folds_never_train_on_the_future() -> None:
+    rows = np.full(28, 10)
+    folds = walk_forward_folds(rows, n_folds=2)
+    assert len(folds) == 2
+    for train, test in folds:
+        assert train.stop + 7 * 10 == test.start  # a week's gap for the label delay
+        assert test.stop - test.start == 70
+    assert folds[0][1].stop <= folds[1][1].start  # newest fold last
+    with pytest.raises(ValueError, match="too short"):
+        walk_forward_folds(np.full(14, 10))
+
+
+def test_tune_logs_trials_to_mlflow() -> None:
+    from types import SimpleNamespace
+
+    from level4_fraud.industrial import IndustrialSettings
+    from level4_fraud.optimize.tune import tune
+
+    X, y = _data(2100)
+    settings = IndustrialSettings(world={"train_days": 21})
+    result = tune(settings, SimpleNamespace(X_train=X, y_train=y), n_trials=2, n_folds=1)
+    assert len(result["trials"]) == 2 and 0 < result["best_value"] <= 1
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["level4_fraud"])
+    children = runs[runs["tags.mlflow.parentRunId"] == result["parent_run_id"]]
+    assert len(children) == 2 and children["metrics.walk_forward_ap"].notna().all()
+
+
+# -- the whole industrial bench ------------------------------------------------------------------
+TINY_WORLD = {
+    "n_customers": 600,
+    "n_terminals": 1200,
+    "warmup_days": 30,
+    "train_days": 14,
+    "delay_days": 7,
+    "test_days": 7,
+    "new_pattern_day": 60,
+    "adapt_days": 7,
+}
+
+
+def test_time_line_windows_hold_what_they_should() -> None:
+    from level4_fraud.industrial import load_industrial_settings, prepare_data
+
+    splits = prepare_data(load_industrial_settings(world=TINY_WORLD))
+    for name in ("train", "test", "adapt", "new"):
+        X, y = getattr(splits, f"X_{name}"), getattr(splits, f"y_{name}")
+        assert len(X) == len(y) > 0 and X.shape[1] == len(splits.features)
+        assert y.sum() > 0
+    # The new-pattern test window has card-testing fraud, mostly small amounts at night.
+    amount = splits.features.index("tx_amount")
+    night = splits.features.index("tx_during_night")
+    assert np.median(splits.X_new[splits.y_new == 1, amount]) < 10
+    assert splits.X_new[splits.y_new == 1, night].mean() > 0.8
+    with pytest.raises(ValueError, match="before new_pattern_day"):
+        prepare_data(load_industrial_settings(world={**TINY_WORLD, "new_pattern_day": 40}))
+
+
+@pytest.mark.slow
+def test_industrial_bench_returns_the_issue_keys_with_sane_values() -> None:
+    from level4_fraud.industrial import BENCH_KEYS, load_industrial_settings, run_industrial
+    from ml_common.paths import level_dir
+
+    settings = load_industrial_settings(
+        world=TINY_WORLD,
+        ab_experiments=40,
+        model={"epochs": 3},
+        distill={"epochs": 6},
+        quant={"seconds": 0.3},
+    )
+    report = run_industrial(settings)
+    bench = report["bench"]
+    assert tuple(bench) == BENCH_KEYS
+    assert bench["ddp_2proc_matches_single"] is True
+    assert bench["ddp_throughput_1proc"] > 0 and bench["ddp_throughput_2proc"] > 0
+    assert bench["student_param_ratio"] >= 10
+    full_trainable = report["adaptation"]["full_finetune"]["trainable_params"]
+    assert bench["lora_trainable_params"] < full_trainable
+    # The deployed model has never seen card testing; adapting on a week of it must help.
+    assert bench["lora_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
+    assert bench["full_finetune_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
+    assert report["adaptation"]["lora"]["merged_matches_adapters"]
+    assert 0 <= bench["ab_false_win_rate"] <= 0.15 and bench["ab_power"] >= 0.6
+    out = level_dir(4) / "industrial"
+    assert {
+        "report.json",
+        "config.json",
+        "tables.md",
+        "quantization.png",
+        "adaptation.png",
+        "abtest.png",
+    } <= {p.name for p in out.iterdir()}

@@ -1,0 +1,89 @@
+"""Simulator properties: determinism, scenario labels and rates, streaming, drift switches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from level4_fraud.simulate import SimulationConfig, TransactionSimulator, simulate_to_parquet
+
+from .conftest import TINY
+
+
+def test_same_seed_same_data_and_days_are_independent(tiny_sim: TransactionSimulator) -> None:
+    again = TransactionSimulator(SimulationConfig(**TINY, n_days=60))
+    pd.testing.assert_frame_equal(tiny_sim.day(17), again.day(17))
+    # A day generated alone equals the same day inside a run (streaming needs no past state).
+    run = again.simulate(20)
+    pd.testing.assert_frame_equal(
+        run[run["tx_time_days"] == 19].reset_index(drop=True), tiny_sim.day(19)
+    )
+    other = TransactionSimulator(SimulationConfig(**{**TINY, "seed": 4}, n_days=60))
+    assert not other.day(17)["tx_amount"].equals(tiny_sim.day(17)["tx_amount"])
+
+
+def test_fraud_scenarios_follow_their_rules(tiny_sim: TransactionSimulator) -> None:
+    cfg = tiny_sim.config
+    data = tiny_sim.simulate(45)
+    assert data["tx_id"].is_unique and data["tx_datetime"].is_monotonic_increasing
+    # Scenario 1: every amount above the threshold is fraud.
+    assert data.loc[data["tx_amount"] > cfg.amount_threshold, "tx_fraud"].all()
+    # Scenario 2: all transactions at a compromised terminal are fraud on that day.
+    for day in (10, 30, 44):
+        today = data[data["tx_time_days"] == day]
+        at_bad = today["terminal_id"].isin(tiny_sim.compromised_terminals(day))
+        assert today.loc[at_bad, "tx_fraud"].all()
+        assert (
+            (today.loc[today["tx_fraud_scenario"] == 2, "terminal_id"])
+            .isin(tiny_sim.compromised_terminals(day))
+            .all()
+        )
+    # Scenario 3: about a third of compromised customers' payments, amount × 5.
+    leaked = []
+    for day in range(20, 45):
+        today = data[data["tx_time_days"] == day]
+        mask = today["customer_id"].isin(tiny_sim.compromised_customers(day)) & ~today[
+            "tx_fraud_scenario"
+        ].isin([1, 2])
+        leaked.append(today.loc[mask, "tx_fraud_scenario"] == 3)
+    share = pd.concat(leaked).mean()
+    assert 0.2 < share < 0.5
+    # Scenario 2's share of traffic follows the share of terminals compromised (a tiny world has
+    # few terminals, so it is large here: 2 a day for 28 days out of 800).
+    late = data[data["tx_time_days"] >= 30]
+    expected = np.mean(
+        [len(tiny_sim.compromised_terminals(d)) / cfg.n_terminals for d in range(30, 45)]
+    )
+    observed = (late["tx_fraud_scenario"] == 2).mean()
+    assert 0.5 * expected < observed < 1.5 * expected
+    # Scenario 1 is rare, as in the handbook (amounts above 220 from profiles of mean ≤ 100).
+    assert 0 < (data["tx_fraud_scenario"] == 1).mean() < 0.01
+    assert set(data["tx_fraud_scenario"].unique()) == {0, 1, 2, 3}
+
+
+def test_new_pattern_only_after_its_day_and_seasonal_raises_spending() -> None:
+    cfg = SimulationConfig(**TINY, n_days=40, new_pattern_day=20, seasonal_day=10)
+    sim = TransactionSimulator(cfg)
+    data = sim.simulate(40)
+    pattern = data[data["tx_fraud_scenario"] == 4]
+    assert len(pattern) > 0 and pattern["tx_time_days"].min() == 20
+    assert (pattern["tx_amount"] <= cfg.new_pattern_amount[1]).all()
+    assert (pattern["tx_datetime"].dt.hour < 6).all()
+    base = TransactionSimulator(SimulationConfig(**TINY, n_days=40))
+    legit = data[(data["tx_fraud"] == 0) & (data["tx_time_days"] >= 30)]
+    legit_base = base.simulate(40)
+    legit_base = legit_base[(legit_base["tx_fraud"] == 0) & (legit_base["tx_time_days"] >= 30)]
+    assert legit["tx_amount"].mean() > 1.15 * legit_base["tx_amount"].mean()
+    assert len(legit) > 1.1 * len(legit_base)
+    # Before the switches both worlds are the same.
+    pd.testing.assert_frame_equal(sim.day(5), base.day(5))
+
+
+def test_streams_to_parquet_a_day_at_a_time(tmp_path) -> None:
+    cfg = SimulationConfig(n_customers=300, n_terminals=600, n_days=6)
+    path = tmp_path / "tx.parquet"
+    rows = simulate_to_parquet(cfg, str(path), progress=False)
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == rows and meta.num_row_groups == 6
+    assert np.isclose(rows / 6 / 300, 2.0, atol=0.3)  # ~2 payments per customer per day
