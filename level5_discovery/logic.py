@@ -191,8 +191,6 @@ class HypothesisSpace:
             if acyclic:
                 s.add(z3.Not(self.reach[i][i]))
             for j in range(n):
-                if i == j and acyclic:
-                    continue
                 via = [z3.And(self.edge[i][k], self.reach[k][j]) for k in range(n) if k != i]
                 s.add(self.reach[i][j] == z3.Or(self.edge[i][j], *via))
         if not acyclic:
@@ -283,11 +281,12 @@ class HypothesisSpace:
                       == bool(claim.sign > 0))  # fmt: skip
         return self.solver.check(*self._active(), fact) == z3.sat
 
-    def backbone(self) -> tuple[np.ndarray, np.ndarray]:
+    def backbone(self, edges: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Facts settled in every consistent network.
 
         Returns ``(reach, edge)`` matrices with 1 (true in all models), 0 (false in all) or -1
-        (open: both answers remain consistent). Standard backbone search: one model, then for
+        (open: both answers remain consistent; with ``edges=False`` the edge matrix is all
+        open, unexamined). Standard backbone search: one model, then for
         each fact try its negation; every model found marks all facts it flips as open.
         """
         n = self.n
@@ -296,8 +295,10 @@ class HypothesisSpace:
             raise RuntimeError("evidence is inconsistent; call make_consistent first")
         model = self.solver.model()
         variables = [(("reach", i, j), self.reach[i][j]) for i in range(n) for j in range(n)
-                     if i != j] + [(("edge", i, j), self.edge[i][j]) for i in range(n)
-                                   for j in range(n) if i != j]  # fmt: skip
+                     if i != j]  # fmt: skip
+        if edges:
+            variables += [(("edge", i, j), self.edge[i][j]) for i in range(n) for j in range(n)
+                          if i != j]  # fmt: skip
         value = {key: z3.is_true(model.eval(var, model_completion=True)) for key, var in variables}
         open_keys: set[tuple[str, int, int]] = set()
         for key, var in variables:
@@ -310,21 +311,63 @@ class HypothesisSpace:
                     if z3.is_true(other.eval(var2, model_completion=True)) != value[key2]:
                         open_keys.add(key2)
         reach = np.full((n, n), NO, dtype=int)
-        edge = np.full((n, n), NO, dtype=int)
+        edge = np.full((n, n), NO if edges else UNKNOWN, dtype=int)
         for key, _ in variables:
             kind, i, j = key
             target = reach if kind == "reach" else edge
             target[i, j] = UNKNOWN if key in open_keys else int(value[key])
         return reach, edge
 
-    def design_scores(self, candidates: list[int]) -> dict[int, int]:
-        """For each candidate gene g, how many open facts do(g) would settle.
+    def design_scores(
+        self, knowledge: Knowledge, candidates: list[int], prior: np.ndarray | None = None
+    ) -> dict[int, float]:
+        """Split score of do(g) for each candidate: :func:`expected_gain` on the z3 backbone."""
+        reach, _ = self.backbone(edges=False)
+        return {g: expected_gain(knowledge, reach, g, prior) for g in candidates}
 
-        do(g) reveals g's whole descendant row (``reach[g, :]``) and, by regression on its now
-        known non-descendants, every edge into g (``edge[:, g]``). Each open fact answered halves
-        (in the yes/no sense) the set of remaining hypotheses, so the count is a split score.
-        """
-        reach, edge = self.backbone()
-        return {
-            g: int((reach[g] == UNKNOWN).sum() + (edge[:, g] == UNKNOWN).sum()) for g in candidates
-        }
+
+def expected_gain(
+    knowledge: Knowledge,
+    reach: np.ndarray,
+    gene: int,
+    prior: np.ndarray | None = None,
+    prior_threshold: float = 0.3,
+) -> float:
+    """Expected number of open edge questions that do(gene) would settle.
+
+    An edge question (i→k) is open while the data have not decided it and i may reach k.
+    do(g) reveals g's descendant set D, and afterwards (a) every question into g is decided
+    (regression on all non-descendants of g) and (b) for every k in D, the questions i→k with
+    i outside D are decided (i is then a proven non-descendant of k). Open reachability facts
+    count with a probability, and questions are weighted by the chance that the edge exists
+    (higher when i is a known ancestor of k), so settling likely edges counts more. Without a
+    prior these chances are flat guesses; with a literature ``prior`` the prior network (and
+    its transitive closure) sharpens them.
+    """
+    n = knowledge.n_genes
+    decided = np.zeros((n, n), dtype=bool)
+    if knowledge.edges is not None:
+        decided |= knowledge.edges.determined
+    decided |= reach == NO
+    np.fill_diagonal(decided, True)
+    open_q = ~decided
+    if prior is None:
+        guess_edge = np.full((n, n), 0.15)
+        guess_desc = np.full(n, 0.3)
+    else:
+        prior_edges = np.abs(prior) >= prior_threshold
+        prior_reach = prior_edges.copy()
+        for _ in range(n):
+            prior_reach = prior_reach | ((prior_reach.astype(int) @ prior_edges.astype(int)) > 0)
+        guess_edge = np.where(prior_edges, 0.6, 0.1)
+        guess_desc = np.where(prior_reach[gene], 0.7, 0.2)
+    p_edge = np.where(reach == YES, np.maximum(guess_edge, 0.5), np.where(reach == NO, 0.0,
+                                                                         guess_edge))
+    p_desc = np.where(reach[gene] == YES, 1.0, np.where(reach[gene] == NO, 0.0, guess_desc))
+    p_desc[gene] = 0.0
+    gain = float((open_q[:, gene] * p_edge[:, gene]).sum())
+    outside = 1.0 - p_desc
+    for k in range(n):
+        if k != gene and p_desc[k] > 0:
+            gain += p_desc[k] * float((open_q[:, k] * p_edge[:, k] * outside).sum())
+    return gain
