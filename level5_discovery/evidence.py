@@ -7,9 +7,11 @@ Two statistical steps, both standard and both explained in the README:
    replicates says whether it moved, and in which direction (sign of the total effect).
 2. **Direct edges.** In a linear SEM, ``x_k = sum_{i in pa(k)} W[i,k] x_i + e_k`` and ``e_k`` is
    independent of every non-descendant of k, under any experiment that does not clamp k. So an
-   ordinary least-squares regression of ``x_k`` on a set ``C`` of *known non-descendants* of k,
-   pooled over all experiments that leave k free, recovers ``W[i,k]`` for the parents in C and 0
-   for the others. Interventions are what tell us which genes are non-descendants.
+   ordinary least-squares regression of ``x_k`` on a set ``C`` of non-descendants of k that
+   *contains all parents of k*, pooled over all experiments that leave k free, recovers
+   ``W[i,k]`` for the parents and 0 for the others. (Leave a parent out and its ancestors in C
+   absorb its effect: omitted-variable bias.) The caller therefore passes, for each k, either
+   all of k's non-descendants — known once k's descendant set is known — or nothing.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def regress_parents(
 
     Args:
         measurements: every experiment so far (the control included).
-        non_descendant: bool ``[i, k]`` True where i is known *not* to be a descendant of k.
+        non_descendant: bool ``[i, k]`` True where i is known *not* to be a descendant of k;
+            column k must be all of k's non-descendants, or empty (k is then skipped).
         t_threshold: |t| above which a coefficient counts as an edge.
     """
     n = non_descendant.shape[0]

@@ -122,7 +122,11 @@ class Knowledge:
             reach[target] = np.where(effect.changed, YES, NO)
         reach = propagate_reachability(reach)
         if len(self.measurements) > 0:
-            non_descendant = (reach == NO).T  # [i, k]: i is not a descendant of k
+            # Regressing x_k on a set S is exact only if S holds every parent of k and no
+            # descendant. So regress only genes k whose descendant row is fully known, on all
+            # their non-descendants (which then include every parent).
+            complete = ~(reach == UNKNOWN).any(axis=1)
+            non_descendant = (reach == NO).T & complete[None, :]  # [i, k]
             self.edges = regress_parents(self.measurements, non_descendant)
             # A regression-detected parent is an ancestor too.
             found = self.edges.signed != 0
@@ -178,14 +182,28 @@ class HypothesisSpace:
 
     def __init__(self, n_genes: int, acyclic: bool = True) -> None:
         self.n = n_genes
+        self.acyclic = acyclic
         n = n_genes
-        self.solver = z3.Solver()
+        # Pure Boolean problems go to the SAT-based finite-domain solver (much faster here).
+        self.solver = z3.SolverFor("QF_FD") if acyclic else z3.Solver()
         self.edge = [[z3.Bool(f"e_{i}_{j}") for j in range(n)] for i in range(n)]
         self.act = [[z3.Bool(f"a_{i}_{j}") for j in range(n)] for i in range(n)]
         self.reach = [[z3.Bool(f"r_{i}_{j}") for j in range(n)] for i in range(n)]
         self._tracked: dict[str, tuple[z3.BoolRef, str]] = {}
+        self._facts: dict[str, z3.BoolRef] = {}
+        self._background: list[z3.BoolRef] = []
         self.dropped: list[str] = []
-        s = self.solver
+        solver = self.solver
+
+        class _Recorder:
+            """Adds to the solver and remembers the background constraints."""
+
+            @staticmethod
+            def add(*constraints: z3.BoolRef) -> None:
+                solver.add(*constraints)
+                self._background.extend(constraints)
+
+        s = _Recorder
         for i in range(n):
             s.add(z3.Not(self.edge[i][i]))
             if acyclic:
@@ -210,6 +228,7 @@ class HypothesisSpace:
     def _track(self, name: str, fact: z3.BoolRef, kind: str) -> None:
         literal = z3.Bool(f"track_{name}")
         self.solver.add(z3.Implies(literal, fact))
+        self._facts[name] = fact
         self._tracked[name] = (literal, kind)
 
     def _active(self) -> list[z3.BoolRef]:
@@ -281,19 +300,27 @@ class HypothesisSpace:
                       == bool(claim.sign > 0))  # fmt: skip
         return self.solver.check(*self._active(), fact) == z3.sat
 
-    def backbone(self, edges: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def backbone(
+        self, edges: bool = True, known: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Facts settled in every consistent network.
 
         Returns ``(reach, edge)`` matrices with 1 (true in all models), 0 (false in all) or -1
         (open: both answers remain consistent; with ``edges=False`` the edge matrix is all
-        open, unexamined). Standard backbone search: one model, then for
+        open, unexamined). ``known``: reachability already settled by the sound numpy closure;
+        those facts are taken as they are instead of re-proved. Standard backbone search: one model, then for
         each fact try its negation; every model found marks all facts it flips as open.
         """
         n = self.n
-        active = self._active()
-        if self.solver.check(*active) != z3.sat:
+        # A fresh solver with the surviving facts asserted outright: each check then carries
+        # a single assumption, which is much faster than re-assuming every tracked fact.
+        solver = z3.SolverFor("QF_FD") if self.acyclic else z3.Solver()
+        solver.add(*self._background)
+        solver.add(*[f for name, f in self._facts.items() if name not in self.dropped])
+        active: list[z3.BoolRef] = []
+        if solver.check() != z3.sat:
             raise RuntimeError("evidence is inconsistent; call make_consistent first")
-        model = self.solver.model()
+        model = solver.model()
         variables = [(("reach", i, j), self.reach[i][j]) for i in range(n) for j in range(n)
                      if i != j]  # fmt: skip
         if edges:
@@ -301,13 +328,21 @@ class HypothesisSpace:
                           if i != j]  # fmt: skip
         value = {key: z3.is_true(model.eval(var, model_completion=True)) for key, var in variables}
         open_keys: set[tuple[str, int, int]] = set()
+        settled: set[tuple[str, int, int]] = set()
+        if known is not None:
+            for key, _ in variables:
+                if key[0] == "reach" and known[key[1], key[2]] != UNKNOWN:
+                    value[key] = bool(known[key[1], key[2]] == YES)
+                    settled.add(key)
         for key, var in variables:
-            if key in open_keys:
+            if key in open_keys or key in settled:
                 continue
             flipped = z3.Not(var) if value[key] else var
-            if self.solver.check(*active, flipped) == z3.sat:
-                other = self.solver.model()
+            if solver.check(*active, flipped) == z3.sat:
+                other = solver.model()
                 for key2, var2 in variables:
+                    if key2 in settled:
+                        continue
                     if z3.is_true(other.eval(var2, model_completion=True)) != value[key2]:
                         open_keys.add(key2)
         reach = np.full((n, n), NO, dtype=int)
@@ -322,8 +357,17 @@ class HypothesisSpace:
         self, knowledge: Knowledge, candidates: list[int], prior: np.ndarray | None = None
     ) -> dict[int, float]:
         """Split score of do(g) for each candidate: :func:`expected_gain` on the z3 backbone."""
-        reach, _ = self.backbone(edges=False)
+        reach, _ = self.backbone(edges=False, known=knowledge.reach)
         return {g: expected_gain(knowledge, reach, g, prior) for g in candidates}
+
+
+def decided_pairs(reach: np.ndarray) -> np.ndarray:
+    """Edge questions (i→k) the data can settle given this reachability: i cannot reach k, or
+    k's descendant row is complete (so k can be regressed on all its non-descendants)."""
+    complete = ~(reach == UNKNOWN).any(axis=1)
+    decided = (reach == NO) | complete[None, :]
+    np.fill_diagonal(decided, True)
+    return decided
 
 
 def expected_gain(
@@ -332,25 +376,18 @@ def expected_gain(
     gene: int,
     prior: np.ndarray | None = None,
     prior_threshold: float = 0.3,
+    samples: int = 8,
 ) -> float:
-    """Expected number of open edge questions that do(gene) would settle.
+    """Expected number of open edge questions that do(gene) would settle (Monte Carlo).
 
-    An edge question (i→k) is open while the data have not decided it and i may reach k.
-    do(g) reveals g's descendant set D, and afterwards (a) every question into g is decided
-    (regression on all non-descendants of g) and (b) for every k in D, the questions i→k with
-    i outside D are decided (i is then a proven non-descendant of k). Open reachability facts
-    count with a probability, and questions are weighted by the chance that the edge exists
-    (higher when i is a known ancestor of k), so settling likely edges counts more. Without a
-    prior these chances are flat guesses; with a literature ``prior`` the prior network (and
-    its transitive closure) sharpens them.
+    do(g) reveals g's descendant row. We draw ``samples`` plausible rows (settled entries as
+    they are, open entries with a guessed probability), close each under the reachability rules,
+    and count the edge questions (i→k) that become decided, each weighted by the chance that
+    the edge exists — so an experiment is worth more when it settles likely edges. Without a
+    prior the chances are flat guesses; a literature ``prior`` (its edges and their transitive
+    closure) sharpens them. The draws use a fixed seed, so the score is deterministic.
     """
     n = knowledge.n_genes
-    decided = np.zeros((n, n), dtype=bool)
-    if knowledge.edges is not None:
-        decided |= knowledge.edges.determined
-    decided |= reach == NO
-    np.fill_diagonal(decided, True)
-    open_q = ~decided
     if prior is None:
         guess_edge = np.full((n, n), 0.15)
         guess_desc = np.full(n, 0.3)
@@ -361,13 +398,19 @@ def expected_gain(
             prior_reach = prior_reach | ((prior_reach.astype(int) @ prior_edges.astype(int)) > 0)
         guess_edge = np.where(prior_edges, 0.6, 0.1)
         guess_desc = np.where(prior_reach[gene], 0.7, 0.2)
-    p_edge = np.where(reach == YES, np.maximum(guess_edge, 0.5), np.where(reach == NO, 0.0,
-                                                                         guess_edge))
-    p_desc = np.where(reach[gene] == YES, 1.0, np.where(reach[gene] == NO, 0.0, guess_desc))
-    p_desc[gene] = 0.0
-    gain = float((open_q[:, gene] * p_edge[:, gene]).sum())
-    outside = 1.0 - p_desc
-    for k in range(n):
-        if k != gene and p_desc[k] > 0:
-            gain += p_desc[k] * float((open_q[:, k] * p_edge[:, k] * outside).sum())
-    return gain
+    p_edge = np.where(reach == YES, np.maximum(guess_edge, 0.5),
+                      np.where(reach == NO, 0.0, guess_edge))  # fmt: skip
+    before = decided_pairs(reach)
+    if knowledge.edges is not None:
+        before = before | knowledge.edges.determined
+    rng = np.random.default_rng(gene)
+    open_row = reach[gene] == UNKNOWN
+    open_row[gene] = False
+    total = 0.0
+    for _ in range(samples):
+        hypothetical = reach.copy()
+        draw = rng.random(n) < guess_desc
+        hypothetical[gene, open_row] = np.where(draw[open_row], YES, NO)
+        after = decided_pairs(propagate_reachability(hypothetical))
+        total += float((p_edge * (after & ~before)).sum())
+    return total / samples

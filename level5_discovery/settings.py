@@ -23,9 +23,9 @@ class LMSettings(BaseModel):
     """Language-model training."""
 
     train_worlds: int = Field(6, ge=1)
-    steps: int = Field(300, ge=1)
+    steps: int = Field(600, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(0.003, gt=0)
+    lr: float = Field(0.005, gt=0)
 
 
 class RLSettings(BaseModel):
