@@ -1,8 +1,8 @@
 """Command line of level 5: ``run`` a discovery session (``--interactive`` to steer), ``bench``.
 
-    python -m level5_discovery run                 # make level5: one session, scripted reviewer
-    python -m level5_discovery run --interactive   # you approve / reject / edit each experiment
-    python -m level5_discovery bench               # make bench-level5
+python -m level5_discovery run                 # make level5: one session, scripted reviewer
+python -m level5_discovery run --interactive   # you approve / reject / edit each experiment
+python -m level5_discovery bench               # make bench-level5
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from ml_common.seeding import seed_everything
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m level5_discovery", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m level5_discovery",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", help="YAML settings (default: the packaged config.yaml)")
     parser.add_argument("--interactive", action="store_true",
                         help="a person reviews each proposed experiment (with `run`)")  # fmt: skip
@@ -38,7 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--worlds", type=int, help="number of held-out worlds (default: config)")
     bench.add_argument("--no-session-timing", action="store_true",
                        help="skip timing a full `run` in a subprocess")  # fmt: skip
+    sub.add_parser("figures", help="draw the README figures into level5_discovery/docs")
     return parser
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    """Draw the PNGs from the latest bench and session outputs."""
+    from pathlib import Path
+
+    from level5_discovery.figures import draw
+
+    for path in draw(Path(__file__).parent / "docs"):
+        print(f"wrote {path}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -87,8 +102,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with stopwatch() as timer:
         keys, details = run_benchmark(settings, session_seconds=not args.no_session_timing)
     path = write_bench(5, keys, timer["seconds"])
-    write_json(level_dir(5) / "bench_details.json", {**keys, **details,
-                                                     "config": dump_settings(settings)})  # fmt: skip
+    details = {**keys, **details, "config": dump_settings(settings)}
+    write_json(level_dir(5) / "bench_details.json", details)
     print(json.dumps(keys, indent=2))
     print(f"wrote {path}")
     return 0
@@ -108,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             _parser().print_help()
             return 0
     try:
-        return cmd_run(args) if args.command == "run" else cmd_bench(args)
+        commands = {"run": cmd_run, "bench": cmd_bench, "figures": cmd_figures}
+        return commands[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

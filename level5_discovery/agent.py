@@ -76,9 +76,7 @@ class PolicyNet(nn.Module):
 
     def __init__(self, n_features: int = len(FEATURES), hidden: int = 32) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.Tanh(), nn.Linear(hidden, 1)
-        )
+        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
     def forward(self, features: torch.Tensor, tested: torch.Tensor) -> torch.Tensor:
         """Logits over genes; tested genes are masked out unless every gene was tested."""

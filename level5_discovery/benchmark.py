@@ -17,8 +17,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from level5_discovery.agent import RandomDesigner, RLDesigner, SymbolicDesigner
-from level5_discovery.agent import CombinedDesigner
+from level5_discovery.agent import CombinedDesigner, RandomDesigner, RLDesigner, SymbolicDesigner
 from level5_discovery.loop import SessionConfig, run_session
 from level5_discovery.retrieval import pair_question, recall_at_k
 from level5_discovery.session import prepare_world, scripted_reviewer, session_config

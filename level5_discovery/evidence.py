@@ -76,7 +76,8 @@ class EdgeEvidence:
 def regress_parents(
     measurements: list[Measurement],
     non_descendant: np.ndarray,
-    t_threshold: float = 4.0,
+    t_threshold: float = 3.5,
+    min_effect: float = 0.5,
 ) -> EdgeEvidence:
     """For each gene k, OLS of x_k on its known non-descendants, pooled over experiments.
 
@@ -85,6 +86,10 @@ def regress_parents(
         non_descendant: bool ``[i, k]`` True where i is known *not* to be a descendant of k;
             column k must be all of k's non-descendants, or empty (k is then skipped).
         t_threshold: |t| above which a coefficient counts as an edge.
+        min_effect: the smallest edge weight worth finding. A coefficient below the threshold
+            decides "no edge" only when the test had the power to see an edge this large
+            (``(t_threshold + 1) * se < min_effect``); otherwise the pair stays open and more
+            experiments (more independent variation of the regressors) are needed.
     """
     n = non_descendant.shape[0]
     signed = np.zeros((n, n), dtype=int)
@@ -113,11 +118,13 @@ def regress_parents(
             # A regressor that never varied (always clamped to one value) decides nothing.
             if np.std(data[:, i]) < 1e-6:
                 continue
-            determined[i, k] = True
             coef[i, k] = beta[pos]
             t_out[i, k] = t_vals[pos]
             if abs(t_vals[pos]) > t_threshold:
                 signed[i, k] = int(np.sign(beta[pos]))
+                determined[i, k] = True
+            elif (t_threshold + 1) * se[pos] < min_effect:
+                determined[i, k] = True
     return EdgeEvidence(signed, determined, coef, t_out)
 
 

@@ -22,7 +22,9 @@ class HypothesisView:
 
     text: str
     confidence: float
-    status: str  # "untested", "consistent with evidence", "confirmed by data", "rejected by evidence"
+    status: (
+        str  # "untested", "consistent with evidence", "confirmed by data", "rejected by evidence"
+    )
     passages: list[str] = field(default_factory=list)
 
 
@@ -141,8 +143,7 @@ class DecisionLog:
             "step": proposal.step,
             "proposed": {"gene": proposal.gene, "kind": proposal.kind, "reason": proposal.reason},
             "hypotheses": [
-                {k: v for k, v in asdict(h).items() if k != "passages"}
-                for h in proposal.hypotheses
+                {k: v for k, v in asdict(h).items() if k != "passages"} for h in proposal.hypotheses
             ],
             "decision": asdict(decision),
         }

@@ -143,7 +143,9 @@ class TinyGPT(nn.Module):
         return self.head(self.ln(x))
 
 
-def training_sequence(tok: Tokenizer, text: str, claim: tuple[str, str, str], context: int) -> list[int]:
+def training_sequence(
+    tok: Tokenizer, text: str, claim: tuple[str, str, str], context: int
+) -> list[int]:
     """``<bos> passage <hyp> A verb B <eos>``, the passage cut so the whole fits the context."""
     tail = [tok.hyp, *tok.encode(" ".join(claim)), tok.eos]
     body = tok.encode(text)[: context - len(tail) - 1]
@@ -232,7 +234,9 @@ def perplexity(
 ) -> float:
     """exp(mean next-token cross-entropy) over held-out sequences."""
     model.eval()
-    seqs = [training_sequence(tok, t, c, model.cfg.context) for t, c in zip(texts, claims, strict=True)]
+    seqs = [
+        training_sequence(tok, t, c, model.cfg.context) for t, c in zip(texts, claims, strict=True)
+    ]
     total, count = 0.0, 0
     for start in range(0, len(seqs), 64):
         ids, targets = _batch(seqs[start : start + 64], tok.pad)

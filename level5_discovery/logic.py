@@ -308,8 +308,9 @@ class HypothesisSpace:
         Returns ``(reach, edge)`` matrices with 1 (true in all models), 0 (false in all) or -1
         (open: both answers remain consistent; with ``edges=False`` the edge matrix is all
         open, unexamined). ``known``: reachability already settled by the sound numpy closure;
-        those facts are taken as they are instead of re-proved. Standard backbone search: one model, then for
-        each fact try its negation; every model found marks all facts it flips as open.
+        those facts are taken as they are instead of re-proved. Standard backbone search: one
+        model, then for each fact try its negation; every model found marks all facts it flips
+        as open.
         """
         n = self.n
         # A fresh solver with the surviving facts asserted outright: each check then carries

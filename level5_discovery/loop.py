@@ -143,9 +143,12 @@ def _status(space: HypothesisSpace, knowledge: Knowledge, claim: Claim) -> str:
     if not space.is_consistent(claim):
         return "rejected by evidence"
     edges = knowledge.edges
-    if edges is not None and edges.determined[claim.source, claim.target]:
-        if edges.signed[claim.source, claim.target] == claim.sign:
-            return "confirmed by data"
+    if (
+        edges is not None
+        and edges.determined[claim.source, claim.target]
+        and edges.signed[claim.source, claim.target] == claim.sign
+    ):
+        return "confirmed by data"
     return "consistent with evidence"
 
 

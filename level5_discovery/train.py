@@ -83,7 +83,7 @@ def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
 
 def rl_policy(settings: Level5Settings, progress: bool = True) -> PolicyNet:
     """The trained RL policy (cached)."""
-    key = _key({"rl": settings.rl.model_dump(), "v": 1})
+    key = _key({"rl": settings.rl.model_dump(), "v": 2})
     path = models_dir() / f"policy-{key}.pt"
     if path.is_file():
         return load_policy(path)

@@ -161,7 +161,9 @@ class Lab:
     def cost_of(self, intervention: Intervention) -> float:
         """Price of an experiment (per replicate, by kind)."""
         kind = "control" if intervention.is_control else intervention.kind
-        return COST_PER_REPLICATE[kind] * intervention.replicates * max(1, len(intervention.targets))
+        return (
+            COST_PER_REPLICATE[kind] * intervention.replicates * max(1, len(intervention.targets))
+        )
 
     def run(self, intervention: Intervention) -> Measurement:
         """Sample ``replicates`` expression profiles under the intervention."""

@@ -24,8 +24,14 @@ def test_help_and_bad_config(tmp_path, capsys) -> None:  # noqa: ANN001
 
 @pytest.mark.slow
 def test_full_session_runs_and_writes_outputs() -> None:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "LEVEL5_LM__STEPS": "60",
-           "LEVEL5_LM__TRAIN_WORLDS": "2", "LEVEL5_RL__EPISODES": "8", "LEVEL5_N_GENES": "8"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "LEVEL5_LM__STEPS": "60",
+        "LEVEL5_LM__TRAIN_WORLDS": "2",
+        "LEVEL5_RL__EPISODES": "8",
+        "LEVEL5_N_GENES": "8",
+    }
     done = subprocess.run([sys.executable, "-m", "level5_discovery", "run", "--seed", "3"],
                           env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -37,7 +37,9 @@ def test_loss_falls(trained) -> None:  # noqa: ANN001
 def test_held_out_perplexity_is_far_below_vocabulary_size(trained) -> None:  # noqa: ANN001
     result, _ = trained
     held = generate_corpus(draw_world(99), 99)[:60]
-    ppl = perplexity(result.model, result.tokenizer, [d.text for d in held], [d.claim for d in held])
+    ppl = perplexity(
+        result.model, result.tokenizer, [d.text for d in held], [d.claim for d in held]
+    )
     assert 1.0 < ppl < len(result.tokenizer) / 10
 
 

@@ -90,7 +90,7 @@ def test_acyclicity_is_optional() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_numpy_closure_is_sound_against_z3(seed: int) -> None:
-    from level5_discovery.world import draw_world, WorldSpec
+    from level5_discovery.world import WorldSpec, draw_world
 
     world = draw_world(seed, WorldSpec(n_genes=7))
     truth = world.reachability()
