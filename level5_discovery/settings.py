@@ -23,7 +23,7 @@ class LMSettings(BaseModel):
     """Language-model training."""
 
     train_worlds: int = Field(6, ge=1)
-    steps: int = Field(600, ge=1)
+    steps: int = Field(1500, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(0.005, gt=0)
 

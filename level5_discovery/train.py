@@ -62,7 +62,7 @@ def training_corpus(settings: Level5Settings) -> list[Abstract]:
 
 def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
     """The trained language model (cached)."""
-    key = _key({"lm": settings.lm.model_dump(), "n": settings.n_genes, "v": 1})
+    key = _key({"lm": settings.lm.model_dump(), "n": settings.n_genes, "v": 2})
     path = models_dir() / f"lm-{key}.pt"
     if path.is_file():
         return load_lm(path)
