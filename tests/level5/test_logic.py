@@ -33,6 +33,13 @@ def test_propagation_rules() -> None:
     reach[0] = [NO, YES, NO]  # 0 reaches 1 but not 2 ...
     out = propagate_reachability(reach)
     assert out[1, 2] == NO  # ... so 1 cannot reach 2
+    reach = np.full((3, 3), UNKNOWN)
+    reach[0, 1] = YES
+    reach[1, 2] = YES
+    out = propagate_reachability(reach)
+    assert out[0, 2] == YES  # transitivity
+    assert out[1, 0] == NO and out[2, 0] == NO and out[2, 1] == NO  # acyclicity
+    assert out[0, 0] == NO and (out == UNKNOWN).sum() == 0
 
 
 def test_chain_backbone_and_claims() -> None:
@@ -106,3 +113,22 @@ def test_numpy_closure_is_sound_against_z3(seed: int) -> None:
     decided = closed != UNKNOWN
     np.testing.assert_array_equal(closed[decided], z3_reach[decided])  # never wrong
     np.testing.assert_array_equal(closed[decided], truth[decided].astype(int))
+
+
+def test_no_regression_before_a_gene_s_descendants_are_known() -> None:
+    # Chain 0 -> 1 -> 2. After do(0) alone, gene 2's non-descendants are not all known (1 might
+    # be below 2); regressing x_2 on {0} alone would credit 0 with 1's effect (a false 0 -> 2).
+    from level5_discovery.logic import Knowledge
+    from level5_discovery.world import GeneNetwork, Intervention, Lab, WorldSpec
+
+    weights = np.zeros((3, 3))
+    weights[0, 1], weights[1, 2] = 1.0, 1.0
+    world = GeneNetwork(["SOX2", "PAX6", "GATA3"], weights, [0, 1, 2], WorldSpec(n_genes=3))
+    lab = Lab(world, seed=0)
+    notebook = Knowledge(3)
+    notebook.add(lab.run(Intervention((), replicates=16)))
+    notebook.add(lab.run(Intervention((0,), replicates=8)))
+    assert notebook.estimate()[0, 2] == 0
+    notebook.add(lab.run(Intervention((1,), replicates=8)))
+    notebook.add(lab.run(Intervention((2,), replicates=8)))
+    np.testing.assert_array_equal(notebook.estimate(), world.adjacency)
