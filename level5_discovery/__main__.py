@@ -1,0 +1,134 @@
+"""Command line of level 5: ``run`` a discovery session (``--interactive`` to steer), ``bench``.
+
+python -m level5_discovery run                 # make level5: one session, scripted reviewer
+python -m level5_discovery run --interactive   # you approve / reject / edit each experiment
+python -m level5_discovery bench               # make bench-level5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+import torch
+
+from level5_discovery.human import DecisionLog, TerminalReviewer
+from level5_discovery.settings import load
+from ml_common.atomic import write_json, write_text
+from ml_common.bench import stopwatch, write_bench
+from ml_common.config import ConfigError, dump_settings
+from ml_common.logs import setup_logging
+from ml_common.paths import level_dir
+from ml_common.seeding import seed_everything
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m level5_discovery",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML settings (default: the packaged config.yaml)")
+    parser.add_argument("--interactive", action="store_true",
+                        help="a person reviews each proposed experiment (with `run`)")  # fmt: skip
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="one discovery session on a fresh world")
+    run.add_argument("--seed", type=int, help="world seed (default: from the config)")
+    run.add_argument("--interactive", action="store_true", help="steer the session yourself")
+    bench = sub.add_parser("bench", help="benchmark over held-out worlds -> artifacts/bench")
+    bench.add_argument("--worlds", type=int, help="number of held-out worlds (default: config)")
+    bench.add_argument("--no-session-timing", action="store_true",
+                       help="skip timing a full `run` in a subprocess")  # fmt: skip
+    sub.add_parser("figures", help="draw the README figures into level5_discovery/docs")
+    return parser
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    """Draw the PNGs from the latest bench and session outputs."""
+    from pathlib import Path
+
+    from level5_discovery.figures import draw
+
+    for path in draw(Path(__file__).parent / "docs"):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One full discovery session, printing the story; outputs in artifacts/level5."""
+    from level5_discovery.session import discover
+    from level5_discovery.train import lm_model, rl_policy
+
+    settings = load(args.config)
+    seed = settings.seed if args.seed is None else args.seed
+    seed_everything(seed)
+    out = level_dir(5)
+    write_json(out / "config.json", {**dump_settings(settings), "seed": seed})
+    lm = lm_model(settings)
+    policy = rl_policy(settings)
+    log = DecisionLog(out / "decisions.jsonl")
+    reviewer = TerminalReviewer() if args.interactive else None
+    story: list[str] = []
+
+    def echo(line: str) -> None:
+        story.append(line)
+        print(line, flush=True)
+
+    echo(f"=== level 5 discovery session, world seed {seed} ===")
+    result, seconds = discover(seed, settings, lm, policy, reviewer, log, echo)
+    echo(f"session wall time {seconds:.1f} s; decisions logged to {log.path}")
+    write_text(out / "session_story.txt", "\n".join(story) + "\n")
+    s = result.scores
+    write_json(out / "metrics.json", {
+        "seed": seed, "experiments": result.experiments,
+        "experiments_to_target": result.experiments_to_target, "precision": s.precision,
+        "recall": s.recall, "f1": s.f1, "sign_accuracy": s.sign_accuracy,
+        "f1_curve": result.f1_curve, "wrong_literature_rejected": result.wrong_rejected,
+        "wrong_literature_total": result.wrong_total, "seconds": seconds,
+    })  # fmt: skip
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Benchmark; writes artifacts/bench/level5.json and artifacts/level5/bench_details.json."""
+    from level5_discovery.benchmark import run_benchmark
+
+    settings = load(args.config)
+    if args.worlds is not None:
+        settings.bench.worlds = args.worlds
+    seed_everything(settings.seed)
+    with stopwatch() as timer:
+        keys, details = run_benchmark(settings, session_seconds=not args.no_session_timing)
+    path = write_bench(5, keys, timer["seconds"])
+    details = {**keys, **details, "config": dump_settings(settings)}
+    write_json(level_dir(5) / "bench_details.json", details)
+    print(json.dumps(keys, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = _parser().parse_args(argv)
+    setup_logging()
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    # One intra-op thread: the models are tiny and extra threads only contend on 2 shared cores.
+    torch.set_num_threads(1)
+    if args.command is None:
+        if args.interactive:
+            args.command, args.seed = "run", None
+        else:
+            _parser().print_help()
+            return 0
+    try:
+        commands = {"run": cmd_run, "bench": cmd_bench, "figures": cmd_figures}
+        return commands[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The discovery session: literature → hypotheses → designed experiments → a network.
+
+1. Read the literature: for every ordered gene pair ask the retriever "How does A regulate B?",
+   let the language model turn each retrieved passage into a hypothesis under the grammar, and
+   pool the hypotheses that match the pair into a signed prior in [-1, 1].
+2. Run a control experiment, then repeat: the designer (random / symbolic / RL / combined)
+   proposes a knock-out, the reviewer approves, rejects or edits it, the lab runs it, the notebook
+   updates (descendant tests, closure, regression), and z3 re-checks every literature hypothesis.
+3. Stop when the data decide every edge question, the budget is spent, or the step limit is hit.
+   The final network is the data's answer where the data decide, the literature's elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from level5_discovery.agent import Designer
+from level5_discovery.corpus import Abstract, generate_corpus, wrong_relations
+from level5_discovery.evidence import EdgeScores, score_edges
+from level5_discovery.human import (
+    Decision,
+    DecisionLog,
+    HypothesisView,
+    Proposal,
+    Reviewer,
+    ScriptedReviewer,
+)
+from level5_discovery.lm import Hypothesis, TrainResult, generate_constrained
+from level5_discovery.logic import NO, Claim, HypothesisSpace, Knowledge
+from level5_discovery.retrieval import Retriever, pair_question
+from level5_discovery.world import GeneNetwork, Intervention, Lab
+
+
+@dataclass
+class Literature:
+    """What the agent read: per ordered pair, the hypotheses and the passages behind them."""
+
+    prior: np.ndarray  # signed confidence [i, j] in [-1, 1]
+    support: dict[tuple[int, int], list[tuple[Hypothesis, str]]]
+
+    def claims(self, threshold: float = 0.3) -> list[Claim]:
+        """Hypotheses strong enough to enter the estimate."""
+        n = self.prior.shape[0]
+        return [
+            Claim(i, j, int(np.sign(self.prior[i, j])))
+            for i in range(n)
+            for j in range(n)
+            if abs(self.prior[i, j]) >= threshold
+        ]
+
+
+def read_literature(
+    world: GeneNetwork,
+    corpus: list[Abstract],
+    retriever: Retriever,
+    lm: TrainResult,
+    k: int = 5,
+    hypothesis_fn: Callable[[list[str], list[str]], list[Hypothesis]] | None = None,
+) -> Literature:
+    """Retrieve passages for every ordered pair, generate hypotheses, pool them into a prior."""
+    genes = world.genes
+    index = {g: i for i, g in enumerate(genes)}
+    n = len(genes)
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    hits = retriever.search([pair_question(genes[i], genes[j]) for i, j in pairs], k=k)
+    unique = sorted({pid for row in hits for pid in row})
+    texts = [corpus[pid].text for pid in unique]
+    generate = hypothesis_fn or (lambda p, g: generate_constrained(lm.model, lm.tokenizer, p, g))
+    hypotheses = dict(zip(unique, generate(texts, genes), strict=True))
+    prior = np.zeros((n, n))
+    support: dict[tuple[int, int], list[tuple[Hypothesis, str]]] = {}
+    for (i, j), row in zip(pairs, hits, strict=True):
+        matching = [
+            (hypotheses[pid], corpus[pid].text)
+            for pid in row
+            if pid in hypotheses
+            and index.get(hypotheses[pid].source) == i
+            and index.get(hypotheses[pid].target) == j
+        ]
+        if matching:
+            support[(i, j)] = matching
+            prior[i, j] = float(np.mean([h.sign * h.sign_confidence for h, _ in matching]))
+    return Literature(prior, support)
+
+
+@dataclass
+class StepRecord:
+    """One experiment of a session, as run."""
+
+    step: int
+    gene: str
+    kind: str
+    decision: str
+    reason: str
+    f1: float
+    open_questions: int
+
+
+@dataclass
+class SessionResult:
+    """Outcome of one session, graded against the hidden truth."""
+
+    world: GeneNetwork
+    estimate: np.ndarray
+    scores: EdgeScores
+    experiments: int
+    experiments_to_target: int | None
+    f1_curve: list[float]
+    steps: list[StepRecord]
+    wrong_rejected: int = 0
+    wrong_total: int = 0
+    true_rejected: int = 0
+    true_total: int = 0
+    story: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SessionConfig:
+    """Knobs of one session."""
+
+    replicates: int = 8
+    control_replicates: int = 16
+    max_experiments: int = 12
+    target_f1: float = 0.9
+    prior_threshold: float = 0.3
+    stop_when_decided: bool = True
+    run_to_target: bool = False  # benchmark mode: stop as soon as the grader sees target F1
+
+
+def open_edge_questions(knowledge: Knowledge) -> int:
+    """Ordered pairs the data have not decided yet."""
+    n = knowledge.n_genes
+    decided = knowledge.reach == NO
+    if knowledge.edges is not None:
+        decided = decided | knowledge.edges.determined
+    return int(n * n - n - (decided & ~np.eye(n, dtype=bool)).sum())
+
+
+def _status(space: HypothesisSpace, knowledge: Knowledge, claim: Claim) -> str:
+    if not space.is_consistent(claim):
+        return "rejected by evidence"
+    edges = knowledge.edges
+    if (
+        edges is not None
+        and edges.determined[claim.source, claim.target]
+        and edges.signed[claim.source, claim.target] == claim.sign
+    ):
+        return "confirmed by data"
+    return "consistent with evidence"
+
+
+def run_session(
+    world: GeneNetwork,
+    designer: Designer,
+    lab_seed: int,
+    literature: Literature | None = None,
+    corpus: list[Abstract] | None = None,
+    reviewer: Reviewer | None = None,
+    config: SessionConfig | None = None,
+    log: DecisionLog | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> SessionResult:
+    """One discovery session on ``world``; returns the graded result and the story."""
+    cfg = config or SessionConfig()
+    rng = np.random.default_rng(lab_seed)
+    story: list[str] = []
+
+    def say(line: str = "") -> None:
+        story.append(line)
+        if echo:
+            echo(line)
+
+    genes = world.genes
+    reviewer = reviewer or ScriptedReviewer()
+    lab = Lab(world, seed=lab_seed)
+    knowledge = Knowledge(world.n_genes)
+    prior = literature.prior if literature is not None else None
+    knowledge.add(lab.run(Intervention((), replicates=cfg.control_replicates)))
+    truth = world.adjacency
+
+    def grade() -> float:
+        return score_edges(knowledge.estimate(prior, cfg.prior_threshold), truth).f1
+
+    f1_curve = [grade()]
+    reached = 0 if f1_curve[0] >= cfg.target_f1 else None
+    say(f"control experiment: {cfg.control_replicates} replicates; "
+        f"estimate F1 from literature alone {f1_curve[0]:.2f}")  # fmt: skip
+    steps: list[StepRecord] = []
+    step = 0
+    rejected_in_a_row = 0
+    while knowledge.experiments < cfg.max_experiments:
+        if cfg.run_to_target and reached is not None:
+            break
+        open_q = open_edge_questions(knowledge)
+        if cfg.stop_when_decided and open_q == 0:
+            say("every edge question is decided by data: stopping")
+            break
+        step += 1
+        gene, reason = designer.choose(knowledge, prior, rng)
+        views = _hypothesis_views(knowledge, literature, genes) if literature else []
+        intervention = Intervention((gene,), "knockout", cfg.replicates)
+        proposal = Proposal(step, genes[gene], "knockout", cfg.replicates,
+                            lab.cost_of(intervention), reason, views, open_q)  # fmt: skip
+        decision: Decision = reviewer.review(proposal, genes)
+        if log is not None:
+            log.record(proposal, decision)
+        say(f"[{step}] proposal: knock out {genes[gene]} — {reason}")
+        if decision.action == "stop":
+            say("    reviewer stopped the session")
+            break
+        if decision.action == "reject":
+            say(f"    reviewer rejected it ({decision.note})")
+            rejected_in_a_row += 1
+            if rejected_in_a_row >= 3:
+                say("    three rejections in a row: stopping")
+                break
+            continue
+        rejected_in_a_row = 0
+        if decision.action == "edit":
+            say(f"    reviewer edited it: {decision.kind} {decision.gene} ({decision.note})")
+        target = genes.index(decision.gene)
+        intervention = Intervention((target,), decision.kind, cfg.replicates)
+        measurement = lab.run(intervention)
+        if isinstance(reviewer, ScriptedReviewer):
+            reviewer.spent += measurement.cost
+        knowledge.add(measurement)
+        effect = knowledge.effects[target]
+        moved = [f"{genes[j]}{'+' if effect.direction[j] > 0 else '-'}"
+                 for j in np.flatnonzero(effect.changed)]  # fmt: skip
+        f1_curve.append(grade())
+        if reached is None and f1_curve[-1] >= cfg.target_f1:
+            reached = knowledge.experiments
+        say(f"    result: {decision.kind} {decision.gene} moved {', '.join(moved) or 'nothing'}"
+            f"; open edge questions {open_edge_questions(knowledge)}; "
+            f"F1 vs hidden truth {f1_curve[-1]:.2f}")  # fmt: skip
+        steps.append(StepRecord(step, decision.gene, decision.kind, decision.action, reason,
+                                f1_curve[-1], open_edge_questions(knowledge)))  # fmt: skip
+    estimate = knowledge.estimate(prior, cfg.prior_threshold)
+    result = SessionResult(world, estimate, score_edges(estimate, truth), knowledge.experiments,
+                           reached, f1_curve, steps, story=story)  # fmt: skip
+    if corpus is not None:
+        _grade_literature(result, knowledge, corpus)
+    return result
+
+
+def _hypothesis_views(
+    knowledge: Knowledge, literature: Literature, genes: list[str], limit: int = 6
+) -> list[HypothesisView]:
+    space = HypothesisSpace.from_knowledge(knowledge)
+    views = []
+    ranked = sorted(literature.support.items(), key=lambda kv: -abs(literature.prior[kv[0]]))
+    for (i, j), support in ranked[:limit]:
+        sign = int(np.sign(literature.prior[i, j])) or 1
+        verb = "activates" if sign > 0 else "inhibits"
+        status = _status(space, knowledge, Claim(i, j, sign))
+        views.append(HypothesisView(f"{genes[i]} {verb} {genes[j]}",
+                                    abs(float(literature.prior[i, j])), status,
+                                    [text for _, text in support]))  # fmt: skip
+    return views
+
+
+def _grade_literature(result: SessionResult, knowledge: Knowledge, corpus: list[Abstract]) -> None:
+    """How many wrong (and true) relations stated in the corpus the evidence rejects."""
+    world = result.world
+    space = HypothesisSpace.from_knowledge(knowledge)
+    wrong = wrong_relations(corpus, world)
+    result.wrong_total = len(wrong)
+    result.wrong_rejected = sum(not space.is_consistent(Claim(*c)) for c in wrong)
+    truth = world.adjacency
+    true_claims = {(i, j, int(truth[i, j])) for i, j in zip(*np.nonzero(truth), strict=True)}
+    stated = set()
+    index = {g: k for k, g in enumerate(world.genes)}
+    for doc in corpus:
+        if doc.kind == "true":
+            a, verb, b = doc.claim
+            stated.add((index[a], index[b], 1 if verb == "activates" else -1))
+    stated &= true_claims
+    result.true_total = len(stated)
+    result.true_rejected = sum(not space.is_consistent(Claim(*c)) for c in stated)
+
+
+def make_corpus(world: GeneNetwork, seed: int) -> list[Abstract]:
+    """The corpus of a world (its own seed stream)."""
+    return generate_corpus(world, seed=seed + 7919)

@@ -1,0 +1,132 @@
+"""Train (or load from cache) the two learned parts: the language model and the RL policy.
+
+Both are trained on *training* worlds only: the LM on the corpora of worlds seeded from
+``LM_SEED_BASE``, the policy on worlds seeded at or above ``RL_SEED_BASE``. Sessions and the
+benchmark use other seeds (held-out worlds). Trained weights are cached under
+``artifacts/level5/models`` with the settings that produced them; changed settings retrain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from level5_discovery.agent import PolicyNet, load_policy, save_policy, train_policy
+from level5_discovery.corpus import Abstract
+from level5_discovery.lm import (
+    TrainResult,
+    generate_constrained,
+    generate_free,
+    load_lm,
+    parse_hypothesis,
+    perplexity,
+    save_lm,
+    train_lm,
+)
+from level5_discovery.loop import make_corpus
+from level5_discovery.settings import Level5Settings
+from level5_discovery.world import WorldSpec, draw_world
+from ml_common.atomic import write_json
+from ml_common.logs import get_logger
+from ml_common.paths import level_dir
+
+LM_SEED_BASE = 1000
+RL_SEED_BASE = 100_000
+log = get_logger(__name__)
+
+
+def models_dir() -> Path:
+    """Where trained weights are cached."""
+    path = level_dir(5) / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _key(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def training_corpus(settings: Level5Settings) -> list[Abstract]:
+    """Abstracts of the LM's training worlds."""
+    spec = WorldSpec(n_genes=settings.n_genes)
+    docs: list[Abstract] = []
+    for k in range(settings.lm.train_worlds):
+        seed = LM_SEED_BASE + k
+        docs.extend(make_corpus(draw_world(seed, spec), seed))
+    return docs
+
+
+def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
+    """The trained language model (cached)."""
+    key = _key({"lm": settings.lm.model_dump(), "n": settings.n_genes, "v": 2})
+    path = models_dir() / f"lm-{key}.pt"
+    if path.is_file():
+        return load_lm(path)
+    docs = training_corpus(settings)
+    log.info("training the language model on %d abstracts", len(docs))
+    result = train_lm(
+        [d.text for d in docs],
+        [d.claim for d in docs],
+        steps=settings.lm.steps,
+        batch_size=settings.lm.batch_size,
+        lr=settings.lm.lr,
+        seed=settings.seed,
+        progress=progress,
+    )
+    save_lm(result, path)
+    return result
+
+
+def rl_policy(settings: Level5Settings, progress: bool = True) -> PolicyNet:
+    """The trained RL policy (cached)."""
+    key = _key({"rl": settings.rl.model_dump(), "v": 2})
+    path = models_dir() / f"policy-{key}.pt"
+    if path.is_file():
+        return load_policy(path)
+    log.info("training the RL policy over %d episodes", settings.rl.episodes)
+    policy, train_log = train_policy(
+        episodes=settings.rl.episodes,
+        batch=settings.rl.batch,
+        lr=settings.rl.lr,
+        seed=RL_SEED_BASE,
+        progress=progress,
+    )
+    save_policy(policy, path)
+    write_json(path.with_suffix(".json"), {"batch_lengths": train_log.batch_lengths})
+    return policy
+
+
+def evaluate_lm(lm: TrainResult, settings: Level5Settings) -> dict[str, float]:
+    """Held-out perplexity, unconstrained parse rate and constrained extraction accuracy.
+
+    Held out: corpora of the first benchmark worlds, which the model never saw.
+    """
+    spec = WorldSpec(n_genes=settings.n_genes)
+    texts, claims, worlds_genes = [], [], []
+    for k in range(settings.bench.lm_eval_worlds):
+        seed = settings.bench.first_seed + k
+        world = draw_world(seed, spec)
+        for doc in make_corpus(world, seed):
+            texts.append(doc.text)
+            claims.append(doc.claim)
+            worlds_genes.append(world.genes if doc.kind != "irrelevant" else None)
+    ppl = perplexity(lm.model, lm.tokenizer, texts, claims)
+    sample = np.random.default_rng(0).choice(len(texts), size=min(200, len(texts)), replace=False)
+    with torch.no_grad():
+        free = [generate_free(lm.model, lm.tokenizer, texts[int(i)]) for i in sample]
+    parse_rate = float(np.mean([parse_hypothesis(f) is not None for f in free]))
+    relevant = [int(i) for i in sample if worlds_genes[int(i)] is not None]
+    correct = 0
+    for i in relevant:
+        hyp = generate_constrained(lm.model, lm.tokenizer, [texts[i]], worlds_genes[i])[0]
+        correct += (hyp.source, hyp.verb, hyp.target) == claims[i]
+    return {
+        "perplexity": ppl,
+        "parse_rate": parse_rate,
+        "constrained_accuracy": correct / max(len(relevant), 1),
+        "free_examples": free[:5],
+    }

@@ -1,0 +1,71 @@
+"""The language model trains (loss falls), decodes under the grammar, saves and loads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from level5_discovery.corpus import generate_corpus
+from level5_discovery.lm import (
+    Tokenizer,
+    generate_constrained,
+    generate_free,
+    load_lm,
+    parse_hypothesis,
+    perplexity,
+    save_lm,
+    train_lm,
+)
+from level5_discovery.world import draw_world
+
+
+@pytest.fixture(scope="module")
+def trained():  # noqa: ANN201
+    docs = [d for s in (1, 2) for d in generate_corpus(draw_world(s), s)]
+    result = train_lm([d.text for d in docs], [d.claim for d in docs], steps=80,
+                      cfg_overrides={"n_embd": 48, "n_layer": 1})  # fmt: skip
+    return result, docs
+
+
+def test_loss_falls(trained) -> None:  # noqa: ANN001
+    result, _ = trained
+    first, last = np.mean(result.losses[:5]), np.mean(result.losses[-10:])
+    assert last < 0.5 * first
+
+
+def test_held_out_perplexity_is_far_below_vocabulary_size(trained) -> None:  # noqa: ANN001
+    result, _ = trained
+    held = generate_corpus(draw_world(99), 99)[:60]
+    ppl = perplexity(
+        result.model, result.tokenizer, [d.text for d in held], [d.claim for d in held]
+    )
+    assert 1.0 < ppl < len(result.tokenizer) / 10
+
+
+def test_constrained_decoding_always_parses(trained) -> None:  # noqa: ANN001
+    result, docs = trained
+    world = draw_world(1)
+    passages = [d.text for d in docs[:20]]
+    for hyp in generate_constrained(result.model, result.tokenizer, passages, world.genes):
+        assert parse_hypothesis(hyp.text, world.genes) is not None
+        assert 0.0 < hyp.probability <= 1.0 and 0.5 <= hyp.sign_confidence <= 1.0
+    assert isinstance(generate_free(result.model, result.tokenizer, passages[0]), str)
+
+
+def test_grammar() -> None:
+    assert parse_hypothesis("SOX2 activates PAX6") == ("SOX2", "activates", "PAX6")
+    assert parse_hypothesis("SOX2 inhibits SOX2") is None
+    assert parse_hypothesis("SOX2 binds PAX6") is None
+    assert parse_hypothesis("FOO1 activates PAX6") is None
+    tok = Tokenizer.build(["SOX2 appears to activate PAX6 ."])
+    assert tok.decode(tok.encode("SOX2 activates PAX6")) == "SOX2 activates PAX6"
+    assert tok.encode("zzz")[0] == tok.unk
+
+
+def test_save_and_load_roundtrip(trained, tmp_path) -> None:  # noqa: ANN001
+    result, docs = trained
+    save_lm(result, tmp_path / "lm.pt")
+    loaded = load_lm(tmp_path / "lm.pt")
+    ids = torch.tensor([result.tokenizer.encode(docs[0].text)[:20]])
+    torch.testing.assert_close(loaded.model(ids), result.model.eval()(ids))
