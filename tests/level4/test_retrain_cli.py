@@ -38,6 +38,20 @@ def own_artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def test_cronjob_command_is_a_real_subcommand() -> None:
+    import yaml
+
+    from level4_fraud.__main__ import build_parser, cmd_retrain
+
+    root = Path(__file__).resolve().parents[2]
+    cron = yaml.safe_load((root / "k8s" / "retrain-cronjob.yaml").read_text())
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    command = container["command"]
+    assert command[:3] == ["python", "-m", "level4_fraud"]
+    args = build_parser().parse_args(command[3:])
+    assert args.func is cmd_retrain and args.trigger == "schedule" and args.day is None
+
+
 def test_windows_respect_the_label_delay() -> None:
     settings = load_config(None, retrain={"train_days": 14, "holdout_days": 3})
     (train_start, train_stop), (hold_start, hold_stop) = retrain_windows(50, settings)
