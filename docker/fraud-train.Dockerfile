@@ -13,6 +13,8 @@ COPY docker/ca-certificate[s] /tmp/build/
 COPY pyproject.toml /src/pyproject.toml
 COPY ml_common/ /src/ml_common/
 COPY level4_fraud/ /src/level4_fraud/
+# torch==2.13.0+cpu (it satisfies the extra's torch==2.13.0) can only come from PyTorch's CPU
+# index: if that index is unreachable the build fails instead of pulling the CUDA wheels from PyPI.
 RUN set -eu; \
     if ls /tmp/build/*.crt >/dev/null 2>&1; then \
       cat /etc/ssl/certs/ca-certificates.crt /tmp/build/*.crt > /tmp/build/bundle.pem; \
@@ -21,7 +23,7 @@ RUN set -eu; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
       --extra-index-url https://download.pytorch.org/whl/cpu \
-      "/src[level4]" "torch==2.13.0"; \
+      "/src[level4]" "torch==2.13.0+cpu"; \
     rm -rf /tmp/build /src
 
 FROM ${BASE}
