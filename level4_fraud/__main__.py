@@ -49,6 +49,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """One retraining cycle (what the Kubernetes CronJob runs), with the champion from the registry.
+
+    Rebuilds the recent labelled days from the simulator (only days before DAY − delay_days:
+    labels arrive late), trains a challenger, scores it and the champion on the same later
+    holdout, promotes it only if the gate passes (the old champion keeps the alias ``rollback``),
+    appends the decision to artifacts/level4/retrain/decisions.jsonl and prints it. Needs a
+    registered champion: without one it exits 2 and asks for ``python -m level4_fraud train``
+    (a scheduled job should not silently install an unvetted first model).
+    """
+    from level4_fraud.retrain import format_decision, run_retrain_cycle
+    from ml_common.paths import level_dir
+
+    decision = run_retrain_cycle(_settings(args), args.day, args.trigger)
+    print(format_decision(decision))
+    print(f"decision appended to {level_dir(4) / 'retrain' / 'decisions.jsonl'}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the scoring service (uses the Feast online store and the champion)."""
     from level4_fraud.serve import main as serve_main
@@ -69,6 +88,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "simulate": (cmd_simulate, "stream the simulated transactions to parquet"),
     "train": (cmd_train, "handbook protocol + Feast training join + MLflow registry"),
     "replay": (cmd_replay, "stable → seasonal → new fraud → alarm → retrain → recovery"),
+    "retrain": (cmd_retrain, "one retraining cycle: challenger vs champion, gate, aliases"),
     "serve": (cmd_serve, "FastAPI scoring service on 127.0.0.1"),
     "bench": (cmd_bench, "measure everything into artifacts/bench/level4.json"),
 }
@@ -87,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "simulate":
             p.add_argument("--days", type=int, default=None, help="days to simulate")
             p.add_argument("--out", default=None, help="parquet path")
+        if name == "retrain":
+            p.add_argument(
+                "--day",
+                type=int,
+                default=None,
+                help="simulated day of the cycle (default: simulation.n_days, the config's end)",
+            )
+            p.add_argument(
+                "--trigger",
+                choices=["schedule", "drift"],
+                default="schedule",
+                help="why the cycle runs (recorded with the decision)",
+            )
         if name == "serve":
             p.add_argument("--port", type=int, default=8004)
     from level4_fraud.industrial import add_subcommands  # part 2: industrial, tune, export-onnx

@@ -29,7 +29,7 @@ from level4_fraud.evaluate import fraud_metrics
 from level4_fraud.features import FEATURES
 from level4_fraud.models import FraudEnsemble, as_matrix
 from level4_fraud.monitor import FraudMetrics
-from level4_fraud.retrain import retrain_flow
+from level4_fraud.retrain import retrain_flow, retrain_windows
 from level4_fraud.simulate import TransactionSimulator
 from level4_fraud.train import fit_ensemble, log_model
 from ml_common.atomic import atomic_dir, write_json
@@ -175,10 +175,9 @@ def run_replay(
             elif day - last_train_day >= settings.retrain.schedule_days:
                 trigger = "schedule"
             if trigger:
-                labelled_stop = day - delay
-                hold_start = labelled_stop - settings.retrain.holdout_days
-                train = _window(history, hold_start - settings.retrain.train_days, hold_start)
-                holdout = _window(history, hold_start, labelled_stop)
+                (train_from, train_to), (hold_from, hold_to) = retrain_windows(day, settings)
+                train = _window(history, train_from, train_to)
+                holdout = _window(history, hold_from, hold_to)
                 decision = retrain_flow(
                     train,
                     holdout,

@@ -12,6 +12,10 @@ in production a Prefect deployment with an interval schedule and an alarm webhoo
 
 A worse (or not clearly better) challenger is never promoted; ``tests/level4/test_retrain.py``
 checks it with a challenger trained on shuffled labels.
+
+:func:`retrain_windows` gives the training and holdout days of a cycle on day ``t`` (only days whose
+labels have arrived, i.e. before ``t − delay_days``); the replay and :func:`run_retrain_cycle`
+(``python -m level4_fraud retrain``, the Kubernetes CronJob) both use it.
 """
 
 from __future__ import annotations
@@ -29,13 +33,35 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 from prefect import flow, task  # noqa: E402
 
 from level4_fraud.config import Level4Settings
+from level4_fraud.dataset import collect_period, new_builder
 from level4_fraud.evaluate import fraud_metrics
 from level4_fraud.features import FEATURES
 from level4_fraud.models import FraudEnsemble, as_matrix
-from level4_fraud.train import fit_ensemble, log_model
+from level4_fraud.simulate import TransactionSimulator
+from level4_fraud.train import day_slice, fit_ensemble, load_model, log_model
+from ml_common.atomic import write_json
+from ml_common.config import dump_settings
+from ml_common.paths import level_dir
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias
 
 ROLLBACK = "rollback"
+TRIGGERS = ("schedule", "drift")
+
+
+class NoChampionError(ValueError):
+    """A retraining cycle was asked for before any model was registered as champion."""
+
+
+def retrain_windows(day: int, settings: Level4Settings) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((train_start, train_stop), (holdout_start, holdout_stop))`` of a cycle on ``day``.
+
+    Labels arrive ``delay_days`` late, so the holdout is the ``holdout_days`` days ending just
+    before ``day − delay_days`` and the training window the ``train_days`` days before it
+    (stops exclusive).
+    """
+    labelled_stop = day - settings.protocol.delay_days
+    hold_start = labelled_stop - settings.retrain.holdout_days
+    return (hold_start - settings.retrain.train_days, hold_start), (hold_start, labelled_stop)
 
 
 def gate(champion_ap: float, challenger_ap: float, margin: float) -> tuple[bool, str]:
@@ -131,6 +157,93 @@ def retrain_flow(
         with path.open("a") as handle:
             handle.write(json.dumps(decision) + "\n")
     return decision
+
+
+def run_retrain_cycle(
+    settings: Level4Settings,
+    day: int | None = None,
+    trigger: str = "schedule",
+    *,
+    out_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """One retraining cycle on simulated ``day``: ``python -m level4_fraud retrain``.
+
+    Loads the registered champion, rebuilds the recent labelled days from the simulator and the
+    feature builder (as the replay does), runs :func:`retrain_flow` and appends its decision to
+    ``out_dir/decisions.jsonl`` (default ``artifacts/level4/retrain/``) with the resolved config
+    beside it.
+
+    Args:
+        settings: the level's settings.
+        day: the simulated day the cycle runs on (default ``simulation.n_days``, the day after
+            the simulation's last one).
+        trigger: ``"schedule"`` or ``"drift"`` (recorded with the decision).
+        out_dir: where ``decisions.jsonl`` and ``config.json`` go.
+        progress: show a progress bar while the days are simulated.
+
+    Raises:
+        NoChampionError: no ``champion`` is registered (run ``python -m level4_fraud train``).
+        ValueError: an unknown trigger, or a day outside the simulation or too early for the
+            windows.
+    """
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
+    n_days = settings.simulation.n_days
+    day = n_days if day is None else day
+    (train_start, train_stop), (hold_start, hold_stop) = retrain_windows(day, settings)
+    if not 0 < day <= n_days:
+        raise ValueError(f"--day {day} is outside the simulation: choose 1 … {n_days}")
+    if train_start < 0:
+        needed = settings.retrain.train_days + settings.retrain.holdout_days
+        raise ValueError(
+            f"--day {day} is too early: a cycle needs {needed} labelled days (retrain.train_days "
+            f"+ holdout_days) before day − delay_days ({settings.protocol.delay_days})"
+        )
+    champion = load_model(settings, CHAMPION)
+    if champion is None:
+        raise NoChampionError(
+            f"no champion registered for model {settings.model_name!r}: "
+            "run `python -m level4_fraud train` first"
+        )
+    sim = TransactionSimulator(settings.simulation)
+    builder = new_builder(settings.simulation, settings.protocol.delay_days)
+    frame = collect_period(sim, builder, train_start, hold_stop, progress=progress)
+    out_dir = out_dir or level_dir(4) / "retrain"
+    decision = retrain_flow(
+        day_slice(frame, train_start, train_stop),
+        day_slice(frame, hold_start, hold_stop),
+        champion,
+        settings,
+        trigger=trigger,
+        day=day,
+        decisions_path=str(out_dir / "decisions.jsonl"),
+    )
+    write_json(out_dir / "config.json", dump_settings(settings))
+    decision["windows"] = {"train": [train_start, train_stop], "holdout": [hold_start, hold_stop]}
+    return decision
+
+
+def format_decision(decision: dict[str, Any]) -> str:
+    """The decision in three lines for the terminal."""
+    champ, chall = decision["champion"], decision["challenger"]
+    windows = decision.get("windows", {})
+
+    def days(name: str) -> str:
+        start, stop = windows.get(name, (None, None))
+        return "" if start is None else f" (days {start}–{stop - 1})"
+
+    lines = [
+        f"retrain on day {decision['day']} ({decision['trigger']}): "
+        f"{'PROMOTED' if decision['promoted'] else 'not promoted'} — {decision['reason']}",
+        f"  champion v{decision['champion_version_before']} AP {champ.get('ap', float('nan')):.4f}"
+        f" · challenger v{decision['challenger_version']} AP {chall['ap']:.4f}"
+        f" · margin {decision['margin']}",
+        f"  {decision['n_train']:,} training rows{days('train')}, "
+        f"{decision['n_holdout']:,} holdout rows{days('holdout')} · champion now "
+        f"v{decision['champion_version_after']}",
+    ]
+    return "\n".join(lines)
 
 
 def rollback(settings: Level4Settings) -> int | None:
