@@ -346,7 +346,7 @@ def print_summary(result: dict[str, Any]) -> str:
     lines.append(
         f"alarm delay {s['alarm_delay_days']} days · false alarms stable {s['false_alarms_stable']}"
         f" / seasonal {s['false_alarms_seasonal']} · promotions {s['promotions']} of "
-        f"{s['retrains']} retrains · AP before drift {s['ap_before_drift']} · after recovery "
-        f"{s['ap_after_recovery']} · ratio {s['ap_recovery_ratio']}"
+        f"{s['retrains']} retrains · AP before drift {_num(s['ap_before_drift']):.3f} · after "
+        f"recovery {_num(s['ap_after_recovery']):.3f} · ratio {_num(s['ap_recovery_ratio']):.3f}"
     )
     return "\n".join(lines)
