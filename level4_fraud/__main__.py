@@ -43,9 +43,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the drift / retrain / recovery story and print its timeline."""
     from level4_fraud.replay import print_summary, run_replay
+    from ml_common.paths import level_dir
 
     result = run_replay(_settings(args))
     print(print_summary(result))
+    print(f"timeline: {level_dir(4) / 'replay' / 'timeline.png'} (and timeline.json beside it)")
     return 0
 
 
