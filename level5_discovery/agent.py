@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from level5_discovery.env import FEATURES, DiscoveryLabEnv, gene_features
-from level5_discovery.logic import HypothesisSpace, Knowledge
+from level5_discovery.logic import UNKNOWN, HypothesisSpace, Knowledge
 
 
 class Designer:
@@ -105,18 +105,35 @@ class RLDesigner(Designer):
         return int(np.argmax(logits)), "the learned policy ranks it first"
 
 
+def contested_claims(knowledge: Knowledge, prior: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """Per gene g: literature claims g→j that do(g) would test (j's reachability still open).
+
+    Knocking g out settles whether each such j is a descendant, which either rejects the claim
+    (j unmoved: no edge) or keeps it, with the observed sign as a check.
+    """
+    claims = np.abs(prior) >= threshold
+    open_reach = knowledge.reach == UNKNOWN
+    return (claims & open_reach).sum(axis=1).astype(float)
+
+
 class CombinedDesigner(Designer):
     """z3 split scores, with the learned policy breaking near-ties."""
 
     name = "combined"
 
-    def __init__(self, policy: PolicyNet, tolerance: float = 0.1) -> None:
+    def __init__(
+        self, policy: PolicyNet, tolerance: float = 0.1, claim_weight: float = 2.0
+    ) -> None:
         self.symbolic = SymbolicDesigner()
         self.rl = RLDesigner(policy)
         self.tolerance = tolerance
+        self.claim_weight = claim_weight
 
     def choose(self, knowledge, prior, rng):  # noqa: ANN001, ANN201, D102
         scores = self.symbolic.scores(knowledge, prior)
+        if prior is not None:
+            contested = contested_claims(knowledge, prior)
+            scores = {g: s + self.claim_weight * contested[g] for g, s in scores.items()}
         best = max(scores.values())
         shortlist = [g for g, s in scores.items() if s >= (1 - self.tolerance) * best - 1e-9]
         logits = self.rl.logits(knowledge, prior)

@@ -149,15 +149,68 @@ class Knowledge:
             determined = self.edges.determined.copy()
         determined |= self.reach == NO
         estimate[self.reach == NO] = 0
+        implied = self.implied_edges()
+        forced = (implied != 0) & ~determined
+        estimate[forced] = implied[forced]
+        determined |= forced
         if prior is not None:
             fill = ~determined & (np.abs(prior) >= prior_threshold)
             estimate[fill] = np.sign(prior[fill]).astype(int)
+            self._explain_descendants(estimate, determined)
         np.fill_diagonal(estimate, 0)
         return estimate
+
+    def implied_edges(self) -> np.ndarray:
+        """Direct edges forced by reachability alone (sound).
+
+        If do(i) moved j and no gene k can lie on a path between them (for every k, i cannot
+        reach k or k cannot reach j), the only way left for i to reach j is the direct edge,
+        and its sign is the sign of the observed total effect.
+        """
+        n = self.n_genes
+        out = np.zeros((n, n), dtype=int)
+        maybe = self.reach != NO
+        for i, effect in self.effects.items():
+            for j in np.flatnonzero(effect.changed):
+                if self.reach[i, j] != YES:
+                    continue
+                via = maybe[i] & maybe[:, j]
+                via[[i, j]] = False
+                if not via.any():
+                    out[i, j] = int(effect.direction[j]) or 1
+        return out
+
+    def _explain_descendants(self, estimate: np.ndarray, determined: np.ndarray) -> None:
+        """Add the fewest direct edges that explain observed descendants (in place).
+
+        The literature is trusted where it is consistent with the data; a descendant that
+        do(i) moved but no path of the current estimate explains gets a direct edge i→j
+        with the observed sign (an upstream j first, so it explains the genes below it). It
+        is a parsimonious guess, overruled by regression once j's row is known.
+        """
+        reach_yes = self.reach == YES
+        for i, effect in self.effects.items():
+            moved = [j for j in np.flatnonzero(effect.changed) if not determined[i, j]]
+            moved.sort(key=lambda j: -int(reach_yes[j].sum()))
+            for j in moved:
+                closure = _closure(estimate != 0)
+                if not closure[i, j]:
+                    estimate[i, j] = int(effect.direction[j]) or 1
 
     def open_facts(self) -> int:
         """Reachability facts still unknown (a cheap measure of remaining uncertainty)."""
         return int((self.reach == UNKNOWN).sum())
+
+
+def _closure(adjacency: np.ndarray) -> np.ndarray:
+    """Transitive closure of a Boolean adjacency matrix."""
+    reach = adjacency.astype(bool).copy()
+    for _ in range(reach.shape[0]):
+        step = reach | ((reach.astype(int) @ adjacency.astype(int)) > 0)
+        if np.array_equal(step, reach):
+            break
+        reach = step
+    return reach
 
 
 @dataclass(frozen=True)

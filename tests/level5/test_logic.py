@@ -132,3 +132,50 @@ def test_no_regression_before_a_gene_s_descendants_are_known() -> None:
     notebook.add(lab.run(Intervention((1,), replicates=8)))
     notebook.add(lab.run(Intervention((2,), replicates=8)))
     np.testing.assert_array_equal(notebook.estimate(), world.adjacency)
+
+
+def _effect(target: int, direction: list[int]) -> InterventionEffect:
+    d = np.array(direction)
+    return InterventionEffect(target, d != 0, d, d.astype(float))
+
+
+def test_implied_edges_only_when_no_gene_can_lie_between() -> None:
+    from level5_discovery.logic import Knowledge
+
+    k = Knowledge(3)
+    k.effects = {0: _effect(0, [0, 1, -1]), 1: _effect(1, [0, 0, 0])}
+    k.refresh()
+    # 2 might still reach 1, so 0→1 could go through 2: nothing forced for 0→1 yet;
+    # 1 cannot reach 2, so 0→2 must be direct, with the observed (negative) sign.
+    assert k.implied_edges().tolist() == [[0, 0, -1], [0, 0, 0], [0, 0, 0]]
+    k.effects[2] = _effect(2, [0, 0, 0])
+    k.refresh()
+    assert k.implied_edges().tolist() == [[0, 1, -1], [0, 0, 0], [0, 0, 0]]
+
+
+def test_estimate_explains_unexplained_descendant_without_overruling_data() -> None:
+    from level5_discovery.logic import Knowledge
+
+    k = Knowledge(3)
+    k.effects = {0: _effect(0, [0, 1, 1])}
+    k.refresh()
+    prior = np.zeros((3, 3))
+    prior[0, 1] = 0.9  # literature: 0 activates 1; nothing about 1→2 or 0→2
+    prior[2, 0] = 0.9  # contradicted by data (0 reaches 2, so 2 cannot reach 0)
+    est = k.estimate(prior)
+    assert est[0, 1] == 1
+    assert est[2, 0] == 0
+    assert est[0, 2] == 1  # do(0) moved 2 and no estimated path explained it
+
+
+def test_contested_claims_count_open_literature_claims() -> None:
+    from level5_discovery.agent import contested_claims
+    from level5_discovery.logic import Knowledge
+
+    k = Knowledge(3)
+    prior = np.zeros((3, 3))
+    prior[0, 1] = prior[0, 2] = prior[1, 2] = 0.8
+    assert contested_claims(k, prior).tolist() == [2.0, 1.0, 0.0]
+    k.effects = {0: _effect(0, [0, 1, 0])}
+    k.refresh()
+    assert contested_claims(k, prior)[0] == 0.0
