@@ -25,7 +25,17 @@ def setup_logging(level: str | int | None = None) -> None:
         handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Libraries that are chatty at INFO.
-    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "numba", "matplotlib", "PIL"):
+    for noisy in (
+        "alembic",
+        "mlflow",
+        "urllib3",
+        "httpx",
+        "numba",
+        "matplotlib",
+        "PIL",
+        "faiss",
+        "sentence_transformers",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
