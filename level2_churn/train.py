@@ -36,6 +36,41 @@ def _features(table: pd.DataFrame, columns: ColumnMapping) -> tuple[pd.DataFrame
     return X, table[columns.target].astype(int)
 
 
+def _tune(
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: list,
+    columns: Any,
+    cfg: Any,
+    seed: int,
+    n_jobs: int,
+    mlflow: Any,
+    out: Path,
+) -> dict[str, Any]:
+    """Optuna search for LightGBM on ``folds``; trials go to MLflow and ``trials.csv``.
+
+    Returns the tuning summary stored in metrics.json, ``best_params`` included.
+    """
+    study = tune_lgbm(
+        X,
+        y,
+        folds,
+        columns,
+        cfg.tune.n_trials,
+        seed,
+        n_jobs,
+        cfg.tune.timeout_s,
+        on_trial=_mlflow_trial_logger(mlflow) if mlflow else None,
+    )
+    trials_table(study).to_csv(out / "trials.csv", index=False)
+    return {
+        "n_trials": len(study.trials),
+        "n_pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+        "best_cv_ap": float(study.best_value),
+        "best_params": best_params(study),
+    }
+
+
 def _mlflow_trial_logger(mlflow: Any) -> Any:
     def on_trial(study: Any, trial: Any) -> None:
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
@@ -69,19 +104,8 @@ def train_snapshot(
         (holdout.train[a], holdout.train[b])
         for a, b in split.stratified_folds(y.iloc[holdout.train], cfg.tune.folds, seed)
     ]
-    study = tune_lgbm(
-        X,
-        y,
-        tune_folds,
-        columns,
-        cfg.tune.n_trials,
-        seed,
-        n_jobs,
-        cfg.tune.timeout_s,
-        on_trial=_mlflow_trial_logger(mlflow) if mlflow else None,
-    )
-    params = best_params(study)
-    trials_table(study).to_csv(out / "trials.csv", index=False)
+    tuning = _tune(X, y, tune_folds, columns, cfg, seed, n_jobs, mlflow, out)
+    params = tuning["best_params"]
 
     folds = split.stratified_folds(y, cfg.cv.folds, seed + 1)
     per_fold: dict[str, list[dict[str, float]]] = {}
@@ -160,12 +184,7 @@ def train_snapshot(
         },
         "imbalance": imbalance,
         "best_imbalance_method": best_method,
-        "tuning": {
-            "n_trials": len(study.trials),
-            "n_pruned": sum(t.state.name == "PRUNED" for t in study.trials),
-            "best_cv_ap": float(study.best_value),
-            "best_params": params,
-        },
+        "tuning": tuning,
         "holdout": {
             "threshold": threshold,
             "test_profit": test_profit,
@@ -207,19 +226,8 @@ def train_events(
     tune_folds = tuning_folds_in_time(table["cutoff"], first_test, min(cfg.tune.folds, 2), window)
     mlp = cfg.mlp.model_copy(update={"epochs": dataset.mlp_epochs})
     log.info("tuning LightGBM: %d trials on time-ordered folds", cfg.tune.n_trials)
-    study = tune_lgbm(
-        X,
-        y,
-        tune_folds,
-        columns,
-        cfg.tune.n_trials,
-        seed,
-        n_jobs,
-        cfg.tune.timeout_s,
-        on_trial=_mlflow_trial_logger(mlflow) if mlflow else None,
-    )
-    params = best_params(study)
-    trials_table(study).to_csv(out / "trials.csv", index=False)
+    tuning = _tune(X, y, tune_folds, columns, cfg, seed, n_jobs, mlflow, out)
+    params = tuning["best_params"]
 
     months: list[dict[str, Any]] = []
     pooled: dict[str, list[np.ndarray]] = {"lr": [], "lgbm": [], "mlp": []}
@@ -284,12 +292,7 @@ def train_events(
         "profit_mean_per_month": float(profits.mean()) if len(profits) else None,
         "top_features": importance,
         "top_features_in_hidden_mechanism": len(in_mechanism) / max(len(importance), 1),
-        "tuning": {
-            "n_trials": len(study.trials),
-            "n_pruned": sum(t.state.name == "PRUNED" for t in study.trials),
-            "best_cv_ap": float(study.best_value),
-            "best_params": params,
-        },
+        "tuning": tuning,
         "figures": {k: p.name for k, p in figures.items()},
     }
     return metrics, champion
