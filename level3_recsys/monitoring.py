@@ -16,6 +16,8 @@ from typing import TypeVar
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ml_common.drift import psi
+
 T = TypeVar("T")
 LATENCY_BUCKETS = (
     0.0005,
@@ -227,20 +229,6 @@ class Shadow:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of ``current`` against ``reference`` (quantile bins)."""
-    if len(current) == 0 or len(reference) == 0:
-        return 0.0
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:
-        return 0.0
-    edges[0], edges[-1] = -np.inf, np.inf
-    ref = np.histogram(reference, edges)[0] / len(reference)
-    cur = np.histogram(current, edges)[0] / len(current)
-    ref, cur = np.clip(ref, 1e-4, None), np.clip(cur, 1e-4, None)
-    return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
 class DriftMonitor:

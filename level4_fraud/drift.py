@@ -28,18 +28,7 @@ from scipy import stats
 from level4_fraud.config import MonitorConfig
 from level4_fraud.features import FEATURES
 from level4_fraud.models import AnomalyDetector, as_matrix
-
-
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of ``current`` against ``reference`` (quantile bins)."""
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:
-        return 0.0
-    edges[0], edges[-1] = -np.inf, np.inf
-    expected = np.histogram(reference, edges)[0] / len(reference)
-    actual = np.histogram(current, edges)[0] / max(len(current), 1)
-    expected, actual = np.clip(expected, 1e-4, None), np.clip(actual, 1e-4, None)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+from ml_common.drift import psi
 
 
 @dataclass

@@ -163,26 +163,32 @@ class TransactionSimulator:
     def compromised_terminals(self, day: int) -> np.ndarray:
         """Terminals whose transactions on ``day`` are fraud (scenario 2)."""
         cfg = self.config
-        picks = [
-            self._rng(d, _TERMINALS).choice(
-                cfg.n_terminals,
-                size=min(cfg.n_compromised_terminals, cfg.n_terminals),
-                replace=False,
-            )
-            for d in range(day - cfg.terminal_compromise_days + 1, day + 1)
-        ]
-        return np.unique(np.concatenate(picks)) if picks else np.empty(0, dtype=np.int64)
+        return self._compromised(
+            day,
+            _TERMINALS,
+            cfg.n_terminals,
+            cfg.n_compromised_terminals,
+            cfg.terminal_compromise_days,
+        )
 
     def compromised_customers(self, day: int) -> np.ndarray:
         """Customers whose credentials are in fraudsters' hands on ``day`` (scenario 3)."""
         cfg = self.config
+        return self._compromised(
+            day,
+            _CUSTOMERS,
+            cfg.n_customers,
+            cfg.n_compromised_customers,
+            cfg.customer_compromise_days,
+        )
+
+    def _compromised(
+        self, day: int, stream: int, population: int, per_day: int, lasts_days: int
+    ) -> np.ndarray:
+        # Each day draws ``per_day`` new victims; a victim stays compromised for ``lasts_days``.
         picks = [
-            self._rng(d, _CUSTOMERS).choice(
-                cfg.n_customers,
-                size=min(cfg.n_compromised_customers, cfg.n_customers),
-                replace=False,
-            )
-            for d in range(day - cfg.customer_compromise_days + 1, day + 1)
+            self._rng(d, stream).choice(population, size=min(per_day, population), replace=False)
+            for d in range(day - lasts_days + 1, day + 1)
         ]
         return np.unique(np.concatenate(picks)) if picks else np.empty(0, dtype=np.int64)
 

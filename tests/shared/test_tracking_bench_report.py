@@ -65,3 +65,14 @@ def test_roc_pr_figure_saved(tmp_path):
         roc_pr_figure(y, {"noisy": y + rng.normal(0, 1, 200)}), level_dir(9) / "roc.png"
     )
     assert path.stat().st_size > 5_000
+
+
+def test_psi_separates_shift_from_noise():
+    from ml_common.drift import psi
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, 5000)
+    assert psi(reference, rng.normal(0, 1, 5000)) < 0.02
+    assert psi(reference, rng.normal(1, 1, 5000)) > 0.3
+    assert psi(reference, np.array([])) == 0.0
+    assert psi(np.ones(100), rng.normal(0, 1, 100)) == 0.0  # constant reference: no bins
