@@ -58,7 +58,7 @@ def read_literature(
     retriever: Retriever,
     lm: TrainResult,
     k: int = 5,
-    hypothesis_fn: Callable[[list[str], list[str]], list[Hypothesis]] | None = None,
+    hypothesis_fn: Callable[[list[str], list[str]], list[Hypothesis | None]] | None = None,
 ) -> Literature:
     """Retrieve passages for every ordered pair, generate hypotheses, pool them into a prior."""
     genes = world.genes
@@ -76,7 +76,7 @@ def read_literature(
         matching = [
             (hypotheses[pid], corpus[pid].text)
             for pid in row
-            if pid in hypotheses
+            if hypotheses.get(pid) is not None
             and index.get(hypotheses[pid].source) == i
             and index.get(hypotheses[pid].target) == j
         ]
