@@ -187,7 +187,7 @@ def run_session(
     f1_curve = [grade()]
     reached = 0 if f1_curve[0] >= cfg.target_f1 else None
     say(f"control experiment: {cfg.control_replicates} replicates; "
-        f"estimate F1 from literature alone {f1_curve[0]:.2f}")  # fmt: skip
+        f"best-guess F1 from the literature and the control {f1_curve[0]:.2f}")  # fmt: skip
     steps: list[StepRecord] = []
     step = 0
     rejected_in_a_row = 0
