@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from level5_discovery.evidence import score_edges
-from level5_discovery.logic import NO, UNKNOWN, YES, Knowledge, expected_gain
+from level5_discovery.logic import NO, UNKNOWN, YES, Knowledge, closure, expected_gain
 from level5_discovery.world import Intervention, Lab, WorldSpec, draw_world
 
 FEATURES = (
@@ -30,6 +30,7 @@ FEATURES = (
     "expected_gain",
     "prior_in_degree",
     "prior_out_degree",
+    "predicted_descendants",
     "progress",
 )
 
@@ -45,6 +46,7 @@ def gene_features(knowledge: Knowledge, prior: np.ndarray | None = None) -> np.n
     np.fill_diagonal(decided, True)
     prior_edges = (np.abs(prior) >= 0.3) if prior is not None else np.zeros((n, n), dtype=bool)
     gains = np.array([expected_gain(knowledge, reach, g) for g in range(n)])
+    predicted = closure(knowledge.estimate(prior) != 0).sum(axis=1)
     feats = np.column_stack(
         [
             knowledge.tested.astype(float),
@@ -56,6 +58,7 @@ def gene_features(knowledge: Knowledge, prior: np.ndarray | None = None) -> np.n
             gains / max(gains.max(), 1e-9),
             prior_edges.sum(axis=0) / scale,
             prior_edges.sum(axis=1) / scale,
+            predicted / scale,
             np.full(n, min(knowledge.experiments / n, 1.0)),
         ]
     )

@@ -7,9 +7,16 @@ training sequence is one abstract followed by its hypothesis::
     <bos> abstract words ... <hyp> SOX2 inhibits PAX6 <eos>
 
 so the model learns the language of the corpus and to read a passage's hedged claim out as a
-hypothesis. At inference it is conditioned on a retrieved passage and decoding is constrained to
-the grammar ``GENE (activates|inhibits) GENE <eos>``: at every step, tokens the grammar forbids
-get probability zero, so every constrained output parses. The unconstrained parse rate is
+hypothesis. Gene symbols are **delexicalised** first (entity masking, standard in relation
+extraction): the genes a passage mentions become ``GENE1``, ``GENE2``, … in order of first
+mention, for the passage and its hypothesis alike, and are put back after decoding. The model then
+learns *who regulates whom* from the wording ("B is upregulated by A" → ``GENE2 activates GENE1``)
+instead of having to copy rare symbols; without it, this 2-layer model read the direction of a
+claim no better than chance (48–68% per phrasing, 36% for "B expression was diminished upon loss
+of A"), though it read the verb perfectly. At inference the model is conditioned on a retrieved
+passage and decoding is constrained to the grammar ``GENE (activates|inhibits) GENE <eos>`` over
+the lab genes the passage mentions: at every step, tokens the grammar forbids get probability
+zero, so every constrained output parses. The unconstrained parse rate is
 measured too, as a check of how well the model learned the grammar by itself.
 
 :class:`OpenAICompatibleBackend` is an optional alternative for users with a real LLM endpoint;
@@ -31,7 +38,31 @@ from level5_discovery.world import GENE_POOL
 
 SPECIALS = ("<pad>", "<bos>", "<hyp>", "<eos>", "<unk>")
 VERBS = ("activates", "inhibits")
+SLOTS = tuple(f"GENE{k}" for k in range(1, 7))  # delexicalised gene mentions, in order
 _TOKEN = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+_GENES = frozenset(GENE_POOL)
+
+
+def delexicalize(text: str) -> tuple[str, list[str]]:
+    """Replace gene symbols by ``GENE1``, ``GENE2``, … (order of first mention).
+
+    Returns the masked text and the genes behind the slots (``genes[k]`` is ``GENE{k+1}``).
+    Genes beyond the last slot are left as they are.
+    """
+    genes: list[str] = []
+    words = []
+    for word in _TOKEN.findall(text):
+        if word in _GENES:
+            if word not in genes and len(genes) < len(SLOTS):
+                genes.append(word)
+            if word in genes:
+                word = SLOTS[genes.index(word)]
+        words.append(word)
+    return " ".join(words), genes
+
+
+def _slot(gene: str, genes: list[str]) -> str:
+    return SLOTS[genes.index(gene)] if gene in genes else gene
 
 
 class Tokenizer:
@@ -45,7 +76,8 @@ class Tokenizer:
     @classmethod
     def build(cls, texts: list[str]) -> Tokenizer:
         """Vocabulary from texts, plus every gene of the pool and the verbs."""
-        words = sorted({w for t in texts for w in _TOKEN.findall(t)} | set(GENE_POOL) | set(VERBS))
+        words = {w for t in texts for w in _TOKEN.findall(t)} | set(GENE_POOL) | set(VERBS)
+        words = sorted(words | set(SLOTS))
         return cls(list(SPECIALS) + [w for w in words if w not in SPECIALS])
 
     def encode(self, text: str) -> list[int]:
@@ -146,9 +178,11 @@ class TinyGPT(nn.Module):
 def training_sequence(
     tok: Tokenizer, text: str, claim: tuple[str, str, str], context: int
 ) -> list[int]:
-    """``<bos> passage <hyp> A verb B <eos>``, the passage cut so the whole fits the context."""
-    tail = [tok.hyp, *tok.encode(" ".join(claim)), tok.eos]
-    body = tok.encode(text)[: context - len(tail) - 1]
+    """``<bos> passage <hyp> A verb B <eos>``, delexicalised, cut so the whole fits the context."""
+    masked, genes = delexicalize(text)
+    source, verb, target = claim
+    tail = [tok.hyp, *tok.encode(f"{_slot(source, genes)} {verb} {_slot(target, genes)}"), tok.eos]
+    body = tok.encode(masked)[: context - len(tail) - 1]
     return [tok.bos, *body, *tail]
 
 
@@ -270,32 +304,34 @@ class Hypothesis:
         return 1 if self.verb == "activates" else -1
 
 
-def _prompt(tok: Tokenizer, passage: str, context: int) -> list[int]:
-    return [tok.bos, *tok.encode(passage)[: context - 6], tok.hyp]
+def _prompt(tok: Tokenizer, masked: str, context: int) -> list[int]:
+    return [tok.bos, *tok.encode(masked)[: context - 6], tok.hyp]
 
 
 @torch.no_grad()
 def generate_constrained(
     model: TinyGPT, tok: Tokenizer, passages: list[str], genes: list[str]
-) -> list[Hypothesis]:
+) -> list[Hypothesis | None]:
     """Greedy decoding under the grammar ``GENE verb GENE <eos>``, one hypothesis per passage.
 
-    Genes are restricted to the lab's ``genes`` that the passage mentions (all of them if it
-    mentions fewer than two); subject differs from object.
+    The grammar's genes are the lab ``genes`` the passage mentions (as their slots); subject
+    differs from object. A passage mentioning fewer than two lab genes says nothing about the
+    lab's network: its entry is None.
     """
     model.eval()
     verb_ids = torch.tensor([tok.stoi[v] for v in VERBS])
-    out = []
+    out: list[Hypothesis | None] = []
     for passage in passages:
-        # Conditioning on the passage: the grammar's genes are the lab genes it mentions.
-        words = set(_TOKEN.findall(passage))
-        mentioned = [g for g in genes if g in words and g in tok.stoi]
-        pool = mentioned if len(mentioned) >= 2 else [g for g in genes if g in tok.stoi]
-        gene_ids = torch.tensor([tok.stoi[g] for g in pool])
-        ids = _prompt(tok, passage, model.cfg.context)
+        masked, mentioned = delexicalize(passage)
+        slots = [SLOTS[k] for k, g in enumerate(mentioned) if g in genes]
+        if len(slots) < 2:
+            out.append(None)
+            continue
+        slot_ids = torch.tensor([tok.stoi[s] for s in slots])
+        ids = _prompt(tok, masked, model.cfg.context)
         chosen, logp = [], 0.0
         sign_conf = 0.0
-        for step, allowed in enumerate((gene_ids, verb_ids, gene_ids)):
+        for step, allowed in enumerate((slot_ids, verb_ids, slot_ids)):
             if step == 2:
                 allowed = allowed[allowed != chosen[0]]
             logits = model(torch.tensor([ids]))[0, -1]
@@ -309,15 +345,21 @@ def generate_constrained(
             chosen.append(token)
             ids.append(token)
         source, verb, target = (tok.itos[t] for t in chosen)
+        source, target = (mentioned[SLOTS.index(x)] for x in (source, target))
         out.append(Hypothesis(source, verb, target, math.exp(logp), sign_conf))
     return out
 
 
 @torch.no_grad()
 def generate_free(model: TinyGPT, tok: Tokenizer, passage: str, max_tokens: int = 6) -> str:
-    """Greedy decoding with no grammar, up to ``<eos>``: to measure the unconstrained parse rate."""
+    """Greedy decoding with no grammar, up to ``<eos>``: to measure the unconstrained parse rate.
+
+    Slots in the output are put back as the passage's genes (an unknown slot stays, and fails
+    to parse).
+    """
     model.eval()
-    ids = _prompt(tok, passage, model.cfg.context)
+    masked, genes = delexicalize(passage)
+    ids = _prompt(tok, masked, model.cfg.context)
     out = []
     for _ in range(max_tokens):
         nxt = int(torch.argmax(model(torch.tensor([ids]))[0, -1]))
@@ -325,7 +367,10 @@ def generate_free(model: TinyGPT, tok: Tokenizer, passage: str, max_tokens: int 
             break
         out.append(nxt)
         ids.append(nxt)
-    return tok.decode(out)
+    words = tok.decode(out).split()
+    return " ".join(
+        genes[SLOTS.index(w)] if w in SLOTS and SLOTS.index(w) < len(genes) else w for w in words
+    )
 
 
 _GRAMMAR = re.compile(r"^\s*([A-Z][A-Z0-9]+) (activates|inhibits) ([A-Z][A-Z0-9]+)\s*$")
@@ -374,8 +419,8 @@ class OpenAICompatibleBackend:
         self.model = model
         self.api_key = api_key
 
-    def generate(self, passages: list[str], genes: list[str]) -> list[Hypothesis]:
-        """One hypothesis per passage, dropped when the answer does not parse."""
+    def generate(self, passages: list[str], genes: list[str]) -> list[Hypothesis | None]:
+        """One hypothesis per passage; None where the answer does not parse."""
         import httpx
 
         out = []
@@ -394,6 +439,7 @@ class OpenAICompatibleBackend:
             response.raise_for_status()
             answer = response.json()["choices"][0]["message"]["content"].strip()
             parsed = parse_hypothesis(answer, genes)
-            if parsed:
-                out.append(Hypothesis(*parsed, probability=1.0, sign_confidence=1.0))
+            out.append(
+                Hypothesis(*parsed, probability=1.0, sign_confidence=1.0) if parsed else None
+            )
         return out

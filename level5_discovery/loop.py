@@ -58,7 +58,7 @@ def read_literature(
     retriever: Retriever,
     lm: TrainResult,
     k: int = 5,
-    hypothesis_fn: Callable[[list[str], list[str]], list[Hypothesis]] | None = None,
+    hypothesis_fn: Callable[[list[str], list[str]], list[Hypothesis | None]] | None = None,
 ) -> Literature:
     """Retrieve passages for every ordered pair, generate hypotheses, pool them into a prior."""
     genes = world.genes
@@ -76,7 +76,7 @@ def read_literature(
         matching = [
             (hypotheses[pid], corpus[pid].text)
             for pid in row
-            if pid in hypotheses
+            if hypotheses.get(pid) is not None
             and index.get(hypotheses[pid].source) == i
             and index.get(hypotheses[pid].target) == j
         ]
@@ -187,7 +187,7 @@ def run_session(
     f1_curve = [grade()]
     reached = 0 if f1_curve[0] >= cfg.target_f1 else None
     say(f"control experiment: {cfg.control_replicates} replicates; "
-        f"estimate F1 from literature alone {f1_curve[0]:.2f}")  # fmt: skip
+        f"best-guess F1 from the literature and the control {f1_curve[0]:.2f}")  # fmt: skip
     steps: list[StepRecord] = []
     step = 0
     rejected_in_a_row = 0

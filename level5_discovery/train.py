@@ -62,7 +62,7 @@ def training_corpus(settings: Level5Settings) -> list[Abstract]:
 
 def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
     """The trained language model (cached)."""
-    key = _key({"lm": settings.lm.model_dump(), "n": settings.n_genes, "v": 2})
+    key = _key({"lm": settings.lm.model_dump(), "n": settings.n_genes, "v": 3})
     path = models_dir() / f"lm-{key}.pt"
     if path.is_file():
         return load_lm(path)
@@ -83,7 +83,7 @@ def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
 
 def rl_policy(settings: Level5Settings, progress: bool = True) -> PolicyNet:
     """The trained RL policy (cached)."""
-    key = _key({"rl": settings.rl.model_dump(), "v": 2})
+    key = _key({"rl": settings.rl.model_dump(), "v": 3})
     path = models_dir() / f"policy-{key}.pt"
     if path.is_file():
         return load_policy(path)
@@ -123,7 +123,7 @@ def evaluate_lm(lm: TrainResult, settings: Level5Settings) -> dict[str, float]:
     correct = 0
     for i in relevant:
         hyp = generate_constrained(lm.model, lm.tokenizer, [texts[i]], worlds_genes[i])[0]
-        correct += (hyp.source, hyp.verb, hyp.target) == claims[i]
+        correct += hyp is not None and (hyp.source, hyp.verb, hyp.target) == claims[i]
     return {
         "perplexity": ppl,
         "parse_rate": parse_rate,

@@ -33,12 +33,17 @@ def test_short_run_finds_a_4_gene_network(policy, seed: int) -> None:  # noqa: A
         assert result.experiments <= 4
 
 
-def test_symbolic_design_beats_random_on_average() -> None:
-    cfg = SessionConfig(max_experiments=8, stop_when_decided=False, run_to_target=True)
-    counts = {"random": [], "symbolic": []}
+def test_symbolic_design_settles_more_edge_questions_than_random() -> None:
+    """What the z3 split score optimises: open edge questions left after four knock-outs.
+
+    (It does not shorten the way to F1 >= 0.9 of the best-guess estimate: see the README.)
+    Measured on these worlds: 16.2 open questions left vs 18.3 for random order.
+    """
+    cfg = SessionConfig(max_experiments=4, stop_when_decided=False)
+    left = {"random": [], "symbolic": []}
     for seed in range(6):
         world = draw_world(seed, WorldSpec(n_genes=8))
         for name, designer in (("random", RandomDesigner()), ("symbolic", SymbolicDesigner())):
             result = run_session(world, designer, lab_seed=seed, config=cfg)
-            counts[name].append(result.experiments_to_target or 8)
-    assert np.mean(counts["symbolic"]) <= np.mean(counts["random"]) + 0.5
+            left[name].append(result.steps[-1].open_questions)
+    assert np.mean(left["symbolic"]) < np.mean(left["random"])

@@ -9,6 +9,7 @@ import torch
 from level5_discovery.corpus import generate_corpus
 from level5_discovery.lm import (
     Tokenizer,
+    delexicalize,
     generate_constrained,
     generate_free,
     load_lm,
@@ -46,11 +47,23 @@ def test_held_out_perplexity_is_far_below_vocabulary_size(trained) -> None:  # n
 def test_constrained_decoding_always_parses(trained) -> None:  # noqa: ANN001
     result, docs = trained
     world = draw_world(1)
-    passages = [d.text for d in docs[:20]]
-    for hyp in generate_constrained(result.model, result.tokenizer, passages, world.genes):
+    passages = [d.text for d in docs[:40]]
+    hyps = generate_constrained(result.model, result.tokenizer, passages, world.genes)
+    for doc, hyp in zip(docs[:40], hyps, strict=True):
+        if doc.kind == "irrelevant":  # mentions no two lab genes: no hypothesis about the lab
+            assert hyp is None
+            continue
         assert parse_hypothesis(hyp.text, world.genes) is not None
+        assert {hyp.source, hyp.target} == {doc.claim[0], doc.claim[2]}  # genes of the passage
         assert 0.0 < hyp.probability <= 1.0 and 0.5 <= hyp.sign_confidence <= 1.0
     assert isinstance(generate_free(result.model, result.tokenizer, passages[0]), str)
+
+
+def test_delexicalize_masks_genes_in_order_of_mention() -> None:
+    masked, genes = delexicalize("PAX6 is upregulated by SOX2 ; PAX6 again .")
+    assert masked == "GENE1 is upregulated by GENE2 ; GENE1 again ."
+    assert genes == ["PAX6", "SOX2"]
+    assert delexicalize("no genes here .") == ("no genes here .", [])
 
 
 def test_grammar() -> None:

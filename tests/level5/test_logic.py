@@ -153,7 +153,7 @@ def test_implied_edges_only_when_no_gene_can_lie_between() -> None:
     assert k.implied_edges().tolist() == [[0, 1, -1], [0, 0, 0], [0, 0, 0]]
 
 
-def test_estimate_explains_unexplained_descendant_without_overruling_data() -> None:
+def test_sound_estimate_explains_unexplained_descendant_without_overruling_data() -> None:
     from level5_discovery.logic import Knowledge
 
     k = Knowledge(3)
@@ -162,7 +162,7 @@ def test_estimate_explains_unexplained_descendant_without_overruling_data() -> N
     prior = np.zeros((3, 3))
     prior[0, 1] = 0.9  # literature: 0 activates 1; nothing about 1→2 or 0→2
     prior[2, 0] = 0.9  # contradicted by data (0 reaches 2, so 2 cannot reach 0)
-    est = k.estimate(prior)
+    est = k.sound_estimate(prior)
     assert est[0, 1] == 1
     assert est[2, 0] == 0
     assert est[0, 2] == 1  # do(0) moved 2 and no estimated path explained it
