@@ -74,7 +74,7 @@ def test_scorer_direction_recent_item_dominates():
 
 def test_bundle_weights_are_row_major_whatever_the_file(tmp_path, interactions):
     """Serving gathers rows (``W[history]``): a column-major matrix (item-kNN's comes out
-    transposed) made that ~10x slower, so both saving and loading make it row-major."""
+    transposed) made that ~20x slower, so both saving and loading make it row-major."""
     import json
 
     knn = ItemKNN(3).fit(interactions)
