@@ -64,7 +64,9 @@ class ItemScorer:
             version=str(meta.get("version", "unregistered")),
             alias=meta.get("alias", folder.name),
             half_life=float(meta["half_life"]),
-            weights=np.load(folder / "weights.npy", mmap_mode=None),
+            # Row-major whatever the file's order: scoring gathers rows (``W[history]``), and a
+            # column-major matrix makes that ~20x slower (measured: 16 ms vs 0.75 ms, 858 rows).
+            weights=np.ascontiguousarray(np.load(folder / "weights.npy"), dtype=np.float32),
             item_ids=np.load(folder / "item_ids.npy"),
             popularity=np.load(folder / "popularity.npy"),
             titles=_read_titles(folder / "items.json"),

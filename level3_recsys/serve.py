@@ -14,7 +14,8 @@ Degradation: the store and the model each sit behind a :class:`CircuitBreaker`. 
 fails (or is slow) the answer is the popularity fallback rather than a live computation for
 everyone — the store exists to shield the model from the full request load. When the live model
 fails or is slow, the answer is the popularity fallback too. Fallbacks are flagged in the response
-and counted in ``recsys_fallback_total``. The challenger scores the same requests in shadow.
+and counted in ``recsys_fallback_total``. The challenger scores the same requests in shadow (a
+random ``serve.shadow_sample_rate`` share of them, 10% by default).
 """
 
 import hmac
@@ -163,7 +164,7 @@ class RecommenderService:
         self.store = store or open_store(
             settings.store, bundle_dir / "store.sqlite", read_only=True
         )
-        self.shadow = Shadow(self.metrics)
+        self.shadow = Shadow(self.metrics, sample_rate=s.shadow_sample_rate)
         self.feedback: dict[str, list[int]] = {}
         self.load()
 
@@ -302,7 +303,7 @@ class RecommenderService:
 
     def _shadow(self, history: np.ndarray, champion_items: list[int], k: int) -> None:
         challenger = self.challenger
-        if challenger is None or not self.settings.serve.shadow:
+        if challenger is None or not self.settings.serve.shadow or not self.shadow.sampled():
             return
         self.shadow.submit(
             lambda: challenger.to_ids(challenger.score_items(history, k)), champion_items

@@ -53,6 +53,7 @@ class ServeSettings(BaseModel):
     admin_token: str = "change-me-level3"
     max_k: int = Field(100, ge=1)
     shadow: bool = True
+    shadow_sample_rate: float = Field(0.1, ge=0.0, le=1.0)
     breaker_failures: int = Field(3, ge=1)
     breaker_reset_seconds: float = Field(5.0, gt=0)
     model_timeout_ms: float = Field(50.0, gt=0)

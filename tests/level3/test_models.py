@@ -70,3 +70,18 @@ def test_scorer_direction_recent_item_dominates():
     top = scorer.score_items(np.array([0, 1]), 2)
     assert not set(top.tolist()) & {0, 1}  # history excluded
     assert scorer.to_ids(scorer.popular(2, exclude=np.array([0]))) == [11, 12]
+
+
+def test_bundle_weights_are_row_major_whatever_the_file(tmp_path, interactions):
+    """Serving gathers rows (``W[history]``): a column-major matrix (item-kNN's comes out
+    transposed) made that ~20x slower, so both saving and loading make it row-major."""
+    import json
+
+    knn = ItemKNN(3).fit(interactions)
+    np.save(tmp_path / "weights.npy", np.asfortranarray(knn.weights, dtype=np.float32))
+    np.save(tmp_path / "item_ids.npy", np.arange(6))
+    np.save(tmp_path / "popularity.npy", np.ones(6, np.float32))
+    (tmp_path / "model.json").write_text(json.dumps({"name": "knn", "half_life": 2.0}))
+    scorer = ItemScorer.load(tmp_path)
+    assert scorer.weights.flags["C_CONTIGUOUS"] and scorer.weights.dtype == np.float32
+    np.testing.assert_array_equal(scorer.weights, knn.weights)

@@ -146,3 +146,27 @@ def test_admin_switch_serves_the_challenger(client):
     served = client.get("/recommendations/2?k=3").json()
     assert served["model_version"] == "2" and served["source"] == "live"
     assert client.post("/admin/switch", json={"serve": "x"}, headers=headers).status_code == 422
+
+
+def test_service_process_runs_one_blas_thread():
+    """``uvicorn level3_recsys.serve:…`` gets one OpenBLAS thread without being told: a second
+    one spin-waits on the core the event loop needs (the load test's p99 doubled)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ml_common.paths import PROJECT_ROOT
+
+    code = (
+        "import json, level3_recsys.serve, threadpoolctl; "
+        "print(json.dumps([p['num_threads'] for p in threadpoolctl.threadpool_info() "
+        "if p['user_api'] == 'blas']))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    threads = json.loads(out.stdout.strip().splitlines()[-1])
+    assert threads and all(n == 1 for n in threads)

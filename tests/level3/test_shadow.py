@@ -1,11 +1,16 @@
 """Shadow deployment: the challenger scores the same requests; users only see the champion."""
 
+import random
+
+import pytest
 from fastapi.testclient import TestClient
 
+from level3_recsys.monitoring import Metrics, Shadow
 from level3_recsys.serve import create_app
 
 
 def test_challenger_scored_in_shadow_and_never_served(settings, tiny_bundle):
+    settings.serve.shadow_sample_rate = 1.0  # every request, so the counts below are exact
     app = create_app(settings, tiny_bundle)
     service = app.state.service
     calls = []
@@ -40,3 +45,45 @@ def test_shadow_failure_does_not_reach_the_user(settings, tiny_bundle):
         response = client.get("/recommendations/2?k=5")
         app.state.service.shadow.wait()
         assert response.status_code == 200 and response.json()["model_version"] == "1"
+
+
+def test_default_config_samples_a_share_of_requests(settings):
+    assert 0.0 < settings.serve.shadow_sample_rate < 1.0
+
+
+def test_shadow_scores_only_the_sampled_share(settings, tiny_bundle):
+    settings.serve.shadow_sample_rate = 0.25
+    app = create_app(settings, tiny_bundle)
+    service = app.state.service
+    service.shadow.rng = random.Random(7)
+    calls = []
+    real = service.challenger.score_items
+    service.challenger.score_items = lambda history, k: calls.append(k) or real(history, k)
+    with TestClient(app) as client:
+        for i in range(400):
+            assert client.get(f"/recommendations/{2 + i % 3}?k=5").json()["model_version"] == "1"
+        service.shadow.wait()
+        # Binomial(400, 0.25): mean 100, sd 8.7; the seed makes it deterministic anyway.
+        assert 70 <= len(calls) <= 130
+        assert service.shadow.completed == len(calls) == len(service.shadow.overlaps)
+        text = client.get("/metrics").text
+        assert f"recsys_shadow_latency_seconds_count {float(len(calls))}" in text
+        assert "recsys_shadow_sample_rate 0.25" in text
+
+
+def test_shadow_sample_rate_zero_scores_nothing(settings, tiny_bundle):
+    settings.serve.shadow_sample_rate = 0.0
+    app = create_app(settings, tiny_bundle)
+    service = app.state.service
+    service.challenger.score_items = lambda history, k: pytest.fail("challenger was called")
+    with TestClient(app) as client:
+        for user in (2, 3, 4):
+            assert client.get(f"/recommendations/{user}?k=5").status_code == 200
+        service.shadow.wait()
+        assert service.shadow.completed == 0
+        assert client.get("/model").json()["shadow_mean_overlap"] is None
+
+
+def test_shadow_rejects_a_rate_outside_zero_one():
+    with pytest.raises(ValueError, match="sample_rate"):
+        Shadow(Metrics(), sample_rate=1.5)
