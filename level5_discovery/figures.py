@@ -37,7 +37,7 @@ def draw(out_dir: Path) -> list[Path]:
         curve = metrics["f1_curve"]
         ax.plot(range(len(curve)), curve, marker="o")
         ax.axhline(0.9, ls="--", c="grey", lw=1)
-        ax.set_xlabel("experiments (0 = literature only)")
+        ax.set_xlabel("experiments (0 = literature + control replicates)")
         ax.set_ylabel("edge F1 vs hidden truth")
         ax.set_ylim(0, 1.05)
         ax.set_title(f"one session, world seed {metrics['seed']}")
