@@ -12,6 +12,8 @@ Nothing here imports a level. Each module is small and can be read on its own:
 - ``plots``     ROC / PR curves and figure saving used by several levels
 - ``drift``     the population stability index (PSI) both monitoring levels score shift with
 - ``bench``     the benchmark JSON convention (``artifacts/bench/levelN.json``)
+- ``report``    generated README tables between markers (the results table, level 3's tables)
+- ``services``  a free local port, whether Docker answers, waiting for a health endpoint
 """
 
 __all__ = ["__version__"]

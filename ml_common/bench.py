@@ -6,7 +6,6 @@ One flat JSON object: the keys the level's issue names (numbers or booleans), pl
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -62,9 +61,3 @@ def write_bench(level: int, results: Mapping[str, Any], seconds: float) -> Path:
     path = bench_dir() / f"level{level}.json"
     write_json(path, payload)
     return path
-
-
-def read_bench(level: int) -> dict[str, Any] | None:
-    """The level's benchmark results, or ``None`` if it has not been run."""
-    path = bench_dir() / f"level{level}.json"
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -54,16 +54,30 @@ def render_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def replace_section(path: Path, name: str, text: str) -> bool:
+    """Replace what stands between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``.
+
+    Returns whether the file changed; raises ``ValueError`` if the markers are missing. Every
+    generated table in a README (this results table, level 3's offline and load-test tables) is
+    written this way, so the hand-written text around it is never touched.
+    """
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    old = path.read_text()
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(old):
+        raise ValueError(f"{path}: markers {start} … {end} not found")
+    new = pattern.sub(lambda _: f"{start}\n{text.rstrip(chr(10))}\n{end}", old)
+    if new != old:
+        write_text(path, new)
+    return new != old
+
+
 def update_readme(readme: Path, table: str) -> bool:
-    """Replace the text between the markers; returns whether the README changed."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        raise SystemExit(f"{readme}: markers {START} … {END} not found")
-    new = pattern.sub(lambda _: f"{START}\n{table}\n{END}", text)
-    if new != text:
-        write_text(readme, new)
-    return new != text
+    """Replace the results table; returns whether the README changed."""
+    try:
+        return replace_section(readme, "results", table)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def main() -> None:

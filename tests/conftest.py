@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import subprocess
 
 import pytest
+
+from ml_common.services import docker_available
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,13 +30,8 @@ def _isolated_artifacts(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @functools.cache
 def docker_engine_answers() -> bool:
-    """Whether ``docker info`` reaches a running engine."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    """Whether ``docker info`` reaches a running engine (asked once per test session)."""
+    return docker_available(timeout_s=20)
 
 
 @functools.cache

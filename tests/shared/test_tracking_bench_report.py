@@ -76,3 +76,17 @@ def test_psi_separates_shift_from_noise():
     assert psi(reference, rng.normal(1, 1, 5000)) > 0.3
     assert psi(reference, np.array([])) == 0.0
     assert psi(np.ones(100), rng.normal(0, 1, 100)) == 0.0  # constant reference: no bins
+
+
+def test_replace_section_keeps_the_text_around_and_names_missing_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- t:start -->\nold\n<!-- t:end -->\nb\n")
+    assert report.replace_section(readme, "t", "| new |\n")
+    assert readme.read_text() == "a\n<!-- t:start -->\n| new |\n<!-- t:end -->\nb\n"
+    assert not report.replace_section(readme, "t", "| new |")  # same table: unchanged
+    try:
+        report.replace_section(readme, "other", "x")
+    except ValueError as exc:
+        assert "<!-- other:start -->" in str(exc)
+    else:
+        raise AssertionError("missing markers must be named")
