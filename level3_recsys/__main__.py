@@ -103,7 +103,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from level3_recsys.batch import nightly_batch
-    from level3_recsys.bench import reload_deployed
+    from level3_recsys.deploy import reload_deployed
     from level3_recsys.train import default_dirs
     from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias, setup_mlflow
 

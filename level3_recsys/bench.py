@@ -68,25 +68,10 @@ def update_readme_offline(summary: dict[str, Any]) -> None:
     write_text(readme, pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
 
 
-def reload_deployed(settings: Level3Settings) -> bool:
-    """Ask a running ``make level3`` service to load the new bundle (admin token)."""
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.deploy.port}/admin/reload",
-        method="POST",
-        headers={"X-Admin-Token": settings.serve.admin_token},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local)
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, Any]:
     from level3_recsys.batch import nightly_batch
     from level3_recsys.data import prepare
+    from level3_recsys.deploy import reload_deployed
     from level3_recsys.loadtest.run import run_loadtest
     from level3_recsys.train import OURS, default_dirs, train
 
