@@ -277,11 +277,12 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    """Replace the text between the README's load-test markers (if the markers exist)."""
+def update_readme(table: str, section: str = "loadtest") -> None:
+    """Replace the text between the level README's ``<!-- section:start/end -->`` markers (if the
+    markers exist): the load-test table here, the offline table from :mod:`level3_recsys.bench`."""
     if not README.is_file():
         return
     text = README.read_text()
-    pattern = re.compile(r"(<!-- loadtest:start -->\n).*?(<!-- loadtest:end -->)", re.S)
+    pattern = re.compile(rf"(<!-- {section}:start -->\n).*?(<!-- {section}:end -->)", re.S)
     if pattern.search(text):
         write_text(README, pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
