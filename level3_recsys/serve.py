@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from level3_recsys.bundle import BundleError, ItemScorer, UserHistories
+from level3_recsys.bundle import BundleError, ItemScorer, UserHistories, default_serving_dir
 from level3_recsys.monitoring import BreakerOpen, CircuitBreaker, DriftMonitor, Metrics, Shadow
 from level3_recsys.settings import Level3Settings
 from level3_recsys.store import RecommendationStore, open_store
@@ -369,12 +369,7 @@ def create_app(
     """Build the app; the bundle is read at start-up (lifespan) and on ``/admin/reload``."""
     if bundle_dir is None:
         configured = settings.serve.bundle_dir
-        if configured:
-            bundle_dir = Path(configured)
-        else:
-            from ml_common.paths import level_dir
-
-            bundle_dir = level_dir(3) / "serving"
+        bundle_dir = Path(configured) if configured else default_serving_dir()
     service = RecommenderService(settings, bundle_dir, store)
     max_k = settings.serve.max_k
 

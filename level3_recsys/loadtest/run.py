@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from level3_recsys.bundle import UserHistories
+from level3_recsys.bundle import UserHistories, default_serving_dir
 from level3_recsys.deploy import SERVICE_APP, start_uvicorn, wait_healthy
 from level3_recsys.settings import Level3Settings
 from ml_common.atomic import write_json, write_text
@@ -188,7 +188,7 @@ def run_loadtest(
     """All three phases; writes ``artifacts/level3/loadtest.json`` and the README table."""
     cfg = settings.loadtest
     duration = duration_s or cfg.duration_s
-    serving_dir = level_dir(3) / "serving"
+    serving_dir = default_serving_dir()
     with tempfile.TemporaryDirectory(prefix="level3-locust-") as tmp:
         workdir = Path(tmp)
         users_file = known_users_file(serving_dir, workdir)
