@@ -11,10 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Before Prefect and MLflow are imported (OpenBLAS threads: see the package's __init__).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
@@ -104,7 +103,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from level3_recsys.batch import nightly_batch
-    from level3_recsys.bench import reload_deployed
+    from level3_recsys.deploy import reload_deployed
     from level3_recsys.train import default_dirs
     from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias, setup_mlflow
 

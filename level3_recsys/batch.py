@@ -22,7 +22,7 @@ from prefect import flow, get_run_logger, task
 from level3_recsys.bundle import ItemScorer, UserHistories
 from level3_recsys.settings import Level3Settings
 from level3_recsys.store import open_store
-from level3_recsys.train import make_readable
+from level3_recsys.train import export_serving_bundle, make_readable
 from ml_common.atomic import write_json
 
 
@@ -37,8 +37,6 @@ def precompute(scorer: ItemScorer, histories: UserHistories, top_n: int) -> list
 
 @task
 def export_champion(settings: Level3Settings, serving_dir: Path) -> dict[str, int]:
-    from level3_recsys.train import export_serving_bundle
-
     return export_serving_bundle(settings, serving_dir)
 
 

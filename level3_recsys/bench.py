@@ -54,40 +54,11 @@ def offline_table(summary: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def update_readme_offline(summary: dict[str, Any]) -> None:
-    """Rewrite the table between the README's ``offline`` markers."""
-    import re
-
-    from ml_common.atomic import write_text
-    from ml_common.paths import PROJECT_ROOT
-
-    readme = PROJECT_ROOT / "level3_recsys" / "README.md"
-    text = readme.read_text()
-    pattern = re.compile(r"(<!-- offline:start -->\n).*?(<!-- offline:end -->)", re.S)
-    table = offline_table(summary)
-    write_text(readme, pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
-
-
-def reload_deployed(settings: Level3Settings) -> bool:
-    """Ask a running ``make level3`` service to load the new bundle (admin token)."""
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.deploy.port}/admin/reload",
-        method="POST",
-        headers={"X-Admin-Token": settings.serve.admin_token},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local)
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, Any]:
     from level3_recsys.batch import nightly_batch
     from level3_recsys.data import prepare
-    from level3_recsys.loadtest.run import run_loadtest
+    from level3_recsys.deploy import reload_deployed
+    from level3_recsys.loadtest.run import run_loadtest, update_readme
     from level3_recsys.train import OURS, default_dirs, train
 
     with stopwatch() as timing:
@@ -95,7 +66,7 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         prepare(settings.data, data_dir)
         summary = train(settings, data_dir, models_dir)
         offline_figure(summary)
-        update_readme_offline(summary)
+        update_readme(offline_table(summary), section="offline")
         nightly_batch(settings, serving_dir)
         reload_deployed(settings)
         load = run_loadtest(settings, duration_s=duration_s)

@@ -23,11 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ml_common.paths import level_dir
+
 MODEL_FILES = ("model.json", "weights.npy", "item_ids.npy", "popularity.npy")
 
 
 class BundleError(RuntimeError):
     """A serving bundle that is missing or incomplete; the message names the folder."""
+
+
+def default_serving_dir() -> Path:
+    """``artifacts/level3/serving``: where the batch exports the bundle and the service reads it."""
+    return level_dir(3) / "serving"
 
 
 def recency_weights(n: int, half_life: float) -> np.ndarray:

@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from level3_recsys.settings import Level3Settings
 from ml_common.logs import get_logger
@@ -30,6 +31,7 @@ DOCKERFILE = PROJECT_ROOT / "docker" / "recsys.Dockerfile"
 CA_SOURCE = Path("/usr/local/share/ca-certificates")
 CA_CONTEXT = PROJECT_ROOT / "docker" / "ca-certificates"
 CONTAINER_PORT = 8000
+SERVICE_APP = "level3_recsys.serve:app_from_env"  # uvicorn --factory target (config + env)
 
 
 def docker_available() -> bool:
@@ -79,6 +81,20 @@ def build_image(tag: str, base: str | None = None) -> None:
             CA_CONTEXT.rmdir()
 
 
+def reload_deployed(settings: Level3Settings) -> bool:
+    """Ask a running ``make level3`` service to load the new bundle (admin token)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.deploy.port}/admin/reload",
+        method="POST",
+        headers={"X-Admin-Token": settings.serve.admin_token},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local)
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def run_container(
     settings: Level3Settings, serving_dir: Path, port: int, extra_env: dict[str, str] | None = None
 ) -> str:
@@ -113,33 +129,32 @@ def pid_file() -> Path:
     return level_dir(3) / "serve.pid"
 
 
-def run_uvicorn(settings: Level3Settings, serving_dir: Path, port: int) -> int:
+def start_uvicorn(
+    app: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    factory: bool = True,
+    **popen_kwargs: Any,
+) -> subprocess.Popen:
+    """Start ``app`` under uvicorn on ``127.0.0.1:port`` in a child process, as the image runs it
+    (warnings only, no access log); ``env`` is added to this process's environment."""
+    command = [sys.executable, "-m", "uvicorn", *(["--factory"] if factory else []), app]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--log-level", "warning", "--no-access-log"]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}
+    return subprocess.Popen(command, env=env, **popen_kwargs)
+
+
+def run_uvicorn(serving_dir: Path, port: int) -> int:
     """The same app with uvicorn in the background; pid in ``artifacts/level3/serve.pid``."""
     stop_uvicorn()
-    log_path = level_dir(3) / "serve.log"
-    env = {
-        **os.environ,
-        "LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir),
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "level3_recsys.serve:app_from_env",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+    with (level_dir(3) / "serve.log").open("ab") as log_file:
+        process = start_uvicorn(
+            SERVICE_APP,
+            port,
+            {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)},
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=env,
             start_new_session=True,
         )
     pid_file().write_text(str(process.pid))
@@ -188,7 +203,7 @@ def deploy(settings: Level3Settings, use_docker: bool | None = None) -> dict[str
         mode = f"docker container {settings.deploy.container}"
     else:
         print("No Docker engine answers (docker info fails): running the service with uvicorn.")
-        run_uvicorn(settings, serving_dir, port)
+        run_uvicorn(serving_dir, port)
         mode = f"uvicorn (pid file {pid_file()})"
     base = f"http://127.0.0.1:{port}"
     if not wait_healthy(f"{base}/health"):
@@ -213,7 +228,7 @@ def first_user(serving_dir: Path) -> int:
 def down(settings: Level3Settings) -> list[str]:
     """Stop whatever :func:`deploy` started; return what was stopped."""
     stopped = []
-    if shutil.which("docker") and docker_available():
+    if docker_available():
         result = subprocess.run(
             ["docker", "rm", "-f", settings.deploy.container], capture_output=True, text=True
         )

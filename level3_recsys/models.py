@@ -16,13 +16,10 @@ the service needs: it also scores an anonymous session from its item ids alone.
 
 from __future__ import annotations
 
-import os
 from typing import Protocol
 
 import numpy as np
 from scipy import sparse
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit asks for it; numpy is fine with it
 
 
 class Recommender(Protocol):

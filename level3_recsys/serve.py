@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from level3_recsys.bundle import BundleError, ItemScorer, UserHistories
+from level3_recsys.bundle import BundleError, ItemScorer, UserHistories, default_serving_dir
 from level3_recsys.monitoring import BreakerOpen, CircuitBreaker, DriftMonitor, Metrics, Shadow
 from level3_recsys.settings import Level3Settings
 from level3_recsys.store import RecommendationStore, open_store
@@ -202,9 +202,9 @@ class RecommenderService:
             self._publish_models()
 
     # -- recommendation paths --
-    def _items(self, model: ItemScorer, columns: np.ndarray) -> list[RecommendedItem]:
-        titles = model.titles or {}
-        return [RecommendedItem(item_id=i, title=titles.get(i)) for i in model.to_ids(columns)]
+    def _items(self, item_ids: list[int]) -> list[RecommendedItem]:
+        titles = self.champion.titles or {}
+        return [RecommendedItem(item_id=i, title=titles.get(i)) for i in item_ids]
 
     def _fallback(
         self,
@@ -220,7 +220,7 @@ class RecommenderService:
         columns = self.champion.popular(k, history)
         return RecommendationResponse(
             user_id=user_id,
-            items=self._items(self.champion, columns),
+            items=self._items(self.champion.to_ids(columns)),
             k=k,
             model_version=f"popularity-{self.champion.version}",
             source=source,
@@ -250,10 +250,8 @@ class RecommenderService:
             and len(stored.items) >= k
         )
         if fresh:
-            items = stored.items[:k]
             source: Source = "precomputed"
-            titles = self.champion.titles or {}
-            ranked = [RecommendedItem(item_id=i, title=titles.get(i)) for i in items]
+            items = stored.items[:k]
         else:
             try:
                 columns = self._live(history, k)
@@ -261,13 +259,12 @@ class RecommenderService:
                 return self._fallback("breaker_open", k, history, user_id)
             except Exception:
                 return self._fallback("model", k, history, user_id)
-            source, ranked = "live", self._items(self.champion, columns)
-            items = [r.item_id for r in ranked]
+            source, items = "live", self.champion.to_ids(columns)
         self.metrics.recommendations.labels(source).inc()
         self._shadow(history, items, k)
         return RecommendationResponse(
             user_id=user_id,
-            items=ranked,
+            items=self._items(items),
             k=k,
             model_version=self.champion.version,
             source=source,
@@ -277,9 +274,10 @@ class RecommenderService:
 
     def recommend_session(self, item_ids: list[int], k: int) -> RecommendationResponse:
         self.drift.observe("session_length", len(item_ids))
-        for column in self.champion.columns(item_ids):
-            self.drift.observe("item_popularity", self.champion.popularity[column])
-        history = self.champion.columns(item_ids[::-1])  # latest first
+        known = self.champion.columns(item_ids)
+        for popularity in self.champion.popularity[known]:
+            self.drift.observe("item_popularity", popularity)
+        history = known[::-1]  # latest first
         if len(history) == 0:
             return self._fallback("unknown_items", k, None, None, source="cold_start")
         try:
@@ -289,11 +287,11 @@ class RecommenderService:
         except Exception:
             return self._fallback("model", k, history, None)
         self.metrics.recommendations.labels("session").inc()
-        ranked = self._items(self.champion, columns)
-        self._shadow(history, [r.item_id for r in ranked], k)
+        items = self.champion.to_ids(columns)
+        self._shadow(history, items, k)
         return RecommendationResponse(
             user_id=None,
-            items=ranked,
+            items=self._items(items),
             k=k,
             model_version=self.champion.version,
             source="session",
@@ -318,8 +316,8 @@ class RecommenderService:
         self.metrics.clicks.labels(version).inc(len(request.clicks))
         ctr = counts[1] / counts[0] if counts[0] else 0.0
         self.metrics.ctr.labels(version).set(ctr)
-        for column in self.champion.columns(request.clicks):
-            self.drift.observe("item_popularity", self.champion.popularity[column])
+        for popularity in self.champion.popularity[self.champion.columns(request.clicks)]:
+            self.drift.observe("item_popularity", popularity)
         return FeedbackResponse(
             model_version=version, impressions=counts[0], clicks=counts[1], ctr=ctr
         )
@@ -371,12 +369,7 @@ def create_app(
     """Build the app; the bundle is read at start-up (lifespan) and on ``/admin/reload``."""
     if bundle_dir is None:
         configured = settings.serve.bundle_dir
-        if configured:
-            bundle_dir = Path(configured)
-        else:
-            from ml_common.paths import level_dir
-
-            bundle_dir = level_dir(3) / "serving"
+        bundle_dir = Path(configured) if configured else default_serving_dir()
     service = RecommenderService(settings, bundle_dir, store)
     max_k = settings.serve.max_k
 

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from level3_recsys import data as data_stage
-from level3_recsys.bundle import UserHistories
+from level3_recsys.bundle import UserHistories, default_serving_dir
 from level3_recsys.evaluate import evaluate_model
 from level3_recsys.models import EASE, ImplicitALS, ImplicitBPR, ItemKNN, ItemToItem, Popularity
 from level3_recsys.settings import Level3Settings
@@ -292,4 +292,4 @@ def make_readable(folder: Path) -> None:
 def default_dirs() -> tuple[Path, Path, Path]:
     """``(data, models, serving)`` folders under ``artifacts/level3``."""
     root = level_dir(3)
-    return root / "data", root / "models", root / "serving"
+    return root / "data", root / "models", default_serving_dir()

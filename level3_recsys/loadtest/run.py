@@ -23,7 +23,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from level3_recsys.deploy import wait_healthy
+from level3_recsys.bundle import UserHistories, default_serving_dir
+from level3_recsys.deploy import SERVICE_APP, start_uvicorn, wait_healthy
 from level3_recsys.settings import Level3Settings
 from ml_common.atomic import write_json, write_text
 from ml_common.logs import get_logger
@@ -41,27 +42,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_server(app: str, factory: bool, env: dict[str, str] | None = None):
+def uvicorn_server(app: str, env: dict[str, str] | None = None, factory: bool = True):
     """Run ``app`` with uvicorn on a free 127.0.0.1 port; yield its base URL; stop it after."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    if factory:
-        command.insert(3, "--factory")
-    process = subprocess.Popen(
-        command, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}
-    )
+    process = start_uvicorn(app, port, env, factory)
     base = f"http://127.0.0.1:{port}"
     try:
         if not wait_healthy(f"{base}/health", 60):
@@ -175,10 +159,8 @@ def known_users_file(serving_dir: Path, workdir: Path) -> Path | None:
     users = serving_dir / "champion" / "users.npz"
     if not users.is_file():
         return None
-    import numpy as np
-
     path = workdir / "users.txt"
-    path.write_text("\n".join(str(u) for u in np.load(users)["user_ids"]))
+    path.write_text("\n".join(str(u) for u in UserHistories.load(users).user_ids))
     return path
 
 
@@ -191,9 +173,13 @@ def service_url(settings: Level3Settings, url: str | None, serving_dir: Path):
     elif wait_healthy(f"{deployed}/health", 1):
         yield deployed, "make level3 service"
     else:
-        env = {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)}
-        with uvicorn_server("level3_recsys.serve:app_from_env", True, env) as base:
+        with local_service(serving_dir) as base:
             yield base, "uvicorn started by the load test"
+
+
+def local_service(serving_dir: Path):
+    """The service under one local uvicorn, serving the bundle in ``serving_dir``."""
+    return uvicorn_server(SERVICE_APP, {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)})
 
 
 def run_loadtest(
@@ -202,7 +188,7 @@ def run_loadtest(
     """All three phases; writes ``artifacts/level3/loadtest.json`` and the README table."""
     cfg = settings.loadtest
     duration = duration_s or cfg.duration_s
-    serving_dir = level_dir(3) / "serving"
+    serving_dir = default_serving_dir()
     with tempfile.TemporaryDirectory(prefix="level3-locust-") as tmp:
         workdir = Path(tmp)
         users_file = known_users_file(serving_dir, workdir)
@@ -222,12 +208,11 @@ def run_loadtest(
             )
         # The ratio compares like with like: both apps under the same launcher (one uvicorn
         # process on this machine), whatever served phase 1 (container or not).
-        env = {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)}
-        with uvicorn_server("level3_recsys.serve:app_from_env", True, env) as local:
+        with local_service(serving_dir) as local:
             run_locust(local, 8, 8, 3, 0, "warmup", users_file, workdir)
             log.info("phase 2/3: service saturation (%s)", local)
             service_max = run_locust(local, 16, 16, duration, 0, "service", users_file, workdir)
-        with uvicorn_server("level3_recsys.loadtest.bare:app", False) as bare_base:
+        with uvicorn_server("level3_recsys.loadtest.bare:app", factory=False) as bare_base:
             run_locust(bare_base, 8, 8, 3, 0, "bare-warmup", users_file, workdir)
             log.info("phase 3/3: bare endpoint saturation (%s)", bare_base)
             bare_max = run_locust(bare_base, 16, 16, duration, 0, "bare", users_file, workdir)
@@ -292,11 +277,12 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    """Replace the text between the README's load-test markers (if the markers exist)."""
+def update_readme(table: str, section: str = "loadtest") -> None:
+    """Replace the text between the level README's ``<!-- section:start/end -->`` markers (if the
+    markers exist): the load-test table here, the offline table from :mod:`level3_recsys.bench`."""
     if not README.is_file():
         return
     text = README.read_text()
-    pattern = re.compile(r"(<!-- loadtest:start -->\n).*?(<!-- loadtest:end -->)", re.S)
+    pattern = re.compile(rf"(<!-- {section}:start -->\n).*?(<!-- {section}:end -->)", re.S)
     if pattern.search(text):
         write_text(README, pattern.sub(lambda m: m.group(1) + table + m.group(2), text))

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from level3_recsys.deploy import build_image, wait_healthy
+from level3_recsys.deploy import build_image, run_container, wait_healthy
+from level3_recsys.settings import load
 from level3_recsys.train import make_readable
 from ml_common.paths import PROJECT_ROOT
 
@@ -103,24 +104,10 @@ def container(tiny_bundle, tmp_path_factory):
     bundle.parent.chmod(0o755)
     port = free_port()
     name = f"level3-test-{port}"
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "-p",
-            f"127.0.0.1:{port}:8000",
-            "-v",
-            f"{bundle}:/srv/bundle:ro",
-            "-e",
-            "LEVEL3_SERVE__ADMIN_TOKEN=docker-token",
-            IMAGE,
-        ],
-        check=True,
-        capture_output=True,
+    settings = load(
+        None, deploy={"image": IMAGE, "container": name}, serve={"admin_token": "docker-token"}
     )
+    run_container(settings, bundle, port)  # what `make level3` runs, on a free port
     base = f"http://127.0.0.1:{port}"
     try:
         if not wait_healthy(f"{base}/health", 90):
