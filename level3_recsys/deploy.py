@@ -25,6 +25,7 @@ from typing import Any
 from level3_recsys.settings import Level3Settings
 from ml_common.logs import get_logger
 from ml_common.paths import PROJECT_ROOT, level_dir
+from ml_common.services import docker_available, wait_healthy
 
 log = get_logger(__name__)
 DOCKERFILE = PROJECT_ROOT / "docker" / "recsys.Dockerfile"
@@ -32,30 +33,6 @@ CA_SOURCE = Path("/usr/local/share/ca-certificates")
 CA_CONTEXT = PROJECT_ROOT / "docker" / "ca-certificates"
 CONTAINER_PORT = 8000
 SERVICE_APP = "level3_recsys.serve:app_from_env"  # uvicorn --factory target (config + env)
-
-
-def docker_available() -> bool:
-    """Whether ``docker info`` reaches an engine."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def wait_healthy(url: str, timeout_s: float = 90.0) -> bool:
-    """Poll ``url`` until it answers 200 or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 (local)
-        ):
-            if response.status == 200:
-                return True
-        time.sleep(0.5)
-    return False
 
 
 def build_image(tag: str, base: str | None = None) -> None:

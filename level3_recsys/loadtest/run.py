@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,21 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from level3_recsys.bundle import UserHistories, default_serving_dir
-from level3_recsys.deploy import SERVICE_APP, start_uvicorn, wait_healthy
+from level3_recsys.deploy import SERVICE_APP, start_uvicorn
 from level3_recsys.settings import Level3Settings
 from ml_common.atomic import write_json, write_text
 from ml_common.logs import get_logger
 from ml_common.paths import PROJECT_ROOT, level_dir
+from ml_common.report import replace_section
+from ml_common.services import free_port, wait_healthy
 
 log = get_logger(__name__)
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 README = PROJECT_ROOT / "level3_recsys" / "README.md"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -280,9 +274,6 @@ def markdown_table(result: dict[str, Any]) -> str:
 def update_readme(table: str, section: str = "loadtest") -> None:
     """Replace the text between the level README's ``<!-- section:start/end -->`` markers (if the
     markers exist): the load-test table here, the offline table from :mod:`level3_recsys.bench`."""
-    if not README.is_file():
-        return
-    text = README.read_text()
-    pattern = re.compile(rf"(<!-- {section}:start -->\n).*?(<!-- {section}:end -->)", re.S)
-    if pattern.search(text):
-        write_text(README, pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+    if README.is_file():
+        with suppress(ValueError):  # a README without the markers is left as it is
+            replace_section(README, section, table)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from level3_recsys.models import EASE, ItemKNN
 from level3_recsys.settings import load
 from level3_recsys.store import SqliteStore
 from level3_recsys.train import feature_reference, make_readable, save_model_folder, user_histories
+from ml_common.services import free_port
 
 
 def synthetic_interactions(users: int = 40, items: int = 30, seed: int = 0) -> pd.DataFrame:
@@ -87,12 +87,6 @@ def settings():
             "drift_window": 500,
         },
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

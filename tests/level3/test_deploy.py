@@ -10,8 +10,7 @@ from level3_recsys.deploy import deploy, down, pid_file
 from level3_recsys.loadtest.run import run_loadtest
 from level3_recsys.settings import load
 from level3_recsys.train import default_dirs
-
-from .conftest import free_port
+from ml_common.services import free_port
 
 
 @pytest.mark.slow

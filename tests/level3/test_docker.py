@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from level3_recsys.deploy import build_image, run_container, wait_healthy
+from level3_recsys.deploy import build_image, run_container
 from level3_recsys.settings import load
 from level3_recsys.train import make_readable
 from ml_common.paths import PROJECT_ROOT
-
-from .conftest import free_port
+from ml_common.services import free_port, wait_healthy
 
 DOCKER = PROJECT_ROOT / "docker"
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "level3-recsys.json"
