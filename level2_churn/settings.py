@@ -12,9 +12,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from ml_common.config import ConfigError, LevelSettings, dump_settings, read_yaml, settings_config
+from ml_common.config import (
+    LevelSettings,
+    dump_settings,
+    load_settings,
+    read_yaml,
+    settings_config,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PACKAGE_DIR / "config.yaml"
@@ -139,15 +145,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Level2Setti
     ``load_config(tune={"n_trials": 5})`` keeps ``tune.folds`` from the file.
     """
     path = Path(path or DEFAULT_CONFIG)
-    data = deep_merge(read_yaml(path), overrides)
-    try:
-        return Level2Settings(**data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: invalid settings: {problems}") from exc
+    merged = deep_merge(read_yaml(path), overrides)
+    # load_settings replaces whole top-level keys: hand it the merged value of each one overridden.
+    return load_settings(Level2Settings, path, **{key: merged[key] for key in overrides})
 
 
 def config_hash(settings: Level2Settings) -> str:

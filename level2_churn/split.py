@@ -42,15 +42,17 @@ def stratified_folds(y: pd.Series | np.ndarray, k: int, seed: int) -> list[Fold]
 
 
 def walk_forward(
-    cutoffs: pd.Series, test_months: int, window: int | None = None
+    cutoffs: pd.Series, test_months: int, window: int | None = None, before: int | None = None
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(test cut-off, train positions, test positions) for each of the last ``test_months``.
 
     Training rows are cut-offs strictly before the test cut-off (their label month is over),
     the last ``window`` of them when a window is given (a sliding window bounds cost and memory).
+    With ``before``, only cut-offs earlier than it are used: tuning folds that never see the
+    test months.
     """
     values = cutoffs.to_numpy()
-    months = np.unique(values)
+    months = np.unique(values if before is None else values[values < before])
     if len(months) <= test_months:
         raise ValueError(
             f"walk-forward needs more than {test_months} cut-offs, found {len(months)}"

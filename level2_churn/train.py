@@ -23,7 +23,7 @@ from rich.progress import Progress
 
 from level2_churn import evaluate, split
 from level2_churn.generate import HIDDEN_MECHANISM
-from level2_churn.models import build_model
+from level2_churn.models import MODEL_NAMES, build_model
 from level2_churn.settings import ColumnMapping, EventDataset, Level2Settings, SnapshotDataset
 from level2_churn.tune import best_params, trials_table, tune_lgbm
 from ml_common.logs import get_logger
@@ -39,11 +39,9 @@ def _features(table: pd.DataFrame, columns: ColumnMapping) -> tuple[pd.DataFrame
 def _tune(
     X: pd.DataFrame,
     y: pd.Series,
-    folds: list,
-    columns: Any,
-    cfg: Any,
-    seed: int,
-    n_jobs: int,
+    folds: list[split.Fold],
+    columns: ColumnMapping,
+    cfg: Level2Settings,
     mlflow: Any,
     out: Path,
 ) -> dict[str, Any]:
@@ -57,8 +55,8 @@ def _tune(
         folds,
         columns,
         cfg.tune.n_trials,
-        seed,
-        n_jobs,
+        cfg.seed,
+        cfg.n_jobs,
         cfg.tune.timeout_s,
         on_trial=_mlflow_trial_logger(mlflow) if mlflow else None,
     )
@@ -104,7 +102,7 @@ def train_snapshot(
         (holdout.train[a], holdout.train[b])
         for a, b in split.stratified_folds(y.iloc[holdout.train], cfg.tune.folds, seed)
     ]
-    tuning = _tune(X, y, tune_folds, columns, cfg, seed, n_jobs, mlflow, out)
+    tuning = _tune(X, y, tune_folds, columns, cfg, mlflow, out)
     params = tuning["best_params"]
 
     folds = split.stratified_folds(y, cfg.cv.folds, seed + 1)
@@ -128,7 +126,7 @@ def train_snapshot(
     per_fold["lgbm_none"], oof["lgbm_none"] = per_fold["lgbm"], oof["lgbm"]
 
     y_all = y.to_numpy()
-    cv = {name: evaluate.summarise(per_fold[name]) for name in ("lr", "lgbm", "mlp")}
+    cv = {name: evaluate.summarise(per_fold[name]) for name in MODEL_NAMES}
     imbalance = {}
     for method in cfg.cv.imbalance_methods:
         name = f"lgbm_{method}"
@@ -150,16 +148,14 @@ def train_snapshot(
     test_profit = evaluate.profit_at(y_test, p_test, threshold, cfg.business)
     confusion = evaluate.confusion_at(y_test, p_test, threshold)
 
+    oof_models = {name: oof[name] for name in MODEL_NAMES}
     figures = {
         "roc_pr": evaluate.plot_curves(
-            y_all,
-            {k: oof[k] for k in ("lr", "lgbm", "mlp")},
-            "out-of-fold, 5-fold CV",
-            out / "roc_pr.png",
+            y_all, oof_models, f"out-of-fold, {cfg.cv.folds}-fold CV", out / "roc_pr.png"
         ),
         "calibration": evaluate.plot_calibration(
             y_all,
-            {k: oof[k] for k in ("lr", "lgbm", "mlp")},
+            oof_models,
             "calibration (out-of-fold)",
             out / "calibration.png",
         ),
@@ -173,7 +169,7 @@ def train_snapshot(
     }
     metrics = {
         "cv": cv,
-        "cv_folds": {k: per_fold[k] for k in ("lr", "lgbm", "mlp")},
+        "cv_folds": {name: per_fold[name] for name in MODEL_NAMES},
         "paired_difference_lgbm_minus_lr": {
             "auc": evaluate.paired_difference(per_fold["lgbm"], per_fold["lr"], "auc"),
             "ap": evaluate.paired_difference(per_fold["lgbm"], per_fold["lr"], "ap"),
@@ -198,17 +194,6 @@ def train_snapshot(
     return metrics, champion
 
 
-def tuning_folds_in_time(cutoffs: pd.Series, before: int, n: int, window: int) -> list[split.Fold]:
-    """Time-ordered tuning folds: validate on each of the last ``n`` cut-offs before ``before``,
-    training on the ``window`` cut-offs before each (nothing from the test months)."""
-    values = cutoffs.to_numpy()
-    months = np.unique(values[values < before])[-n:]
-    return [
-        (np.flatnonzero((values < m) & (values >= m - window)), np.flatnonzero(values == m))
-        for m in months
-    ]
-
-
 def train_events(
     table: pd.DataFrame,
     columns: ColumnMapping,
@@ -222,38 +207,43 @@ def train_events(
     seed, n_jobs = cfg.seed, cfg.n_jobs
     window = dataset.train_window_months
     folds = split.walk_forward(table["cutoff"], dataset.test_months, window)
-    first_test = folds[0][0]
-    tune_folds = tuning_folds_in_time(table["cutoff"], first_test, min(cfg.tune.folds, 2), window)
+    # Tuning: the same walk-forward on the cut-offs before the first test month.
+    tune_folds = [
+        (train, valid)
+        for _, train, valid in split.walk_forward(
+            table["cutoff"], min(cfg.tune.folds, 2), window, before=folds[0][0]
+        )
+    ]
     mlp = cfg.mlp.model_copy(update={"epochs": dataset.mlp_epochs})
     log.info("tuning LightGBM: %d trials on time-ordered folds", cfg.tune.n_trials)
-    tuning = _tune(X, y, tune_folds, columns, cfg, seed, n_jobs, mlflow, out)
+    tuning = _tune(X, y, tune_folds, columns, cfg, mlflow, out)
     params = tuning["best_params"]
 
     months: list[dict[str, Any]] = []
-    pooled: dict[str, list[np.ndarray]] = {"lr": [], "lgbm": [], "mlp": []}
+    pooled: dict[str, list[np.ndarray]] = {name: [] for name in MODEL_NAMES}
     pooled_y: list[np.ndarray] = []
     previous: tuple[np.ndarray, np.ndarray] | None = None
     champion = None
     with Progress(transient=True) as progress:
         task = progress.add_task("walk-forward", total=len(folds))
         for cutoff, train, test in folds:
+            y_test = y.iloc[test].to_numpy()
             row: dict[str, Any] = {
                 "cutoff": cutoff,
                 "n_test": len(test),
-                "churn_rate": float(y.iloc[test].mean()),
+                "churn_rate": float(y_test.mean()),
             }
-            for name in ("lr", "lgbm", "mlp"):
+            for name in MODEL_NAMES:
                 model = build_model(
                     name, columns, seed, n_jobs, params if name == "lgbm" else None, mlp=mlp
                 )
                 model.fit(X.iloc[train], y.iloc[train])
                 p = model.predict_proba(X.iloc[test])[:, 1]
-                for key, value in evaluate.scores(y.iloc[test].to_numpy(), p).items():
+                for key, value in evaluate.scores(y_test, p).items():
                     row[f"{name}_{key}"] = value
                 pooled[name].append(p)
                 if name == "lgbm":
                     champion, p_lgbm = model, p
-            y_test = y.iloc[test].to_numpy()
             if previous is not None:  # threshold chosen on last month, applied to this one
                 threshold, _ = evaluate.best_threshold(previous[0], previous[1], cfg.business)
                 row["threshold"] = threshold
@@ -286,7 +276,7 @@ def train_events(
                 "ap_std": float(per_month[f"{name}_ap"].std(ddof=1)),
                 "auc_mean": float(per_month[f"{name}_auc"].mean()),
             }
-            for name in ("lr", "lgbm", "mlp")
+            for name in MODEL_NAMES
         },
         "months": per_month.astype(object).where(per_month.notna(), None).to_dict("records"),
         "profit_mean_per_month": float(profits.mean()) if len(profits) else None,
@@ -320,7 +310,7 @@ def _plot_walk_forward(per_month: pd.DataFrame, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(per_month))
-    for offset, name in zip((-0.25, 0, 0.25), ("lr", "lgbm", "mlp"), strict=True):
+    for offset, name in zip((-0.25, 0, 0.25), MODEL_NAMES, strict=True):
         ax.bar(x + offset, per_month[f"{name}_ap"], width=0.25, label=name)
     ax.plot(x, per_month["churn_rate"], "k--", marker="o", ms=3, label="churn rate (chance AP)")
     labels = [f"{c // 12}-{c % 12 + 1:02d}" for c in per_month["cutoff"]]

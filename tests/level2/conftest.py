@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from level2_churn.settings import Level2Settings, load_config
+from level2_churn.settings import Level2Settings, deep_merge, load_config
 
 SMALL: dict[str, Any] = {
     "n_jobs": 1,
@@ -33,8 +33,6 @@ SMALL: dict[str, Any] = {
 
 def small_config(**overrides: Any) -> Level2Settings:
     """The default config shrunk for tests (600 customers, 9 months, 3 trials)."""
-    from level2_churn.settings import deep_merge
-
     return load_config(**deep_merge(SMALL, overrides))
 
 

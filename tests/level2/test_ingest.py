@@ -53,6 +53,9 @@ def test_empty_file_is_a_clear_error(small_raw: Path, tmp_path: Path) -> None:
     (raw / "tickets.csv").write_text("")
     with pytest.raises(DataError, match="tickets.csv: empty file"):
         read_source(raw, "tickets")
+    (raw / "usage.csv").write_text("")
+    with pytest.raises(DataError, match="usage.csv: empty file"):
+        list(iter_usage(raw))
     (raw / "usage.csv").write_text("customer_id,ts,minutes,data_mb,loaded_at\n")
     with pytest.raises(DataError, match="no rows"):
         list(iter_usage(raw))
@@ -72,19 +75,21 @@ def test_bad_source_leaves_no_partial_output(small_raw: Path, tmp_path: Path) ->
     assert not list(target.parent.glob(".prepared*"))  # no temporary folder left behind
 
 
-def test_snapshot_mapping_errors_name_the_columns(tmp_path: Path) -> None:
+def _snapshot(tmp_path: Path, table: dict[str, list], **columns: object) -> SnapshotDataset:
+    """A churn table written as CSV, described by a mapping whose target is ``left == "yes"``."""
     csv = tmp_path / "churn.csv"
-    pd.DataFrame(
-        {"left": ["yes", "no", "no"], "plan": ["a", "b", "a"], "fee": ["1.5", "oops", "2"]}
-    ).to_csv(csv, index=False)
-    dataset = SnapshotDataset(
-        source=str(csv),
-        columns={
-            "target": "left",
-            "positive_label": "yes",
-            "categorical": ["plan", "region"],
-            "numeric": ["fee"],
-        },
+    pd.DataFrame(table).to_csv(csv, index=False)
+    return SnapshotDataset(
+        source=str(csv), columns={"target": "left", "positive_label": "yes", **columns}
+    )
+
+
+def test_snapshot_mapping_errors_name_the_columns(tmp_path: Path) -> None:
+    dataset = _snapshot(
+        tmp_path,
+        {"left": ["yes", "no", "no"], "plan": ["a", "b", "a"], "fee": ["1.5", "oops", "2"]},
+        categorical=["plan", "region"],
+        numeric=["fee"],
     )
     with pytest.raises(DataError) as error:
         load_snapshot(dataset)
@@ -92,24 +97,17 @@ def test_snapshot_mapping_errors_name_the_columns(tmp_path: Path) -> None:
 
 
 def test_any_churn_table_works_through_the_mapping(tmp_path: Path) -> None:
-    csv = tmp_path / "churn.csv"
-    pd.DataFrame(
+    dataset = _snapshot(
+        tmp_path,
         {
             "id": [1, 2, 3],
             "left": ["yes", "no", "no"],
             "plan": ["a", "b", "a"],
             "fee": [1.5, 3.0, 2],
-        }
-    ).to_csv(csv, index=False)
-    dataset = SnapshotDataset(
-        source=str(csv),
-        columns={
-            "id": "id",
-            "target": "left",
-            "positive_label": "yes",
-            "categorical": ["plan"],
-            "numeric": ["fee"],
         },
+        id="id",
+        categorical=["plan"],
+        numeric=["fee"],
     )
     assert len(load_snapshot(dataset)) == 3
     wrong_label = dataset.model_copy(

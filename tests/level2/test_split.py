@@ -32,6 +32,16 @@ def test_walk_forward_trains_only_on_earlier_cutoffs() -> None:
         split.walk_forward(cutoffs, test_months=5)
 
 
+def test_walk_forward_before_a_month_never_sees_it() -> None:
+    """The tuning folds: walk-forward on the cut-offs before the first test month only."""
+    cutoffs = pd.Series(np.repeat([10, 11, 12, 13, 14], 4))
+    folds = split.walk_forward(cutoffs, test_months=2, window=2, before=13)
+    assert [f[0] for f in folds] == [11, 12]
+    for month, train, test in folds:
+        assert set(cutoffs.iloc[train]) == {m for m in (month - 2, month - 1) if m >= 10}
+        assert (cutoffs.iloc[test] == month).all()
+
+
 def _truncate(raw: Path, out: Path, cutoff: pd.Timestamp, poison: bool) -> Path:
     """Copy the sources keeping only what had been loaded before ``cutoff``; optionally add
     absurd future records (huge usage, floods of cancel tickets) after it."""
