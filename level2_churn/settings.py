@@ -18,7 +18,6 @@ from ml_common.config import (
     LevelSettings,
     dump_settings,
     load_settings,
-    read_yaml,
     settings_config,
 )
 
@@ -127,27 +126,13 @@ class Level2Settings(LevelSettings):
         return self
 
 
-def deep_merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``updates`` merged in, nested mappings merged key by key."""
-    out = dict(base)
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_config(path: str | Path | None = None, **overrides: Any) -> Level2Settings:
     """Load the YAML config (the package default when ``path`` is None) into typed settings.
 
     ``overrides`` are merged into the file's mapping (nested dicts key by key), e.g.
     ``load_config(tune={"n_trials": 5})`` keeps ``tune.folds`` from the file.
     """
-    path = Path(path or DEFAULT_CONFIG)
-    merged = deep_merge(read_yaml(path), overrides)
-    # load_settings replaces whole top-level keys: hand it the merged value of each one overridden.
-    return load_settings(Level2Settings, path, **{key: merged[key] for key in overrides})
+    return load_settings(Level2Settings, path or DEFAULT_CONFIG, **overrides)
 
 
 def config_hash(settings: Level2Settings) -> str:

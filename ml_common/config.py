@@ -66,14 +66,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def deep_merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``updates`` merged in, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def load_settings(cls: type[S], path: str | Path | None = None, **overrides: Any) -> S:
     """Build ``cls`` from the YAML file at ``path`` (optional), keyword overrides and environment.
 
-    Keyword ``overrides`` replace top-level keys of the file (handy in tests and CLIs); environment
-    variables still take precedence over both.
+    Keyword ``overrides`` are merged into the file's mapping, nested mappings key by key
+    (``tune={"n_trials": 5}`` keeps the file's other ``tune`` keys); handy in tests and CLIs.
+    Environment variables still take precedence over both.
     """
     data = read_yaml(path) if path is not None else {}
-    data.update(overrides)
+    data = deep_merge(data, overrides)
     try:
         return cls(**data)
     except ValidationError as exc:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from level2_churn.settings import Level2Settings, deep_merge, load_config
+from level2_churn.settings import Level2Settings, load_config
+from ml_common.config import deep_merge
 
 SMALL: dict[str, Any] = {
     "n_jobs": 1,

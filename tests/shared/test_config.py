@@ -55,6 +55,13 @@ def test_keyword_overrides_replace_file_values(tmp_path):
     assert settings.seed == 3
 
 
+def test_nested_keyword_overrides_keep_the_file_s_other_keys(tmp_path):
+    path = write(tmp_path, "train:\n  n_trials: 50\n  learning_rate: 0.3\n")
+    settings = load_settings(DemoSettings, path, train={"n_trials": 2})
+    assert settings.train.n_trials == 2
+    assert settings.train.learning_rate == 0.3  # from the file, not the class default
+
+
 def test_unknown_key_is_rejected_with_its_name(tmp_path):
     with pytest.raises(ConfigError, match="sede"):
         load_settings(DemoSettings, write(tmp_path, "sede: 7\n"))
