@@ -220,8 +220,7 @@ def run_session(
         target = genes.index(decision.gene)
         intervention = Intervention((target,), decision.kind, cfg.replicates)
         measurement = lab.run(intervention)
-        if isinstance(reviewer, ScriptedReviewer):
-            reviewer.spent += measurement.cost
+        reviewer.ran(measurement)
         knowledge.add(measurement)
         effect = knowledge.effects[target]
         moved = [f"{genes[j]}{'+' if effect.direction[j] > 0 else '-'}"
