@@ -269,7 +269,7 @@ def _grade_literature(result: SessionResult, knowledge: Knowledge, corpus: list[
     stated = set()
     index = {g: k for k, g in enumerate(world.genes)}
     for doc in corpus:
-        if doc.kind == "true":
+        if doc.is_true:
             a, verb, b = doc.claim
             stated.add((index[a], index[b], 1 if verb == "activates" else -1))
     stated &= true_claims

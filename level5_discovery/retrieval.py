@@ -22,8 +22,6 @@ import numpy as np
 from ml_common.atomic import atomic_write
 from ml_common.paths import level_dir
 
-EMBEDDING_DIM = 384
-
 
 @functools.cache
 def embedding_model():  # noqa: ANN201 - a sentence_transformers.SentenceTransformer
