@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from level5_discovery.env import FEATURES, DiscoveryLabEnv, gene_features
-from level5_discovery.logic import UNKNOWN, HypothesisSpace, Knowledge
+from level5_discovery.logic import UNKNOWN, Knowledge
 
 
 class Designer:
@@ -53,14 +53,9 @@ class SymbolicDesigner(Designer):
 
     name = "symbolic"
 
-    def __init__(self, acyclic: bool = True) -> None:
-        self.acyclic = acyclic
-        self.last_space: HypothesisSpace | None = None
-
     def scores(self, knowledge: Knowledge, prior: np.ndarray | None = None) -> dict[int, float]:
         """Split score per candidate gene (sharpened by a literature prior when given)."""
-        space = HypothesisSpace.from_knowledge(knowledge, acyclic=self.acyclic)
-        self.last_space = space
+        space = knowledge.hypothesis_space()
         return space.design_scores(knowledge, self.candidates(knowledge), prior)
 
     def choose(self, knowledge, prior, rng):  # noqa: ANN001, ANN201, D102

@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 from tqdm import tqdm
 
 from level5_discovery.agent import CombinedDesigner, RandomDesigner, RLDesigner, SymbolicDesigner
-from level5_discovery.loop import SessionConfig, run_session
+from level5_discovery.loop import run_session
 from level5_discovery.retrieval import pair_question, recall_at_k
 from level5_discovery.session import prepare_world, scripted_reviewer, session_config
 from level5_discovery.settings import Level5Settings
@@ -49,16 +50,8 @@ def run_benchmark(settings: Level5Settings, session_seconds: bool = True) -> tup
     lm = lm_model(settings)
     policy = rl_policy(settings)
     n = settings.n_genes
-    data_only = SessionConfig(
-        replicates=settings.replicates,
-        control_replicates=settings.control_replicates,
-        max_experiments=n,
-        target_f1=settings.target_f1,
-        stop_when_decided=False,
-        run_to_target=True,
-    )
-    combined_cfg = session_config(settings)
-    combined_cfg.max_experiments = n
+    combined_cfg = replace(session_config(settings), max_experiments=n)
+    data_only = replace(combined_cfg, stop_when_decided=False, run_to_target=True)
     counts: dict[str, list[int]] = {k: [] for k in ("random", "symbolic", "rl", "agent")}
     finals, recalls, recalls_dense = [], [], []
     wrong = [0, 0]

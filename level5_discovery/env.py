@@ -40,10 +40,7 @@ def gene_features(knowledge: Knowledge, prior: np.ndarray | None = None) -> np.n
     n = knowledge.n_genes
     reach = knowledge.reach
     scale = max(n - 1, 1)
-    decided = reach == NO
-    if knowledge.edges is not None:
-        decided = decided | knowledge.edges.determined
-    np.fill_diagonal(decided, True)
+    decided = knowledge.decided_edges
     prior_edges = (np.abs(prior) >= 0.3) if prior is not None else np.zeros((n, n), dtype=bool)
     gains = np.array([expected_gain(knowledge, reach, g) for g in range(n)])
     predicted = closure(knowledge.estimate(prior) != 0).sum(axis=1)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from level5_discovery.world import INTERVENTION_KINDS
+from level5_discovery.world import INTERVENTION_KINDS, Measurement
 
 
 @dataclass
@@ -76,6 +76,9 @@ class Reviewer:
         """Approve, reject or edit a proposal."""
         raise NotImplementedError
 
+    def ran(self, measurement: Measurement) -> None:
+        """Told when an approved (or edited) experiment has run; nothing to do by default."""
+
 
 @dataclass
 class ScriptedReviewer(Reviewer):
@@ -99,6 +102,9 @@ class ScriptedReviewer(Reviewer):
                 "edit", proposal.gene, "overexpress", "essential gene: over-express instead"
             )
         return Decision("approve", proposal.gene, proposal.kind)
+
+    def ran(self, measurement: Measurement) -> None:  # noqa: D102
+        self.spent += measurement.cost
 
 
 @dataclass

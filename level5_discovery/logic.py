@@ -73,7 +73,9 @@ class Knowledge:
     reach: np.ndarray = field(init=False)
     edges: EdgeEvidence | None = None
     experiments: int = 0
-    _guess: tuple | None = field(default=None, repr=False)
+    # Derived from the facts, so refresh() clears them: the best guess (per prior) and z3's view.
+    _guess: tuple | None = field(default=None, init=False, repr=False)
+    _space: HypothesisSpace | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.reach = np.full((self.n_genes, self.n_genes), UNKNOWN, dtype=int)
@@ -93,6 +95,16 @@ class Knowledge:
         out = np.zeros(self.n_genes, dtype=bool)
         out[list(self.effects)] = True
         return out
+
+    @property
+    def decided_edges(self) -> np.ndarray:
+        """Bool ``[i, k]``: the data decide whether i→k exists (i proved not to reach k, or
+        regression decided the pair); the diagonal counts as decided."""
+        decided = self.reach == NO
+        if self.edges is not None:
+            decided = decided | self.edges.determined
+        np.fill_diagonal(decided, True)
+        return decided
 
     def add(self, measurement: Measurement) -> None:
         """Record a measurement and update reachability and edge evidence."""
@@ -119,6 +131,7 @@ class Knowledge:
 
     def refresh(self) -> None:
         """Recompute reachability closure and regression evidence from all facts."""
+        self._guess = self._space = None
         reach = np.full((self.n_genes, self.n_genes), UNKNOWN, dtype=int)
         for target, effect in self.effects.items():
             reach[target] = np.where(effect.changed, YES, NO)
@@ -143,9 +156,9 @@ class Knowledge:
         All measurements score every candidate network; the literature prior (signed
         confidence in [-1, 1]) enters as prior edge odds. Networks above
         ``structure.MAX_EXACT_GENES`` genes fall back to :meth:`sound_estimate`. Cached per
-        number of measurements and prior.
+        prior until the next measurement.
         """
-        key = (len(self.measurements), None if prior is None else prior.tobytes(), prior_threshold)
+        key = (None if prior is None else prior.tobytes(), prior_threshold)
         if self._guess is not None and self._guess[0] == key:
             return self._guess[1].copy()
         if self.n_genes <= MAX_EXACT_GENES:
@@ -154,6 +167,13 @@ class Knowledge:
             guess = self.sound_estimate(prior, prior_threshold)
         self._guess = (key, guess)
         return guess.copy()
+
+    def hypothesis_space(self) -> HypothesisSpace:
+        """The z3 space of these facts, made consistent; built once per notebook state (the
+        designer, the reviewer's view and the literature check all ask it)."""
+        if self._space is None:
+            self._space = HypothesisSpace.from_knowledge(self)
+        return self._space
 
     def sound_estimate(
         self, prior: np.ndarray | None = None, prior_threshold: float = 0.3
@@ -220,10 +240,6 @@ class Knowledge:
                 if not paths[i, j]:
                     estimate[i, j] = int(effect.direction[j]) or 1
 
-    def open_facts(self) -> int:
-        """Reachability facts still unknown (a cheap measure of remaining uncertainty)."""
-        return int((self.reach == UNKNOWN).sum())
-
 
 def closure(adjacency: np.ndarray) -> np.ndarray:
     """Transitive closure of a Boolean adjacency matrix."""
@@ -269,37 +285,32 @@ class HypothesisSpace:
         self._facts: dict[str, z3.BoolRef] = {}
         self._background: list[z3.BoolRef] = []
         self.dropped: list[str] = []
-        solver = self.solver
-
-        class _Recorder:
-            """Adds to the solver and remembers the background constraints."""
-
-            @staticmethod
-            def add(*constraints: z3.BoolRef) -> None:
-                solver.add(*constraints)
-                self._background.extend(constraints)
-
-        s = _Recorder
+        add = self._add_background
         for i in range(n):
-            s.add(z3.Not(self.edge[i][i]))
+            add(z3.Not(self.edge[i][i]))
             if acyclic:
-                s.add(z3.Not(self.reach[i][i]))
+                add(z3.Not(self.reach[i][i]))
             for j in range(n):
                 via = [z3.And(self.edge[i][k], self.reach[k][j]) for k in range(n) if k != i]
-                s.add(self.reach[i][j] == z3.Or(self.edge[i][j], *via))
+                add(self.reach[i][j] == z3.Or(self.edge[i][j], *via))
         if not acyclic:
             # Without acyclicity the equation above has non-least solutions; forbid them by
             # requiring every reach fact to be supported by a strictly shorter path (ranks).
             rank = [[z3.Int(f"d_{i}_{j}") for j in range(n)] for i in range(n)]
             for i in range(n):
                 for j in range(n):
-                    s.add(rank[i][j] >= 1)
+                    add(rank[i][j] >= 1)
                     support = [self.edge[i][j]] + [
                         z3.And(self.edge[i][k], self.reach[k][j], rank[k][j] < rank[i][j])
                         for k in range(n)
                         if k != i
                     ]
-                    s.add(z3.Implies(self.reach[i][j], z3.Or(*support)))
+                    add(z3.Implies(self.reach[i][j], z3.Or(*support)))
+
+    def _add_background(self, *constraints: z3.BoolRef) -> None:
+        """Assert the model's own rules (not evidence); backbone() re-asserts them."""
+        self.solver.add(*constraints)
+        self._background.extend(constraints)
 
     def _track(self, name: str, fact: z3.BoolRef, kind: str) -> None:
         literal = z3.Bool(f"track_{name}")
@@ -394,7 +405,6 @@ class HypothesisSpace:
         solver = z3.SolverFor("QF_FD") if self.acyclic else z3.Solver()
         solver.add(*self._background)
         solver.add(*[f for name, f in self._facts.items() if name not in self.dropped])
-        active: list[z3.BoolRef] = []
         if solver.check() != z3.sat:
             raise RuntimeError("evidence is inconsistent; call make_consistent first")
         model = solver.model()
@@ -415,7 +425,7 @@ class HypothesisSpace:
             if key in open_keys or key in settled:
                 continue
             flipped = z3.Not(var) if value[key] else var
-            if solver.check(*active, flipped) == z3.sat:
+            if solver.check(flipped) == z3.sat:
                 other = solver.model()
                 for key2, var2 in variables:
                     if key2 in settled:
@@ -470,9 +480,7 @@ def expected_gain(
         guess_desc = np.full(n, 0.3)
     else:
         prior_edges = np.abs(prior) >= prior_threshold
-        prior_reach = prior_edges.copy()
-        for _ in range(n):
-            prior_reach = prior_reach | ((prior_reach.astype(int) @ prior_edges.astype(int)) > 0)
+        prior_reach = closure(prior_edges)
         guess_edge = np.where(prior_edges, 0.6, 0.1)
         guess_desc = np.where(prior_reach[gene], 0.7, 0.2)
     p_edge = np.where(reach == YES, np.maximum(guess_edge, 0.5),

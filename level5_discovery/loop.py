@@ -29,7 +29,7 @@ from level5_discovery.human import (
     ScriptedReviewer,
 )
 from level5_discovery.lm import Hypothesis, TrainResult, generate_constrained
-from level5_discovery.logic import NO, Claim, HypothesisSpace, Knowledge
+from level5_discovery.logic import Claim, HypothesisSpace, Knowledge
 from level5_discovery.retrieval import Retriever, pair_question
 from level5_discovery.world import GeneNetwork, Intervention, Lab
 
@@ -132,11 +132,7 @@ class SessionConfig:
 
 def open_edge_questions(knowledge: Knowledge) -> int:
     """Ordered pairs the data have not decided yet."""
-    n = knowledge.n_genes
-    decided = knowledge.reach == NO
-    if knowledge.edges is not None:
-        decided = decided | knowledge.edges.determined
-    return int(n * n - n - (decided & ~np.eye(n, dtype=bool)).sum())
+    return int((~knowledge.decided_edges).sum())
 
 
 def _status(space: HypothesisSpace, knowledge: Knowledge, claim: Claim) -> str:
@@ -224,8 +220,7 @@ def run_session(
         target = genes.index(decision.gene)
         intervention = Intervention((target,), decision.kind, cfg.replicates)
         measurement = lab.run(intervention)
-        if isinstance(reviewer, ScriptedReviewer):
-            reviewer.spent += measurement.cost
+        reviewer.ran(measurement)
         knowledge.add(measurement)
         effect = knowledge.effects[target]
         moved = [f"{genes[j]}{'+' if effect.direction[j] > 0 else '-'}"
@@ -233,11 +228,11 @@ def run_session(
         f1_curve.append(grade())
         if reached is None and f1_curve[-1] >= cfg.target_f1:
             reached = knowledge.experiments
+        open_q = open_edge_questions(knowledge)
         say(f"    result: {decision.kind} {decision.gene} moved {', '.join(moved) or 'nothing'}"
-            f"; open edge questions {open_edge_questions(knowledge)}; "
-            f"F1 vs hidden truth {f1_curve[-1]:.2f}")  # fmt: skip
+            f"; open edge questions {open_q}; F1 vs hidden truth {f1_curve[-1]:.2f}")  # fmt: skip
         steps.append(StepRecord(step, decision.gene, decision.kind, decision.action, reason,
-                                f1_curve[-1], open_edge_questions(knowledge)))  # fmt: skip
+                                f1_curve[-1], open_q))  # fmt: skip
     estimate = knowledge.estimate(prior, cfg.prior_threshold)
     result = SessionResult(world, estimate, score_edges(estimate, truth), knowledge.experiments,
                            reached, f1_curve, steps, story=story)  # fmt: skip
@@ -249,7 +244,7 @@ def run_session(
 def _hypothesis_views(
     knowledge: Knowledge, literature: Literature, genes: list[str], limit: int = 6
 ) -> list[HypothesisView]:
-    space = HypothesisSpace.from_knowledge(knowledge)
+    space = knowledge.hypothesis_space()
     views = []
     ranked = sorted(literature.support.items(), key=lambda kv: -abs(literature.prior[kv[0]]))
     for (i, j), support in ranked[:limit]:
@@ -265,7 +260,7 @@ def _hypothesis_views(
 def _grade_literature(result: SessionResult, knowledge: Knowledge, corpus: list[Abstract]) -> None:
     """How many wrong (and true) relations stated in the corpus the evidence rejects."""
     world = result.world
-    space = HypothesisSpace.from_knowledge(knowledge)
+    space = knowledge.hypothesis_space()
     wrong = wrong_relations(corpus, world)
     result.wrong_total = len(wrong)
     result.wrong_rejected = sum(not space.is_consistent(Claim(*c)) for c in wrong)
@@ -274,7 +269,7 @@ def _grade_literature(result: SessionResult, knowledge: Knowledge, corpus: list[
     stated = set()
     index = {g: k for k, g in enumerate(world.genes)}
     for doc in corpus:
-        if doc.kind == "true":
+        if doc.is_true:
             a, verb, b = doc.claim
             stated.add((index[a], index[b], 1 if verb == "activates" else -1))
     stated &= true_claims

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ml_common.atomic import atomic_write
 from ml_common.paths import level_dir
-
-EMBEDDING_DIM = 384
 
 
 @functools.cache
@@ -42,10 +41,8 @@ def embed(texts: list[str], cache_dir: Path | None = None) -> np.ndarray:
         texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
     )
     vectors = np.asarray(vectors, dtype=np.float32)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(cache)
+    with atomic_write(cache, "wb") as handle:
+        np.save(handle, vectors)
     return vectors
 
 

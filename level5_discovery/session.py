@@ -89,7 +89,7 @@ def tell_literature(prepared: Prepared, echo: Callable[[str], None], pairs: int 
         for hyp, text in support[:2]:
             echo(f'    "{text}"')
             echo(f"      -> {hyp.text}  (sign confidence {hyp.sign_confidence:.2f})")
-    strong = [c for c in lit.claims()]
+    strong = lit.claims()
     listed = ", ".join(
         f"{genes[c.source]} {'activates' if c.sign > 0 else 'inhibits'} {genes[c.target]}"
         for c in strong

@@ -15,13 +15,13 @@ would write down. This module finds it exactly, by score-based structure learnin
 - **Prior.** Each possible edge i→k has a prior probability: one value for pairs the literature
   claims (pooled LM confidence ≥ threshold), one for pairs it does not, or a flat sparsity prior
   without literature. The log prior odds of a parent set is the sum of its edges' log-odds.
-- **Hard facts** can be imposed (forbidden and required edges, a forced order), but
-  :func:`best_guess` does not: the likelihood already carries every knock-out, and a fact the
-  notebook got wrong (a weak descendant missed, two paths that nearly cancel) would otherwise
-  forbid a true edge for good. On 20 development worlds (seeds 50100–50119, not the
-  benchmark's), with the literature prior, knock-outs to F1 ≥ 0.9 were 3.45 with the
-  notebook's facts imposed against 3.20 without (random order), and 3.15 against 2.25 when
-  knocking out the gene with most predicted children first.
+- **Hard facts are not imposed** (the notebook's forbidden and proved edges, its order): the
+  likelihood already carries every knock-out, and a fact the notebook got wrong (a weak
+  descendant missed, two paths that nearly cancel) would forbid a true edge for good. On 20
+  development worlds (seeds 50100–50119, not the benchmark's), with the literature prior,
+  knock-outs to F1 ≥ 0.9 were 3.45 with the notebook's facts imposed against 3.20 without
+  (random order), and 3.15 against 2.25 when knocking out the gene with most predicted
+  children first.
 - **Exact search** (Silander & Myllymäki 2006): for every gene the best parent set inside every
   subset of candidates (a subset-maximum transform over bitmasks), then dynamic programming over
   subsets for the best order. O(n·2ⁿ): exact up to ~16 genes in well under a second at 12.
@@ -91,55 +91,18 @@ def best_dag(
     measurements: list[Measurement],
     n: int,
     log_odds: np.ndarray,
-    forbidden: np.ndarray | None = None,
-    required: np.ndarray | None = None,
-    ancestors: np.ndarray | None = None,
     max_parents: int = 3,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The maximum-score DAG. Returns ``(adjacency bool [i, k], coefficient [i, k])``.
-
-    ``forbidden`` / ``required``: bool ``[i, k]`` edge constraints. ``ancestors``: bool
-    ``[i, k]`` i must come before k in the order (proved ancestry); dropped if contradictory.
-    """
+    """The maximum-score DAG. Returns ``(adjacency bool [i, k], coefficient [i, k])``."""
     if n > MAX_EXACT_GENES:
         raise ValueError(f"exact structure search handles at most {MAX_EXACT_GENES} genes, got {n}")
-    forbidden = np.zeros((n, n), bool) if forbidden is None else forbidden.copy()
-    np.fill_diagonal(forbidden, True)
-    required = np.zeros((n, n), bool) if required is None else required & ~forbidden
-    ancestors = np.zeros((n, n), bool) if ancestors is None else ancestors
-    # Noisy facts can contradict each other (a required edge against a proved order, or
-    # required edges forming a cycle): relax the softest kind first.
-    for anc, req in ((ancestors, required), (None, required), (None, None)):
-        req = np.zeros((n, n), bool) if req is None else req
-        found = _search(measurements, n, log_odds, forbidden, req, anc, max_parents)
-        if found is not None:
-            return found
-    raise RuntimeError("no DAG satisfies the forbidden edges (should not happen)")
-
-
-def _search(
-    measurements: list[Measurement],
-    n: int,
-    log_odds: np.ndarray,
-    forbidden: np.ndarray,
-    required: np.ndarray,
-    ancestors: np.ndarray | None,
-    max_parents: int,
-) -> tuple[np.ndarray, np.ndarray] | None:
     full = 1 << n
     best = np.full((n, full), -np.inf)
     arg = np.zeros((n, full), dtype=np.int64)
     coef_of: list[dict[int, np.ndarray]] = []
     for k in range(n):
-        allowed = [i for i in range(n) if not forbidden[i, k] and not required[i, k]]
-        must = tuple(int(i) for i in np.flatnonzero(required[:, k]))
-        if len(must) > max_parents:
-            return None
-        sets = [
-            tuple(sorted(must + extra))
-            for size in range(max_parents - len(must) + 1)
-            for extra in combinations(allowed, size)
-        ]
+        others = [i for i in range(n) if i != k]
+        sets = [s for size in range(max_parents + 1) for s in combinations(others, size)]
         scores, coefs = _local_scores(measurements, k, sets)
         masks = np.array([sum(1 << p for p in s) for s in sets], dtype=np.int64)
         scores = scores + np.array([log_odds[list(s), k].sum() for s in sets])
@@ -153,13 +116,7 @@ def _search(
             better = best[k, without] > best[k, with_bit]
             best[k, with_bit[better]] = best[k, without[better]]
             arg[k, with_bit[better]] = arg[k, without[better]]
-    anc_masks = np.zeros(n, dtype=np.int64)
-    if ancestors is not None:
-        for k in range(n):
-            anc_masks[k] = sum(1 << int(i) for i in np.flatnonzero(ancestors[:, k]) if i != k)
-    order_score, sink = _order_dp(best, anc_masks, n)
-    if not np.isfinite(order_score[full - 1]):
-        return None
+    sink = _order_dp(best, n)
     adjacency = np.zeros((n, n), bool)
     weights = np.zeros((n, n))
     subset = full - 1
@@ -174,8 +131,11 @@ def _search(
     return adjacency, weights
 
 
-def _order_dp(best: np.ndarray, anc_masks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """f[S] = best score of a DAG on genes S whose parents lie in S; ``sink[S]`` its last gene."""
+def _order_dp(best: np.ndarray, n: int) -> np.ndarray:
+    """``sink[S]``: the last gene of the best-scoring DAG on genes S whose parents lie in S.
+
+    f[S] = max over k in S of f[S - k] + best[k, S - k] (the DP over orders).
+    """
     full = 1 << n
     f = np.full(full, -np.inf)
     f[0] = 0.0
@@ -189,14 +149,13 @@ def _order_dp(best: np.ndarray, anc_masks: np.ndarray, n: int) -> tuple[np.ndarr
         for k in range(n):
             has_k = (layer >> k) & 1 == 1
             rest = layer ^ (1 << k)
-            ok = has_k & ((anc_masks[k] & ~rest) == 0)
-            cand = np.where(ok, f[rest] + best[k, rest], -np.inf)
+            cand = np.where(has_k, f[rest] + best[k, rest], -np.inf)
             better = cand > layer_best
             layer_best[better] = cand[better]
             layer_sink[better] = k
         f[layer] = layer_best
         sink[layer] = layer_sink
-    return f, sink
+    return sink
 
 
 def best_guess(

@@ -12,7 +12,7 @@ measurements of all genes over a number of replicates. Only the lab (and the gra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,14 +81,6 @@ class GeneNetwork:
             reach[i, list(self.descendants(i))] = True
         return reach
 
-    def edges(self) -> list[tuple[str, str, str]]:
-        """The true relations as ``(A, "activates"|"inhibits", B)``."""
-        out = []
-        for i, j in zip(*np.nonzero(self.weights), strict=True):
-            verb = "activates" if self.weights[i, j] > 0 else "inhibits"
-            out.append((self.genes[i], verb, self.genes[j]))
-        return out
-
 
 def draw_world(seed: int, spec: WorldSpec | None = None) -> GeneNetwork:
     """Draw a random signed DAG; the same ``seed`` and ``spec`` give the same world."""
@@ -153,7 +145,6 @@ class Lab:
     world: GeneNetwork
     seed: int = 0
     spent: float = 0.0
-    history: list[Measurement] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
@@ -188,6 +179,4 @@ class Lab:
             observed[:, gene] = clamped  # the clamp is known exactly; no need to measure it
         cost = self.cost_of(intervention)
         self.spent += cost
-        result = Measurement(intervention, observed, clamped, cost)
-        self.history.append(result)
-        return result
+        return Measurement(intervention, observed, clamped, cost)

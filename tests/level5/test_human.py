@@ -46,8 +46,8 @@ def test_every_decision_is_logged_and_obeyed(tmp_path) -> None:  # noqa: ANN001
     world = draw_world(4, WorldSpec(n_genes=5))
     essential = {world.genes[0], world.genes[1]}
     log = DecisionLog(tmp_path / "decisions.jsonl")
-    result = run_session(world, SymbolicDesigner(), lab_seed=4,
-                         reviewer=ScriptedReviewer(essential=essential),
+    reviewer = ScriptedReviewer(essential=essential)
+    result = run_session(world, SymbolicDesigner(), lab_seed=4, reviewer=reviewer,
                          config=SessionConfig(max_experiments=5), log=log)  # fmt: skip
     entries = [json.loads(line) for line in log.path.read_text().splitlines()]
     assert len(entries) == len(result.steps) >= 1
@@ -55,3 +55,5 @@ def test_every_decision_is_logged_and_obeyed(tmp_path) -> None:  # noqa: ANN001
         assert entry["decision"]["kind"] == step.kind
         if entry["proposed"]["gene"] in essential:
             assert step.kind == "overexpress" and entry["decision"]["action"] == "edit"
+    # The reviewer keeps the bill of what ran: 8 replicates, 0.125 per knock-out, 0.1875 over.
+    assert reviewer.spent == sum(1.5 if s.kind == "overexpress" else 1.0 for s in result.steps)

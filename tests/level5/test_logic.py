@@ -179,3 +179,25 @@ def test_contested_claims_count_open_literature_claims() -> None:
     k.effects = {0: _effect(0, [0, 1, 0])}
     k.refresh()
     assert contested_claims(k, prior)[0] == 0.0
+
+
+def test_notebook_recomputes_its_derived_views_after_new_data() -> None:
+    from level5_discovery.logic import Knowledge
+    from level5_discovery.loop import open_edge_questions
+    from level5_discovery.world import GeneNetwork, Intervention, Lab, WorldSpec
+
+    weights = np.zeros((3, 3))
+    weights[0, 1], weights[1, 2] = 1.0, 1.0
+    world = GeneNetwork(["SOX2", "PAX6", "GATA3"], weights, [0, 1, 2], WorldSpec(n_genes=3))
+    lab = Lab(world, seed=0)
+    notebook = Knowledge(3)
+    notebook.add(lab.run(Intervention((), replicates=16)))
+    assert open_edge_questions(notebook) == 6
+    space = notebook.hypothesis_space()
+    assert notebook.hypothesis_space() is space  # one z3 build per notebook state
+    for gene in range(3):
+        notebook.add(lab.run(Intervention((gene,), replicates=8)))
+    assert notebook.hypothesis_space() is not space
+    assert not notebook.hypothesis_space().is_consistent(Claim(2, 0, 1))
+    assert open_edge_questions(notebook) == 0
+    np.testing.assert_array_equal(notebook.estimate(), world.adjacency)
