@@ -34,11 +34,8 @@ from level4_fraud.simulate import TransactionSimulator
 from level4_fraud.train import fit_ensemble, log_model
 from ml_common.atomic import atomic_dir, write_json
 from ml_common.config import dump_settings
-from ml_common.logs import get_logger
 from ml_common.paths import level_dir
 from ml_common.tracking import CHAMPION, set_alias
-
-log = get_logger(__name__)
 
 
 def period_of(day: int, settings: Level4Settings) -> str:

@@ -33,10 +33,7 @@ from level4_fraud.models import (
     train_torch_model,
 )
 from level4_fraud.simulate import TransactionSimulator
-from ml_common.logs import get_logger
 from ml_common.tracking import setup_mlflow
-
-log = get_logger(__name__)
 
 
 def fit_members(frame: pd.DataFrame, settings: Level4Settings) -> dict[str, Any]:
