@@ -319,9 +319,9 @@ def bench_distillation(
         calibrate_teacher,
         count_parameters,
         lightgbm_parameters,
-        time_per_row_ms,
         train_student,
     )
+    from level4_fraud.optimize.quantize import time_per_row_ms
 
     s = settings.distill
     lightgbm = train_lightgbm(splits.X_train, splits.y_train)
