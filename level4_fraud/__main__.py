@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ml_common.config import ConfigError
+from ml_common.logs import setup_logging
 
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202 - Level4Settings, imported lazily
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = build_parser().parse_args(argv)
+    setup_logging()  # the stages' progress lines (industrial, tune) go through logging
     try:
         return args.func(args)
     except (ConfigError, ValueError, FileNotFoundError) as exc:

@@ -23,9 +23,10 @@ found with the planned power.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -64,6 +65,7 @@ class TrafficSplit:
         return np.array([self.bucket(c) < self.challenger_share for c in customer_ids], dtype=bool)
 
 
+@functools.cache  # pure; operating_characteristics plans the same experiment hundreds of times
 def required_sample_size(
     baseline_rate: float,
     minimum_effect: float,
@@ -191,16 +193,11 @@ def run_experiment(
     peeking decision (reported for contrast) on the first day any daily test has p < alpha.
     """
     day, is_challenger, caught = outcomes
+    ratio = settings.challenger_share / max(1e-9, 1 - settings.challenger_share)
     n_needed = required_sample_size(
-        settings.champion_catch_rate,
-        settings.minimum_effect,
-        settings.alpha,
-        settings.power,
-        ratio=settings.challenger_share / max(1e-9, 1 - settings.challenger_share),
+        settings.champion_catch_rate, settings.minimum_effect, settings.alpha, settings.power, ratio
     )
-    n_needed_challenger = int(
-        np.ceil(n_needed * settings.challenger_share / max(1e-9, 1 - settings.challenger_share))
-    )
+    n_needed_challenger = int(np.ceil(n_needed * ratio))
     # Cumulative counts per traffic day, per arm.
     days = settings.max_days
     n_ch = np.bincount(day[~is_challenger], minlength=days).cumsum()
@@ -276,12 +273,10 @@ def operating_characteristics(
     wins = peeking_wins = decided = 0
     days_to_decision: list[int] = []
     for i in range(n_experiments):
-        one = ExperimentSettings(
-            **{
-                **asdict(settings),
-                "challenger_catch_rate": settings.champion_catch_rate + true_effect,
-                "salt": f"{settings.salt}-{seed}-{i}",
-            }
+        one = replace(
+            settings,
+            challenger_catch_rate=settings.champion_catch_rate + true_effect,
+            salt=f"{settings.salt}-{seed}-{i}",
         )
         report = run_experiment(one, simulate_outcomes(one, rng), keep_daily=False)
         wins += report.decision == "challenger_wins"

@@ -9,13 +9,12 @@ Part 1 measures, in one run on the configured simulation:
 - a bounded load test of the scoring service on 127.0.0.1 with the replay's final champion and
   Feast online store: ``scoring_p50_ms``, ``scoring_p99_ms``.
 
-If part 2's ``level4_fraud.industrial`` is present, its ``industrial_bench()`` keys are merged in.
+Part 2's ``industrial.industrial_bench()`` keys are then merged in (part 1's are written first).
 Details of each stage go to ``artifacts/level4/bench/`` (protocol.json, replay outputs).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,7 @@ from level4_fraud.config import Level4Settings
 from ml_common.atomic import write_json
 from ml_common.bench import stopwatch, write_bench
 from ml_common.config import dump_settings
-from ml_common.logs import get_logger
 from ml_common.paths import level_dir
-
-log = get_logger(__name__)
 
 
 def _round(value: Any, digits: int = 4) -> Any:
@@ -35,25 +31,18 @@ def _round(value: Any, digits: int = 4) -> Any:
 
 
 def scoring_latency(settings: Level4Settings) -> dict[str, float]:
-    """Load-test the service with the registered champion and the replay's online store."""
-    from level4_fraud.feature_store import open_store
-    from level4_fraud.serve import ScoringState, create_app, load_test
+    """Load-test the service as ``serve`` runs it: the registered champion, the online store."""
+    from level4_fraud.serve import create_app, default_state, load_test
     from level4_fraud.simulate import TransactionSimulator
-    from level4_fraud.train import load_model
-    from ml_common.tracking import CHAMPION, alias_version
 
-    champion = load_model(settings, CHAMPION)
-    if champion is None:
-        raise ValueError("no champion registered: the replay must run first")
-    store = open_store(apply=False)
-    version = alias_version(settings.model_name, CHAMPION)
-    app = create_app(lambda: ScoringState(settings, store, champion, version))
+    app = create_app(lambda: default_state(settings))
     next_day = TransactionSimulator(settings.simulation).day(settings.simulation.n_days)
     return load_test(app, next_day, settings.serve.load_test_requests)
 
 
 def run_bench(settings: Level4Settings) -> Path:
-    """Run protocol, replay and load test (plus part 2 if present); write the bench JSON."""
+    """Run protocol, replay, load test and part 2's measurements; write the bench JSON."""
+    from level4_fraud.industrial import industrial_bench
     from level4_fraud.replay import run_replay
     from level4_fraud.train import protocol_summary, run_protocol
 
@@ -84,8 +73,5 @@ def run_bench(settings: Level4Settings) -> Path:
         write_json(out / "config.json", dump_settings(settings))
         # Part 1's figures are on disk even if part 2's measurements fail or run long.
         write_bench(4, results, time.perf_counter() - started)
-        if importlib.util.find_spec("level4_fraud.industrial") is not None:
-            from level4_fraud.industrial import industrial_bench
-
-            results.update(industrial_bench())
+        results.update(industrial_bench())
     return write_bench(4, results, timer["seconds"])

@@ -20,11 +20,15 @@ from typing import Any
 
 import pandas as pd
 
-from level4_fraud.feature_repo import definitions
+from level4_fraud.feature_repo import CUSTOMER_VIEW, TERMINAL_VIEW, definitions
 from level4_fraud.features import CUSTOMER_SNAPSHOT, TERMINAL_SNAPSHOT, FeatureBuilder, combine
 from ml_common.paths import level_dir
 
-CUSTOMER_VIEW, TERMINAL_VIEW = "customer_spending", "terminal_risk"
+SNAPSHOT_COLUMNS = CUSTOMER_SNAPSHOT + TERMINAL_SNAPSHOT
+# Feast's "view:feature" references of every snapshot column (joins and online reads).
+FEATURE_REFS = [f"{CUSTOMER_VIEW}:{c}" for c in CUSTOMER_SNAPSHOT] + [
+    f"{TERMINAL_VIEW}:{c}" for c in TERMINAL_SNAPSHOT
+]
 
 
 def feast_dir() -> Path:
@@ -75,10 +79,7 @@ class SnapshotWriter:
 
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
-        for name, parts in (
-            ("customer_spending", self._customer),
-            ("terminal_risk", self._terminal),
-        ):
+        for name, parts in ((CUSTOMER_VIEW, self._customer), (TERMINAL_VIEW, self._terminal)):
             if parts:
                 with atomic_write(data / f"{name}.parquet", "wb") as handle:
                     pd.concat(parts, ignore_index=True).to_parquet(handle, index=False)
@@ -94,15 +95,12 @@ def training_frame(store: Any, transactions: pd.DataFrame) -> pd.DataFrame:
     entity_df = transactions[["tx_id", "customer_id", "terminal_id", "tx_datetime"]].rename(
         columns={"tx_datetime": "event_timestamp"}
     )
-    features = [f"{CUSTOMER_VIEW}:{c}" for c in CUSTOMER_SNAPSHOT] + [
-        f"{TERMINAL_VIEW}:{c}" for c in TERMINAL_SNAPSHOT
-    ]
-    joined = store.get_historical_features(entity_df=entity_df, features=features).to_df()
+    joined = store.get_historical_features(entity_df=entity_df, features=FEATURE_REFS).to_df()
     joined = joined.set_index("tx_id").loc[transactions["tx_id"].to_numpy()]
     parts = []
     for _, day in transactions.groupby("tx_time_days", sort=True):
         snap = joined.loc[day["tx_id"].to_numpy()]
-        values = {c: snap[c].fillna(0.0).to_numpy() for c in CUSTOMER_SNAPSHOT + TERMINAL_SNAPSHOT}
+        values = {c: snap[c].fillna(0.0).to_numpy() for c in SNAPSHOT_COLUMNS}
         parts.append(combine(day, values))
     return pd.concat(parts, ignore_index=True)
 
@@ -115,11 +113,8 @@ def push_online(store: Any, customer: pd.DataFrame, terminal: pd.DataFrame) -> N
 
 def online_snapshot(store: Any, customer_id: int, terminal_id: int) -> dict[str, float | None]:
     """The online snapshot values of one customer and one terminal (``None`` where unknown)."""
-    features = [f"{CUSTOMER_VIEW}:{c}" for c in CUSTOMER_SNAPSHOT] + [
-        f"{TERMINAL_VIEW}:{c}" for c in TERMINAL_SNAPSHOT
-    ]
     response = store.get_online_features(
-        features=features,
+        features=FEATURE_REFS,
         entity_rows=[{"customer_id": int(customer_id), "terminal_id": int(terminal_id)}],
     ).to_dict()
-    return {c: response[c][0] for c in CUSTOMER_SNAPSHOT + TERMINAL_SNAPSHOT}
+    return {c: response[c][0] for c in SNAPSHOT_COLUMNS}

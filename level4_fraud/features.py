@@ -36,6 +36,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 WINDOWS = (1, 7, 30)
 NIGHT_END_SECONDS = 6 * 3600
@@ -231,17 +232,24 @@ def build_features(
     start: int = 0,
     stop: int | None = None,
     builder: FeatureBuilder | None = None,
+    *,
+    progress: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Stream a :class:`~level4_fraud.simulate.TransactionSimulator` through a builder.
 
-    Days before ``start`` are still recorded (features need up to 30 + delay days of history).
+    Starts after the builder's last recorded day. Days before ``start`` are only recorded
+    (features need up to 30 + delay days of history); ``progress`` shows a bar over the days.
     """
     cfg = simulator.config  # type: ignore[attr-defined]
     builder = builder or FeatureBuilder(
         cfg.n_customers, cfg.n_terminals, start_datetime=cfg.start_date
     )
     first = builder.last_day + 1 if builder.last_day is not None else 0
-    for frame in simulator.iter_days(first, stop):  # type: ignore[attr-defined]
+    stop = cfg.n_days if stop is None else stop
+    days = simulator.iter_days(first, stop)  # type: ignore[attr-defined]
+    for frame in tqdm(
+        days, total=max(stop - first, 0), desc="features", unit="day", disable=not progress
+    ):
         day = int(frame["tx_time_days"].iloc[0]) if len(frame) else None
         if day is not None and day < start:
             builder.record_day(frame, day)

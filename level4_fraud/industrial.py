@@ -319,9 +319,9 @@ def bench_distillation(
         calibrate_teacher,
         count_parameters,
         lightgbm_parameters,
-        time_per_row_ms,
         train_student,
     )
+    from level4_fraud.optimize.quantize import time_per_row_ms
 
     s = settings.distill
     lightgbm = train_lightgbm(splits.X_train, splits.y_train)
@@ -578,12 +578,9 @@ def markdown_tables(report: dict[str, Any]) -> str:
 
 def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     """Two pictures: scoring engines (throughput, AP) and adaptation (AP, new and old patterns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ml_common.plots import save_figure
+    from ml_common.plots import save_figure  # importing it selects the headless Agg backend
 
     paths = []
     engines = report["quantization"]["engines"]

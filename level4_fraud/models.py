@@ -326,8 +326,6 @@ def score_member(model: Any, X: np.ndarray) -> np.ndarray:
     """A probability-like score from any member type."""
     if isinstance(model, nn.Module):
         return predict_proba(model, X)
-    if isinstance(model, AnomalyDetector):
+    if isinstance(model, (AnomalyDetector, FraudEnsemble)):
         return model.predict_proba(X)
-    if isinstance(model, FraudEnsemble):
-        return model.predict_proba(X)
-    return model.predict_proba(X)[:, 1]
+    return model.predict_proba(X)[:, 1]  # a scikit-learn style classifier (LightGBM)

@@ -34,11 +34,8 @@ from level4_fraud.simulate import TransactionSimulator
 from level4_fraud.train import fit_ensemble, log_model
 from ml_common.atomic import atomic_dir, write_json
 from ml_common.config import dump_settings
-from ml_common.logs import get_logger
 from ml_common.paths import level_dir
 from ml_common.tracking import CHAMPION, set_alias
-
-log = get_logger(__name__)
 
 
 def period_of(day: int, settings: Level4Settings) -> str:
@@ -275,17 +272,17 @@ def summarise(
 
 def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, path: Path) -> None:
     """Daily AP and drift score with the switches, alarms, retrains and promotions marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ml_common.plots import save_figure
+    from ml_common.plots import save_figure  # importing it selects the headless Agg backend
 
+    top_k = settings.protocol.top_k
     days = [r["day"] for r in records]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     ax1.plot(days, [r["ap"] for r in records], label="AP (champion, per day)", color="tab:blue")
-    ax1.plot(days, [r["cp100"] for r in records], label="CP@100", color="tab:cyan", alpha=0.7)
+    ax1.plot(
+        days, [r[f"cp{top_k}"] for r in records], label=f"CP@{top_k}", color="tab:cyan", alpha=0.7
+    )
     ax1.set_ylabel("daily metric")
     ax1.set_ylim(0, 1)
     ax2.plot(
@@ -324,8 +321,7 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
     ax1.legend(loc="lower left", fontsize=8)
     ax2.legend(loc="upper left", fontsize=8)
     ax2b.legend(loc="upper right", fontsize=8)
-    save_figure(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)  # closes the figure
 
 
 def _num(value: float | None) -> float:

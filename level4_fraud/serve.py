@@ -32,14 +32,13 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from level4_fraud.config import Level4Settings
+from level4_fraud.feature_store import online_snapshot
 from level4_fraud.features import (
     CUSTOMER_SNAPSHOT,
     FEATURES,
+    NIGHT_END_SECONDS,
     TERMINAL_SNAPSHOT,
     WINDOWS,
-)
-from level4_fraud.features import (
-    NIGHT_END_SECONDS as NIGHT,
 )
 from level4_fraud.models import FraudEnsemble
 from level4_fraud.monitor import FraudMetrics
@@ -90,8 +89,6 @@ class ScoringState:
 
     def features(self, tx: Transaction) -> np.ndarray:
         """The model's feature row for ``tx`` (online snapshot + intraday counters)."""
-        from level4_fraud.feature_store import online_snapshot
-
         snap = online_snapshot(self.store, tx.customer_id, tx.terminal_id)
         missing_customer = any(snap[c] is None for c in CUSTOMER_SNAPSHOT)
         missing_terminal = any(snap[c] is None for c in TERMINAL_SNAPSHOT)
@@ -123,7 +120,9 @@ class ScoringState:
         values = {
             "tx_amount": tx.tx_amount,
             "tx_during_weekend": float(when.weekday() >= 5),
-            "tx_during_night": float(when.hour * 3600 + when.minute * 60 + when.second < NIGHT),
+            "tx_during_night": float(
+                when.hour * 3600 + when.minute * 60 + when.second < NIGHT_END_SECONDS
+            ),
         }
         for w in WINDOWS:
             n, amount = count, total

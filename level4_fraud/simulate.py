@@ -127,7 +127,12 @@ class TransactionSimulator:
                 "y": rng.uniform(0, 100, cfg.n_terminals),
             }
         )
-        self._reachable = self._reachable_terminals()
+        # Reachable terminals of all customers in one flat array (customer c's are the slice
+        # starting at _reach_start[c], _reach_count[c] long), so a day draws them vectorised.
+        reachable = self._reachable_terminals()
+        self._reach_count = np.array([len(r) for r in reachable], dtype=np.int64)
+        self._reach_start = np.cumsum(self._reach_count) - self._reach_count
+        self._reach_flat = np.concatenate(reachable)
         self._start = pd.Timestamp(cfg.start_date)
         # Expected transactions per day so tx_id ranges per day never overlap: a generous bound.
         self._id_stride = int(max(1000, 40 * cfg.n_customers))
@@ -211,8 +216,7 @@ class TransactionSimulator:
         amount_factor, tx_factor = self.seasonal_factor(day)
         cust = self.customers
         n_tx = rng.poisson(cust["mean_nb_tx_per_day"].to_numpy() * tx_factor)
-        has_terminal = np.array([len(r) > 0 for r in self._reachable])
-        n_tx = np.where(has_terminal, n_tx, 0)
+        n_tx = np.where(self._reach_count > 0, n_tx, 0)
         customer_id = np.repeat(cust["customer_id"].to_numpy(), n_tx)
         total = int(n_tx.sum())
         seconds = rng.normal(SECONDS_PER_DAY / 2, 20_000, total)
@@ -221,15 +225,9 @@ class TransactionSimulator:
         amount = rng.normal(mean, std)
         negative = amount < 0
         amount[negative] = rng.uniform(0, 2 * mean[negative])
-        pick = rng.random(total)
-        terminal_id = np.fromiter(
-            (
-                self._reachable[c][int(p * len(self._reachable[c]))]
-                for c, p in zip(customer_id, pick, strict=True)
-            ),
-            dtype=np.int64,
-            count=total,
-        )
+        pick = rng.random(total)  # a uniform choice among the customer's reachable terminals
+        offset = (pick * self._reach_count[customer_id]).astype(np.int64)
+        terminal_id = self._reach_flat[self._reach_start[customer_id] + offset]
         keep = (seconds > 0) & (seconds < SECONDS_PER_DAY)  # the handbook drops out-of-day times
         frame = pd.DataFrame(
             {

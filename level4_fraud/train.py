@@ -6,7 +6,8 @@
   fold's train window and every candidate weighting is scored (AP) on the fold's test week.
 - :func:`log_model` logs an ensemble to MLflow (params, metrics, the pickled model as a pyfunc)
   and registers it; :func:`load_model` loads a version by alias (``champion``, ``challenger``).
-- :func:`run_protocol` is the handbook's protocol end to end: train period, delay, test week.
+- :func:`run_protocol` is the handbook's protocol end to end: train period, delay, test week
+  (:func:`fit_and_test` is its training and scoring part, shared with :func:`train_and_register`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,7 @@ from level4_fraud.models import (
     train_torch_model,
 )
 from level4_fraud.simulate import TransactionSimulator
-from ml_common.logs import get_logger
 from ml_common.tracking import setup_mlflow
-
-log = get_logger(__name__)
 
 
 def fit_members(frame: pd.DataFrame, settings: Level4Settings) -> dict[str, Any]:
@@ -154,6 +152,37 @@ def load_model(settings: Level4Settings, alias: str) -> FraudEnsemble | None:
     return wrapper.unwrap_python_model().ensemble
 
 
+def protocol_periods(settings: Level4Settings) -> tuple[int, int, int, int]:
+    """``(train_start, train_stop, test_start, test_stop)`` of the handbook protocol (stops
+    exclusive): ``train_days`` from ``train_start_day``, ``delay_days`` skipped, ``test_days``."""
+    p = settings.protocol
+    train_stop = p.train_start_day + p.train_days
+    test_start = train_stop + p.delay_days
+    return p.train_start_day, train_stop, test_start, test_start + p.test_days
+
+
+def fit_and_test(
+    frame: pd.DataFrame, settings: Level4Settings
+) -> tuple[FraudEnsemble, dict[str, Any]]:
+    """The protocol on feature rows covering its days: weights chosen prequentially inside the
+    training period, the ensemble trained on it, every member and the ensemble scored on the
+    test week. Returns the ensemble and ``{ensemble, <member>..., weights, prequential, periods}``.
+    """
+    p = settings.protocol
+    train_start, train_stop, test_start, test_stop = protocol_periods(settings)
+    train, test = day_slice(frame, train_start, train_stop), day_slice(frame, test_start, test_stop)
+    weights, folds = prequential_weights(frame, settings, train_start, p.train_days)
+    ensemble = fit_ensemble(train, settings, weights)
+    scores = ensemble.member_scores(as_matrix(test[FEATURES]))
+    return ensemble, {
+        "ensemble": fraud_metrics(test, ensemble.combine(scores), p.top_k),
+        **{n: fraud_metrics(test, s, p.top_k) for n, s in scores.items()},
+        "weights": weights,
+        "prequential": folds,
+        "periods": {"train": [train_start, train_stop], "test": [test_start, test_stop]},
+    }
+
+
 def run_protocol(settings: Level4Settings, *, progress: bool = True) -> dict[str, Any]:
     """The handbook's protocol on the configured simulation; returns every model's metrics.
 
@@ -161,28 +190,15 @@ def run_protocol(settings: Level4Settings, *, progress: bool = True) -> dict[str
     following ``test_days``. Ensemble weights are chosen by prequential validation inside the
     training period; LightGBM, FraudNet and the isolation forest are reported alone too.
     """
-    p = settings.protocol
-    train_start, train_stop = p.train_start_day, p.train_start_day + p.train_days
-    test_start = train_stop + p.delay_days
-    test_stop = test_start + p.test_days
+    train_start, train_stop, test_start, test_stop = protocol_periods(settings)
     sim = TransactionSimulator(settings.simulation)
-    builder = new_builder(settings.simulation, p.delay_days)
+    builder = new_builder(settings.simulation, settings.protocol.delay_days)
     frame = collect_period(sim, builder, train_start, test_stop, progress=progress)
-    train, test = day_slice(frame, train_start, train_stop), day_slice(frame, test_start, test_stop)
-    weights, folds = prequential_weights(frame, settings, train_start, p.train_days)
-    ensemble = fit_ensemble(train, settings, weights)
-    X_test = as_matrix(test[FEATURES])
-    member_scores = ensemble.member_scores(X_test)
-    result: dict[str, Any] = {
-        "ensemble": fraud_metrics(test, ensemble.combine(member_scores), p.top_k),
-        **{n: fraud_metrics(test, s, p.top_k) for n, s in member_scores.items()},
-        "weights": weights,
-        "prequential": folds,
-        "periods": {"train": [train_start, train_stop], "test": [test_start, test_stop]},
-        "n_train": len(train),
-        "n_test": len(test),
-        "fraud_rate_test": float(test[LABEL].mean()),
-    }
+    ensemble, result = fit_and_test(frame, settings)
+    test = day_slice(frame, test_start, test_stop)
+    result["n_train"] = len(day_slice(frame, train_start, train_stop))
+    result["n_test"] = len(test)
+    result["fraud_rate_test"] = float(test[LABEL].mean())
     result["model"] = ensemble
     return result
 
@@ -207,25 +223,23 @@ def train_and_register(settings: Level4Settings, *, progress: bool = True) -> di
     from ml_common.paths import level_dir
     from ml_common.tracking import CHAMPION, set_alias
 
-    p = settings.protocol
-    train_start, train_stop = p.train_start_day, p.train_start_day + p.train_days
-    test_start = train_stop + p.delay_days
-    test_stop = test_start + p.test_days
+    train_start, _, _, test_stop = protocol_periods(settings)
     sim = TransactionSimulator(settings.simulation)
-    builder = new_builder(settings.simulation, p.delay_days)
+    builder = new_builder(settings.simulation, settings.protocol.delay_days)
     writer = SnapshotWriter()
     raw, built = [], []
-    days = range(test_stop + 1)
-    for day in tqdm(days, desc="simulate+snapshots", unit="day", disable=not progress):
+    for day in tqdm(
+        range(test_stop + 1), desc="simulate+snapshots", unit="day", disable=not progress
+    ):
         customer, terminal = writer.add_day(builder, day)
         if day == test_stop:
             break  # only the snapshot of the day after the test week: what is served next
         frame = sim.day(day)
         if day >= train_start:
             raw.append(frame)
-        built.append(builder.transform_day(frame)) if day >= train_start else builder.record_day(
-            frame, day
-        )
+            built.append(builder.transform_day(frame))
+        else:
+            builder.record_day(frame, day)
     writer.flush()
     store = open_store()
     push_online(store, customer, terminal)
@@ -233,18 +247,8 @@ def train_and_register(settings: Level4Settings, *, progress: bool = True) -> di
         frame = training_frame(store, pd.concat(raw, ignore_index=True))
     else:
         frame = pd.concat(built, ignore_index=True)
-    train, test = day_slice(frame, train_start, train_stop), day_slice(frame, test_start, test_stop)
-    weights, folds = prequential_weights(frame, settings, train_start, p.train_days)
-    ensemble = fit_ensemble(train, settings, weights)
-    scores = ensemble.member_scores(as_matrix(test[FEATURES]))
-    summary: dict[str, Any] = {
-        "ensemble": fraud_metrics(test, ensemble.combine(scores), p.top_k),
-        **{n: fraud_metrics(test, s, p.top_k) for n, s in scores.items()},
-        "weights": weights,
-        "prequential": folds,
-        "features_from": "feast" if settings.use_feast else "builder",
-        "periods": {"train": [train_start, train_stop], "test": [test_start, test_stop]},
-    }
+    ensemble, summary = fit_and_test(frame, settings)
+    summary["features_from"] = "feast" if settings.use_feast else "builder"
     version = log_model(
         ensemble,
         settings,

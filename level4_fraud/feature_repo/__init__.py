@@ -16,6 +16,8 @@ from typing import Any
 
 from level4_fraud.features import CUSTOMER_SNAPSHOT, TERMINAL_SNAPSHOT
 
+CUSTOMER_VIEW, TERMINAL_VIEW = "customer_spending", "terminal_risk"
+
 
 def definitions(data_dir: str | Path) -> list[Any]:
     """Entities ``customer`` and ``terminal``; views ``customer_spending`` and ``terminal_risk``."""
@@ -24,33 +26,28 @@ def definitions(data_dir: str | Path) -> list[Any]:
     from feast.value_type import ValueType
 
     data_dir = Path(data_dir)
+
+    # Both views are daily snapshots in a parquet file named after the view. A snapshot is valid
+    # for its day only: a one-day TTL keeps a stale row from being served.
+    def snapshot_view(name: str, entity: Entity, source: str, columns: list[str]) -> FeatureView:
+        return FeatureView(
+            name=name,
+            entities=[entity],
+            ttl=timedelta(days=1),
+            schema=[Field(name=c, dtype=Float64) for c in columns],
+            source=FileSource(
+                name=source,
+                path=str(data_dir / f"{name}.parquet"),
+                timestamp_field="event_timestamp",
+            ),
+            online=True,
+        )
+
     customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
     terminal = Entity(name="terminal", join_keys=["terminal_id"], value_type=ValueType.INT64)
-    customer_source = FileSource(
-        name="customer_snapshots",
-        path=str(data_dir / "customer_spending.parquet"),
-        timestamp_field="event_timestamp",
-    )
-    terminal_source = FileSource(
-        name="terminal_snapshots",
-        path=str(data_dir / "terminal_risk.parquet"),
-        timestamp_field="event_timestamp",
-    )
-    # A snapshot is valid for its day only: a one-day TTL keeps a stale row from being served.
-    customer_spending = FeatureView(
-        name="customer_spending",
-        entities=[customer],
-        ttl=timedelta(days=1),
-        schema=[Field(name=c, dtype=Float64) for c in CUSTOMER_SNAPSHOT],
-        source=customer_source,
-        online=True,
-    )
-    terminal_risk = FeatureView(
-        name="terminal_risk",
-        entities=[terminal],
-        ttl=timedelta(days=1),
-        schema=[Field(name=c, dtype=Float64) for c in TERMINAL_SNAPSHOT],
-        source=terminal_source,
-        online=True,
-    )
-    return [customer, terminal, customer_spending, terminal_risk]
+    return [
+        customer,
+        terminal,
+        snapshot_view(CUSTOMER_VIEW, customer, "customer_snapshots", CUSTOMER_SNAPSHOT),
+        snapshot_view(TERMINAL_VIEW, terminal, "terminal_snapshots", TERMINAL_SNAPSHOT),
+    ]

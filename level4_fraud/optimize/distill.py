@@ -15,7 +15,6 @@ model with a few hundred weights come close to the ensemble.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -25,9 +24,9 @@ from torch import nn
 from level4_fraud.models import FraudNet, TorchConfig, as_matrix, build_model, fit_epoch
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of (trainable) parameters of a torch model (buffers such as the scaler excluded)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of a torch model (buffers such as the scaler excluded)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def lightgbm_parameters(model: Any) -> int:
@@ -71,8 +70,9 @@ def train_student(
         raise ValueError(f"hard_weight must be in [0, 1], got {hard_weight}")
     X = as_matrix(X)
     target = (1 - hard_weight) * np.clip(teacher_scores, 0.0, 1.0) + hard_weight * np.asarray(y)
-    config = TorchConfig(hidden=hidden, dropout=0.0, epochs=epochs, batch_size=batch_size, lr=lr)
-    config = config.model_copy(update={"seed": seed})
+    config = TorchConfig(
+        hidden=hidden, dropout=0.0, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed
+    )
     student = build_model(X, config)
     dataset = torch.utils.data.TensorDataset(
         torch.from_numpy(X), torch.from_numpy(target.astype(np.float32))
@@ -85,14 +85,3 @@ def train_student(
     for _ in range(epochs):
         fit_epoch(student, loader, optimizer, loss_fn, torch.device("cpu"))
     return student.eval()
-
-
-def time_per_row_ms(score: Any, X: np.ndarray, rows: int = 200) -> float:
-    """Median milliseconds to score one transaction with ``score(rows) -> scores``."""
-    X = as_matrix(X)
-    timings = []
-    for i in range(rows):
-        t0 = time.perf_counter()
-        score(X[i % len(X) : i % len(X) + 1])
-        timings.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(timings))

@@ -119,6 +119,17 @@ def torch_scorer(model: nn.Module) -> Scorer:
     return score
 
 
+def time_per_row_ms(score: Scorer, X: np.ndarray, rows: int = 200) -> float:
+    """Median milliseconds to score one transaction with ``score(rows) -> scores``."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    timings = []
+    for i in range(rows):
+        t0 = time.perf_counter()
+        score(X[i % len(X) : i % len(X) + 1])
+        timings.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(timings))
+
+
 def measure(
     scorer: Scorer, X: np.ndarray, batch_size: int = 1024, seconds: float = 1.5, single: int = 300
 ) -> dict[str, float]:
@@ -134,13 +145,7 @@ def measure(
         rows += len(batch)
         i += 1
     throughput = rows / (time.perf_counter() - start)
-    timings = []
-    for j in range(single):
-        row = X[j % len(X) : j % len(X) + 1]
-        t0 = time.perf_counter()
-        scorer(row)
-        timings.append(time.perf_counter() - t0)
-    return {"throughput": throughput, "latency_ms": 1000 * float(np.median(timings))}
+    return {"throughput": throughput, "latency_ms": time_per_row_ms(scorer, X, single)}
 
 
 def compare_engines(
