@@ -16,7 +16,6 @@ and reports p50/p99 latency as seen by the client.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +42,7 @@ from level4_fraud.features import (
 from level4_fraud.models import FraudEnsemble
 from level4_fraud.monitor import FraudMetrics
 from ml_common.paths import level_dir
+from ml_common.services import free_port
 
 
 class Transaction(BaseModel):
@@ -220,13 +220,6 @@ def default_state(settings: Level4Settings) -> ScoringState:
         )
     store = open_store(apply=False)
     return ScoringState(settings, store, champion, alias_version(settings.model_name, CHAMPION))
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BackgroundServer:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +24,7 @@ import torch
 from level4_fraud.abtest import TrafficSplit
 from level4_fraud.models import FraudNet
 from level4_fraud.optimize.quantize import export_bundle
+from ml_common.services import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -44,12 +44,6 @@ def _docker(*args: str, timeout: float = 900, check: bool = True) -> subprocess.
     if check and result.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _request(url: str, payload: dict | None = None) -> tuple[int, dict]:
@@ -108,7 +102,7 @@ def test_image_serves_champion_and_challenger(image: str, tmp_path: Path) -> Non
     bundle.chmod(0o755)
     for file in bundle.iterdir():
         file.chmod(0o644)
-    port = _free_port()
+    port = free_port()
     name = f"fraud-test-{uuid.uuid4().hex[:8]}"
     _docker(
         "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080",
