@@ -115,9 +115,8 @@ def test_numpy_closure_is_sound_against_z3(seed: int) -> None:
     np.testing.assert_array_equal(closed[decided], truth[decided].astype(int))
 
 
-def test_no_regression_before_a_gene_s_descendants_are_known() -> None:
-    # Chain 0 -> 1 -> 2. After do(0) alone, gene 2's non-descendants are not all known (1 might
-    # be below 2); regressing x_2 on {0} alone would credit 0 with 1's effect (a false 0 -> 2).
+def _chain_with_control():  # noqa: ANN202
+    """The chain SOX2 → PAX6 → GATA3, its lab, and a notebook holding one control experiment."""
     from level5_discovery.logic import Knowledge
     from level5_discovery.world import GeneNetwork, Intervention, Lab, WorldSpec
 
@@ -127,6 +126,15 @@ def test_no_regression_before_a_gene_s_descendants_are_known() -> None:
     lab = Lab(world, seed=0)
     notebook = Knowledge(3)
     notebook.add(lab.run(Intervention((), replicates=16)))
+    return world, lab, notebook
+
+
+def test_no_regression_before_a_gene_s_descendants_are_known() -> None:
+    # Chain 0 -> 1 -> 2. After do(0) alone, gene 2's non-descendants are not all known (1 might
+    # be below 2); regressing x_2 on {0} alone would credit 0 with 1's effect (a false 0 -> 2).
+    from level5_discovery.world import Intervention
+
+    world, lab, notebook = _chain_with_control()
     notebook.add(lab.run(Intervention((0,), replicates=8)))
     assert notebook.estimate()[0, 2] == 0
     notebook.add(lab.run(Intervention((1,), replicates=8)))
@@ -182,16 +190,10 @@ def test_contested_claims_count_open_literature_claims() -> None:
 
 
 def test_notebook_recomputes_its_derived_views_after_new_data() -> None:
-    from level5_discovery.logic import Knowledge
     from level5_discovery.loop import open_edge_questions
-    from level5_discovery.world import GeneNetwork, Intervention, Lab, WorldSpec
+    from level5_discovery.world import Intervention
 
-    weights = np.zeros((3, 3))
-    weights[0, 1], weights[1, 2] = 1.0, 1.0
-    world = GeneNetwork(["SOX2", "PAX6", "GATA3"], weights, [0, 1, 2], WorldSpec(n_genes=3))
-    lab = Lab(world, seed=0)
-    notebook = Knowledge(3)
-    notebook.add(lab.run(Intervention((), replicates=16)))
+    world, lab, notebook = _chain_with_control()
     assert open_edge_questions(notebook) == 6
     space = notebook.hypothesis_space()
     assert notebook.hypothesis_space() is space  # one z3 build per notebook state
