@@ -122,6 +122,10 @@ def fit_epoch(
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
+        # A mixture of experts adds its load-balancing term (set by its forward pass).
+        auxiliary = getattr(getattr(model, "module", model), "auxiliary_loss", None)
+        if auxiliary is not None:
+            loss = loss + auxiliary
         loss.backward()
         optimizer.step()
         total += float(loss.detach()) * len(xb)
@@ -141,6 +145,7 @@ def train_torch_model(
     X: np.ndarray | pd.DataFrame,
     y: np.ndarray | pd.Series,
     config: TorchConfig | dict[str, Any] | None = None,
+    model: nn.Module | None = None,
 ) -> FraudNet:
     """Train a :class:`FraudNet` with the same code on CPU or GPU.
 
@@ -148,6 +153,8 @@ def train_torch_model(
         X: feature rows.
         y: 0/1 fraud labels.
         config: a :class:`TorchConfig` (or its fields as a dict); defaults when ``None``.
+        model: another untrained logit model with ``set_scaler`` (e.g. a mixture of experts) to
+            train with the same loop instead of a fresh :class:`FraudNet`.
 
     Returns:
         The trained model in eval mode, on the device it trained on.
@@ -160,7 +167,11 @@ def train_torch_model(
     device = device_for(config.device)
     if config.num_threads and device.type == "cpu":
         torch.set_num_threads(config.num_threads)
-    model = build_model(X, config).to(device)
+    if model is None:
+        model = build_model(X, config)
+    else:
+        model.set_scaler(X.mean(axis=0), X.std(axis=0))
+    model = model.to(device)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     generator = torch.Generator().manual_seed(config.seed)
     loader = torch.utils.data.DataLoader(
