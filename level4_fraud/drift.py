@@ -28,6 +28,7 @@ from scipy import stats
 from level4_fraud.config import MonitorConfig
 from level4_fraud.features import FEATURES
 from level4_fraud.models import AnomalyDetector, as_matrix
+from level4_fraud.sequential_alarm import TailCusum
 from ml_common.drift import psi
 
 
@@ -43,6 +44,8 @@ class DayDrift:
     feature_psi: dict[str, float] = field(default_factory=dict)
     max_feature_psi: float = 0.0
     score_ks: float = 0.0
+    cusum: float | None = None  # Page's CUSUM statistic (alarm "cusum")
+    z: float | None = None  # today's standardised tail rate (alarm "cusum")
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-safe dict."""
@@ -57,6 +60,8 @@ class DriftMonitor:
         reference: feature rows of the reference period.
         reference_scores: the champion's scores on ``reference``.
         config: thresholds.
+        calibration: feature rows of each calibration day (days that did not set the threshold,
+            from the champion's training period); required by the ``cusum`` alarm.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class DriftMonitor:
         reference: pd.DataFrame | np.ndarray,
         reference_scores: np.ndarray,
         config: MonitorConfig,
+        calibration: list[np.ndarray] | None = None,
     ) -> None:
         self.detector = detector
         self.config = config
@@ -80,6 +86,17 @@ class DriftMonitor:
         # re-baselined on recent (unlabelled) traffic after a new champion is deployed.
         self.threshold = float(np.quantile(detector.raw_score(X), config.tail_quantile))
         self.recent: deque[bool] = deque(maxlen=config.window_days)
+        self.cusum: TailCusum | None = None
+        if config.alarm == "cusum":
+            if not calibration:
+                raise ValueError("the cusum alarm needs calibration days")
+            days = [as_matrix(day) for day in calibration]
+            self.cusum = TailCusum.calibrate(
+                [int((detector.raw_score(d) > self.threshold).sum()) for d in days],
+                [len(d) for d in days],
+                config.cusum_k,
+                config.false_alarm_budget_days,
+            )
 
     def check(self, frame: pd.DataFrame | np.ndarray, scores: np.ndarray) -> DayDrift:
         """Today's signals; ``alarm`` is true on the day the window first holds ``signal_days``."""
@@ -94,10 +111,17 @@ class DriftMonitor:
             if n
             else 1.0
         )
-        signal = ratio >= cfg.alarm_ratio and p_value <= cfg.alarm_p_value
-        before = sum(self.recent)
-        self.recent.append(signal)
-        alarm = sum(self.recent) >= cfg.signal_days > before
+        statistic = z = None
+        if self.cusum is not None:
+            was_above = self.cusum.statistic >= self.cusum.h
+            z = self.cusum.standardise(tail, n)
+            statistic, signal = self.cusum.update(tail, n)
+            alarm = signal and not was_above
+        else:
+            signal = ratio >= cfg.alarm_ratio and p_value <= cfg.alarm_p_value
+            before = sum(self.recent)
+            self.recent.append(signal)
+            alarm = sum(self.recent) >= cfg.signal_days > before
         feature_psi = {
             name: psi(self.reference[:, i], X[:, i], cfg.psi_bins)
             for i, name in enumerate(FEATURES)
@@ -112,4 +136,6 @@ class DriftMonitor:
             feature_psi=feature_psi,
             max_feature_psi=max(feature_psi.values()),
             score_ks=score_ks,
+            cusum=statistic,
+            z=z,
         )
