@@ -54,6 +54,9 @@ class MonitorConfig(BaseModel):
     false_alarm_budget_days: float = Field(
         1000, gt=1, description="mean stable days between false alarms the CUSUM is set for"
     )
+    harmless_tail_change: float = Field(
+        0.3, ge=0, description="relative rise of the tail rate that must not page (the tolerance)"
+    )
     reference_days: int = Field(14, ge=2, description="threshold days + calibration days")
     tail_quantile: float = Field(0.995, gt=0.5, lt=1)
     alarm_ratio: float = Field(1.5, gt=1)

@@ -96,6 +96,7 @@ class DriftMonitor:
                 [len(d) for d in days],
                 config.cusum_k,
                 config.false_alarm_budget_days,
+                config.harmless_tail_change,
             )
 
     def check(self, frame: pd.DataFrame | np.ndarray, scores: np.ndarray) -> DayDrift:
