@@ -1,4 +1,4 @@
-"""The A/B test on real models and clustered frauds: the naive test fails, the clustered one holds."""
+"""A/B on real models and clustered frauds: the naive test fails, the clustered one holds."""
 
 from __future__ import annotations
 
