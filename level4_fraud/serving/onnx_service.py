@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, Field
 
-from level4_fraud.experiments.abtest import TrafficSplit
+from level4_fraud.serving.traffic import TrafficSplit
 
 
 class ScoreRequest(BaseModel):

@@ -97,3 +97,26 @@ def test_one_training_loop() -> None:
         if ".backward()" in text:
             loops.append(path.relative_to(PACKAGE).as_posix())
     assert loops == ["models/fraudnet.py"]
+
+
+def test_scoring_image_files_are_enough_to_import_the_onnx_tier(tmp_path: Path) -> None:
+    """The slim image copies a few files only; they must import without the rest of the level."""
+    dockerfile = (PACKAGE.parent / "docker" / "fraud.Dockerfile").read_text()
+    copied = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY level4_fraud/")
+        for source in line.split()[1:-1]
+        if source.endswith(".py")
+    ]
+    assert "level4_fraud/serving/onnx_service.py" in copied
+    for source in copied:
+        target = tmp_path / source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((PACKAGE.parent / source).read_text())
+    code = "import level4_fraud.serving.onnx_service"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
