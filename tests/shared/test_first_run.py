@@ -195,3 +195,20 @@ def test_importing_ml_common_prepares_prefect_s_home_and_start_up_budget(tmp_pat
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "33"  # what the user exported wins
+
+
+def test_pytest_timeout_is_configured_and_fails_a_hung_test(tmp_path):
+    """A hung server must fail its test, not block CI: the plugin is active with a finite limit."""
+    import tomllib
+
+    options = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    assert 0 < int(options["ini_options"]["timeout"]) <= 3600
+    hung = tmp_path / "test_hung.py"
+    hung.write_text("import time\n\ndef test_hangs():\n    time.sleep(600)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(hung), "-o", "timeout=2", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "-q"],
+        capture_output=True, text=True, timeout=300,  # startup alone: 30 s at load 8
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "Timeout" in result.stdout
