@@ -212,3 +212,18 @@ def test_pytest_timeout_is_configured_and_fails_a_hung_test(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1, result.stdout[-2000:]
     assert "Timeout" in result.stdout
+
+
+def test_ci_scripts_parse_and_list_main_outputs_for_every_level():
+    """.ci/run checks each `make levelN` against .ci/main-outputs.txt: every level must be there."""
+    scripts = [
+        PROJECT_ROOT / ".ci" / "run",
+        *sorted((PROJECT_ROOT / ".ci" / "setup.d").glob("*.sh")),
+    ]
+    for script in scripts:
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, (script, result.stderr)
+    lines = (PROJECT_ROOT / ".ci" / "main-outputs.txt").read_text().splitlines()
+    listed = [line.split() for line in lines if line.strip() and not line.startswith("#")]
+    assert all(len(parts) == 2 and parts[1].startswith("artifacts/") for parts in listed), listed
+    assert {parts[0] for parts in listed} == {f"level{n}" for n in PACKAGES}
