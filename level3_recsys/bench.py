@@ -40,7 +40,7 @@ def offline_figure(summary: dict[str, Any]) -> None:
     )
     ax.set_yticks(list(y), names)
     ax.set_xlabel("score on the held-out latest 5 positives per user (full ranking)")
-    ax.set_title("MovieLens ml-latest-small, temporal split")
+    ax.set_title("MovieLens ml-latest-small, leave-last-5 split")
     ax.legend(loc="lower right")
     fig.tight_layout()
     save_figure(fig, level_dir(3) / "figures" / "offline_ndcg.png")

@@ -199,9 +199,14 @@ def require_training_files(data_dir: Path) -> None:
 
 
 def fingerprint(settings: Level3Settings, data_dir: Path) -> str:
-    """Hash of everything the search depends on: training files, grids, fixed settings, seed."""
+    """Hash of everything the search depends on: training files, grids, fixed settings, seed,
+    and the code that fits and scores the models (this module, :mod:`models`, :mod:`evaluate`)."""
+    from level3_recsys import evaluate, models
+
     require_training_files(data_dir)
     digest = hashlib.sha256()
+    for module in (__file__, models.__file__, evaluate.__file__):
+        digest.update(Path(module).read_bytes())
     for folder in PROTOCOLS.values():
         digest.update((data_dir / folder / "train.csv").read_bytes())
     relevant = {
