@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from level4_fraud.ab_clustered import (
+from level4_fraud.experiments.ab_clustered import (
     ClusteredABSettings,
     cluster_robust_test,
     clustered_ab_report,
@@ -23,7 +23,7 @@ def test_cluster_robust_test_agrees_with_statsmodels_difference_of_means() -> No
     # Whole clusters caught or missed together: the same difference is far less certain.
     by_card = (rng.random(300) < np.where(arm[::5], 0.55, 0.5)).astype(int)
     _, p_clustered = cluster_robust_test(np.repeat(by_card, 5), arm, customer)
-    from level4_fraud.abtest import two_proportion_test
+    from level4_fraud.experiments.abtest import two_proportion_test
 
     c = np.repeat(by_card, 5)
     _, p_naive = two_proportion_test(

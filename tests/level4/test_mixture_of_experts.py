@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from level4_fraud.features import FEATURES
-from level4_fraud.mixture_of_experts import MixtureOfExpertsNet, compare_with_dense
-from level4_fraud.models import TorchConfig
+from level4_fraud.config import TorchConfig
+from level4_fraud.data.features import FEATURES
+from level4_fraud.models.mixture_of_experts import MixtureOfExpertsNet, compare_with_dense
 
 
 def test_sparse_dispatch_equals_the_dense_definition() -> None:

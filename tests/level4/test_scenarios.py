@@ -7,7 +7,7 @@ import json
 import pytest
 
 from level4_fraud.config import load_config
-from level4_fraud.scenarios import matrix_cases, run_matrix, summarise_matrix
+from level4_fraud.lifecycle.scenarios import matrix_cases, run_matrix, summarise_matrix
 
 
 def test_matrix_cases_cover_every_axis_and_the_no_pattern_cases() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from level4_fraud.sequential_alarm import TailCusum, siegmund_arl, threshold_for_budget
+from level4_fraud.lifecycle.sequential_alarm import TailCusum, siegmund_arl, threshold_for_budget
 
 
 def _monte_carlo_run_length(k: float, h: float, runs: int, seed: int) -> float:
