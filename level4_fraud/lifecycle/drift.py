@@ -4,12 +4,13 @@ Three signals per day, each compared with a reference period (the champion's tra
 
 - **the alarm — anomaly tail rate**: the share of today's transactions whose isolation-forest
   score lies above the ``tail_quantile`` (99.5 %) of the reference traffic's scores. The forest
-  sees each transaction relative to its customer's own history (``models.behaviour_matrix``), so a
-  population-wide,
-  harmless change (everyone spends 30 % more) leaves the tail alone while cards used unlike their
-  past fill it. The alarm fires when the rate is ``alarm_ratio`` times the expected one, a one-sided
-  binomial test rejects "no change" at ``alarm_p_value``, on ``signal_days`` of the last
-  ``window_days`` days.
+  sees each transaction relative to its customer's own history (``models.anomaly``), so cards used
+  unlike their past fill the tail. With ``alarm: cusum`` (the default) the daily tail counts feed
+  Page's CUSUM (:mod:`level4_fraud.lifecycle.sequential_alarm`), calibrated on ``calibration``
+  days the champion trained on to a false-alarm budget, with a stated tolerance for harmless
+  movement of the tail (the seasonal change moves it by up to ~30 %). ``alarm: tail_ratio`` keeps
+  the previous rule (ratio ≥ ``alarm_ratio`` and binomial p ≤ ``alarm_p_value`` on
+  ``signal_days`` of the last ``window_days`` days) for comparison.
 - **feature drift** (reported, exported, not the alarm): population stability index (PSI) of each
   feature against reference quantile bins. It fires on the seasonal change too — that is the point
   of showing it next to the alarm.
