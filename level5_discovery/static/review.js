@@ -127,7 +127,7 @@ async function decide(action) {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   const answer = await response.json().catch(() => ({}));
-  $("feedback").textContent = response.ok ? answer.status : `refused: ${JSON.stringify(answer.detail)}`;
+  $("feedback").textContent = response.ok ? `last decision: ${answer.status}` : `refused: ${JSON.stringify(answer.detail)}`;
   if (response.ok) $("note").value = "";
 }
 
