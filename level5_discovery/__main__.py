@@ -33,6 +33,17 @@ if TYPE_CHECKING:
     from level5_discovery.loop import SessionResult
 
 
+def _port(text: str) -> int:
+    """A TCP port number for argparse (0: pick a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r} (0-65535)")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m level5_discovery",
@@ -53,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     review = sub.add_parser("review", help="one session reviewed on a web page")
     review.add_argument("--seed", type=int, help="world seed (default: from the config)")
     review.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    review.add_argument("--port", type=int, default=0,
+    review.add_argument("--port", type=_port, default=0,
                         help="port (default: a free one, printed)")  # fmt: skip
     sub.add_parser("figures", help="draw the latest outputs' PNGs into artifacts/level5/figures")
     return parser
@@ -119,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_review(args: argparse.Namespace) -> int:
     """One session whose reviewer is the review page; serves it until Ctrl-C."""
+    import socket
     import threading
 
     from level5_discovery.review import (
@@ -152,6 +164,13 @@ def cmd_review(args: argparse.Namespace) -> int:
         print(f"session finished; outputs in {out}; Ctrl-C stops the review page", flush=True)
 
     port = args.port or free_port()
+    try:  # a clear one-line refusal before any model is loaded
+        with socket.create_server((args.host, port)):
+            pass
+    except OSError as exc:
+        print(f"error: cannot serve the review page on {args.host}:{port}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     worker = threading.Thread(target=session, name="review-session", daemon=True)
     print(f"review page: http://{args.host}:{port}/  (Ctrl-C to stop)", flush=True)
     worker.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 
@@ -268,3 +269,16 @@ def test_state_stays_bounded() -> None:
     assert snap["decisions"][-1]["step"] == MAX_LOG_ENTRIES + 50
     assert len(snap["story"]) <= MAX_STORY_LINES
     assert max(len(line) for line in snap["story"]) <= MAX_LINE_CHARS
+
+
+def test_review_command_refuses_a_bad_or_busy_port(capsys) -> None:  # noqa: ANN001
+    from level5_discovery.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["review", "--port", "70000"])
+    assert exc.value.code == 2 and "not a TCP port" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["review", "--port", str(busy.getsockname()[1])]) == 2
+    assert "cannot serve the review page on 127.0.0.1" in capsys.readouterr().err
