@@ -240,6 +240,7 @@ def tune(settings: Level3Settings, data_dir: Path, out_dir: Path) -> dict[str, A
 
 def load_or_tune(settings: Level3Settings, data_dir: Path, tuning_dir: Path) -> dict[str, Any]:
     """The saved search if it matches the current data and config, else a fresh search."""
+    require_training_files(data_dir)  # a missing input is the one error line, before any log
     path = tuning_dir / TUNING_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
