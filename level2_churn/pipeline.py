@@ -183,7 +183,14 @@ def register_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
     folder = dataset_dir(name) / "train"
     metrics = json.loads((folder / "metrics.json").read_text())
     model = joblib.load(folder / "model.joblib")
-    table = pd.read_parquet(dataset_dir(name) / "prepared" / "table.parquet")
-    result = register_model(cfg, name, model, metrics, table.head(5))
+    prepared = dataset_dir(name) / "prepared"
+    columns = ColumnMapping(**json.loads((prepared / "columns.json").read_text()))
+    dataset = cfg.datasets[name]
+    if isinstance(dataset, SnapshotDataset):
+        # Raw rows as a user would read the source: the signature accepts what the table holds.
+        example = ingest.read_raw_rows(dataset, rows=50)
+    else:
+        example = pd.read_parquet(prepared / "table.parquet").head(50)
+    result = register_model(cfg, name, model, metrics, example, columns)
     write_json(dataset_dir(name) / "registered.json", result)
     return result

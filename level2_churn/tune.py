@@ -17,6 +17,9 @@ from sklearn.metrics import average_precision_score
 
 from level2_churn.settings import ColumnMapping
 from level2_churn.split import Fold
+from ml_common.logs import get_logger
+
+log = get_logger(__name__)
 
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -65,9 +68,29 @@ def tune_lgbm(
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
     )
-    callbacks = [on_trial] if on_trial else None
+    callbacks = [progress_logger(n_trials)] + ([on_trial] if on_trial else [])
     study.optimize(objective, n_trials=n_trials, timeout=timeout_s, callbacks=callbacks)
     return study
+
+
+def progress_logger(
+    n_trials: int,
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """A callback that logs one line per trial: ``trial n/N``, its AP (or pruned), the best so far.
+
+    Optuna's own logging is silenced (one warning-free line per trial reads better); a trial
+    takes 1-10 s, so the user never waits long without news.
+    """
+
+    def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        outcome = f"AP {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+        try:
+            best = f"best {study.best_value:.4f} (trial {study.best_trial.number + 1})"
+        except ValueError:  # no trial has finished yet
+            best = "no finished trial yet"
+        log.info("trial %d/%d: %s; %s", trial.number + 1, n_trials, outcome, best)
+
+    return log_trial
 
 
 def best_params(study: optuna.Study) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from level2_churn import evaluate
 from level2_churn.settings import BusinessSettings
@@ -42,8 +43,23 @@ def test_useless_campaign_contacts_nobody() -> None:
 def test_paired_difference_and_summary() -> None:
     model = [{"auc": 0.85, "ap": 0.66}, {"auc": 0.86, "ap": 0.67}, {"auc": 0.84, "ap": 0.65}]
     base = [{"auc": 0.84, "ap": 0.65}, {"auc": 0.85, "ap": 0.66}, {"auc": 0.835, "ap": 0.64}]
-    diff = evaluate.paired_difference(model, base, "auc")
+    diff = evaluate.paired_difference(model, base, "auc", n_train=90, n_test=10)
     assert diff["mean"] == pytest.approx(np.mean([0.01, 0.01, 0.005]))
-    assert 0 <= diff["p_value"] < 0.05
+    assert 0 <= diff["p_value_naive"] < 0.05
+    assert diff["p_value"] > diff["p_value_naive"]  # the correction is conservative
     summary = evaluate.summarise(model)
     assert summary["auc_mean"] == pytest.approx(0.85) and summary["auc_std"] == pytest.approx(0.01)
+
+
+def test_corrected_resampled_ttest_by_hand() -> None:
+    """Nadeau-Bengio: the variance of the mean grows from s^2/J to (1/J + n_test/n_train) s^2."""
+    d = np.array([0.01, 0.01, 0.005])
+    t, p = evaluate.corrected_resampled_ttest(d, n_train=90, n_test=10)
+    plain_t = d.mean() / (d.std(ddof=1) / np.sqrt(3))  # 5.0, the plain paired t statistic
+    assert plain_t == pytest.approx(5.0)
+    assert t == pytest.approx(plain_t * np.sqrt((1 / 3) / (1 / 3 + 1 / 9)))  # 4.330
+    assert p == pytest.approx(2 * stats.t.sf(t, df=2))
+    # With a vanishing test share the correction disappears: the plain paired t-test.
+    _, p_plain = evaluate.corrected_resampled_ttest(d, n_train=10**9, n_test=1)
+    assert p_plain == pytest.approx(stats.ttest_rel(d, np.zeros(3)).pvalue)
+    assert evaluate.corrected_resampled_ttest(np.zeros(4), 90, 10) == (0.0, 1.0)
