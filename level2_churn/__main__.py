@@ -221,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             paths = generate(args.out, events[0].generator, cfg.seed)
             print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
         elif args.command == "stage":
-            from level2_churn import pipeline
+            from level2_churn import stages
 
             cfg = load_config(args.config)
             if args.dataset not in cfg.datasets:
                 raise ConfigError(f"unknown dataset {args.dataset!r}; known: {list(cfg.datasets)}")
-            getattr(pipeline, f"{args.name}_stage")(cfg, args.dataset)
+            getattr(stages, f"{args.name}_stage")(cfg, args.dataset)
         else:
             cfg = _settings(args)
             with stopwatch() as timing:

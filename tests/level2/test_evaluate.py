@@ -1,4 +1,5 @@
-"""The business metric and the threshold it picks, checked against brute force."""
+"""The business metric and the threshold it picks (checked against brute force), and the
+corrected resampled t-test."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from level2_churn import evaluate
+from level2_churn import evaluate, threshold
 from level2_churn.settings import BusinessSettings
 
 BUSINESS = BusinessSettings(contact_cost=5, offer_cost=50, acceptance_rate=0.3, customer_value=500)
@@ -17,18 +18,18 @@ def test_profit_formula_by_hand() -> None:
     p = np.array([0.9, 0.8, 0.3, 0.1])
     # contact the first two: one churner kept with prob 0.3, one loyal customer may take the offer
     expected = 1 * 0.3 * (500 - 50) - 1 * 0.3 * 50 - 2 * 5
-    assert evaluate.profit_at(y, p, 0.5, BUSINESS) == pytest.approx(expected)
-    assert evaluate.profit_at(y, p, 1.1, BUSINESS) == 0
+    assert threshold.profit_at(y, p, 0.5, BUSINESS) == pytest.approx(expected)
+    assert threshold.profit_at(y, p, 1.1, BUSINESS) == 0
 
 
 def test_best_threshold_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
     y = (rng.random(500) < 0.2).astype(int)
     p = np.clip(0.2 + 0.3 * y + rng.normal(0, 0.2, 500), 0, 1).round(2)  # ties on purpose
-    threshold, profit = evaluate.best_threshold(y, p, BUSINESS)
-    brute = max(evaluate.profit_at(y, p, t, BUSINESS) for t in np.unique(p))
+    cut, profit = threshold.best_threshold(y, p, BUSINESS)
+    brute = max(threshold.profit_at(y, p, t, BUSINESS) for t in np.unique(p))
     assert profit == pytest.approx(brute)
-    assert evaluate.profit_at(y, p, threshold, BUSINESS) == pytest.approx(profit)
+    assert threshold.profit_at(y, p, cut, BUSINESS) == pytest.approx(profit)
 
 
 def test_useless_campaign_contacts_nobody() -> None:
@@ -36,8 +37,8 @@ def test_useless_campaign_contacts_nobody() -> None:
         contact_cost=1000, offer_cost=50, acceptance_rate=0.3, customer_value=500
     )
     y = np.array([1, 0, 1])
-    threshold, profit = evaluate.best_threshold(y, np.array([0.9, 0.2, 0.7]), costly)
-    assert profit == 0 and threshold > 1
+    cut, profit = threshold.best_threshold(y, np.array([0.9, 0.2, 0.7]), costly)
+    assert profit == 0 and cut > 1
 
 
 def test_paired_difference_and_summary() -> None:

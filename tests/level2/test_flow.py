@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from level2_churn import pipeline
+from level2_churn import stages
 from level2_churn.generate import MECHANISM_FEATURES
+from level2_churn.mechanism import MECHANISM_FLOOR, chance_of_gain_share, mechanism_gain_share
 from level2_churn.settings import ColumnMapping
-from level2_churn.train import MECHANISM_FLOOR, chance_of_gain_share, mechanism_gain_share
 from ml_common.tracking import CHAMPION, alias_version, setup_mlflow
 from tests.level2.conftest import small_config
 
@@ -33,7 +33,7 @@ def test_flow_runs_every_stage_and_registers_a_champion(flow_results: dict) -> N
     assert registered["alias"] == CHAMPION
     setup_mlflow(small_config().experiment)
     assert alias_version(registered["model_name"], CHAMPION) == registered["version"]
-    out = pipeline.dataset_dir("generated") / "train"
+    out = stages.dataset_dir("generated") / "train"
     for name in (
         "metrics.json",
         "run.json",
@@ -74,7 +74,7 @@ def test_a_random_ranking_fails_the_mechanism_floor(flow_results: dict) -> None:
 
 def pipeline_columns() -> list[str]:
     """Every model input of the generated dataset, from the prepared ``columns.json``."""
-    path = pipeline.dataset_dir("generated") / "prepared" / "columns.json"
+    path = stages.dataset_dir("generated") / "prepared" / "columns.json"
     columns = ColumnMapping(**json.loads(path.read_text()))
     return [*columns.categorical, *columns.numeric]
 
@@ -91,8 +91,8 @@ def test_run_is_tracked_in_mlflow_with_its_trials(flow_results: dict) -> None:
 def test_same_config_and_seed_give_the_same_metrics(flow_results: dict) -> None:
     cfg = small_config()
     first = flow_results["generated"]["metrics"]
-    second = pipeline.train_stage(cfg, "generated")
+    second = stages.train_stage(cfg, "generated")
     assert second["walk_forward"] == first["walk_forward"]
     assert second["tuning"]["best_params"] == first["tuning"]["best_params"]
-    other_seed = pipeline.train_stage(small_config(seed=7), "generated")
+    other_seed = stages.train_stage(small_config(seed=7), "generated")
     assert other_seed["tuning"]["best_params"] != first["tuning"]["best_params"]

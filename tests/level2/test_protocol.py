@@ -15,7 +15,7 @@ import pytest
 
 from level2_churn import split
 from level2_churn.settings import ColumnMapping, SnapshotDataset
-from level2_churn.train import train_snapshot
+from level2_churn.snapshot_protocol import train_snapshot
 from tests.level2.conftest import small_config
 
 COLUMNS = ColumnMapping(target="left", categorical=["plan"], numeric=["usage", "tickets"])

@@ -121,7 +121,8 @@ def train_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
     """Split, tune, compare models and imbalance methods, evaluate -> ``train/``; log to MLflow."""
     import joblib
 
-    from level2_churn import train
+    from level2_churn.snapshot_protocol import train_snapshot
+    from level2_churn.walk_forward import train_walk_forward
     from ml_common.seeding import seed_everything
     from ml_common.tracking import setup_mlflow
 
@@ -153,12 +154,12 @@ def train_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
         )
         mlflow.log_params({"seed": cfg.seed, "n_trials": cfg.tune.n_trials, "rows": len(table)})
         if isinstance(dataset, SnapshotDataset):
-            metrics, model = train.train_snapshot(table, columns, dataset, cfg, tmp, mlflow)
+            metrics, model = train_snapshot(table, columns, dataset, cfg, tmp, mlflow)
             flat = {f"cv_{m}_{k}": v for m, s in metrics["cv"].items() for k, v in s.items()} | {
                 f"holdout_{k}": v for k, v in metrics["holdout"].items() if k != "confusion"
             }
         else:
-            metrics, model = train.train_events(table, columns, dataset, cfg, tmp, mlflow)
+            metrics, model = train_walk_forward(table, columns, dataset, cfg, tmp, mlflow)
             flat = {
                 f"walk_forward_{m}_{k}": v
                 for m, s in metrics["walk_forward"].items()
