@@ -62,7 +62,17 @@ def train_walk_forward(
     champion = None
     with Progress(transient=True) as progress:
         task = progress.add_task("walk-forward", total=len(folds))
-        for cutoff, train, test in folds:
+        for month, (cutoff, train, test) in enumerate(folds, start=1):
+            # A log line too: the progress bar is invisible when the output is not a terminal.
+            log.info(
+                "walk-forward %d/%d: cut-off %d-%02d, %d training rows, %d test rows",
+                month,
+                len(folds),
+                cutoff // 12,
+                cutoff % 12 + 1,
+                len(train),
+                len(test),
+            )
             y_test = y.iloc[test].to_numpy()
             row: dict[str, Any] = {
                 "cutoff": cutoff,
