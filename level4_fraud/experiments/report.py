@@ -65,6 +65,7 @@ BENCH_KEYS = (
     "moe_ap",
     "dense_ap",
     "moe_rows_per_s",
+    "pipeline_matches_single",
 )
 
 
@@ -280,6 +281,7 @@ def run_industrial(level_settings: Level4Settings | None = None) -> dict[str, An
     from level4_fraud.experiments.abtest import ab_bench
     from level4_fraud.models.fraudnet import predict_proba, train_torch_model
     from level4_fraud.models.mixture_of_experts import compare_with_dense
+    from level4_fraud.training.pipeline import compare as pipeline_compare
 
     level_settings = level_settings or load_config()
     settings = level_settings.industrial
@@ -323,6 +325,12 @@ def run_industrial(level_settings: Level4Settings | None = None) -> dict[str, An
             settings.net_config(device="cpu"),
             seconds=settings.quant.seconds,
         )
+        log.info("pipeline parallelism: a deeper FraudNet in 2 stages on 2 processes")
+        report["pipeline"] = pipeline_compare(
+            splits.X_train,
+            splits.y_train,
+            settings.net_config(hidden=(64, 64, 64, 64), epochs=2, batch_size=1024),
+        )
         report["seconds"] = time.perf_counter() - start
         report["bench"] = bench_keys(report)
         write_json(out / "report.json", report)
@@ -361,6 +369,7 @@ def bench_keys(report: dict[str, Any]) -> dict[str, Any]:
         "moe_ap": round(report["mixture_of_experts"]["moe_ap"], 4),
         "dense_ap": round(report["mixture_of_experts"]["dense_ap"], 4),
         "moe_rows_per_s": round(report["mixture_of_experts"]["moe_rows_per_s"], 1),
+        "pipeline_matches_single": bool(report["pipeline"]["pipeline_matches_single"]),
     }
     assert tuple(keys) == BENCH_KEYS
     return keys
@@ -459,6 +468,17 @@ def markdown_tables(report: dict[str, Any]) -> str:
         f"{moe['moe_ap']:.4f} | {moe['moe_rows_per_s']:,.0f} |",
         f"| dense FraudNet {tuple(moe['dense_hidden'])} | {moe['dense_params']:,} | "
         f"{moe['dense_ap']:.4f} | {moe['dense_rows_per_s']:,.0f} |",
+    ]
+    pp = report["pipeline"]
+    lines += [
+        "",
+        "| pipeline parallelism (2 stages, 2 processes) | final epoch loss | rows/s |",
+        "|---|---|---|",
+        f"| single process (`fit()`) | {pp['single_epoch_losses'][-1]:.6f} | "
+        f"{pp['single_rows_per_s']:,.0f} |",
+        f"| pipeline, {pp['n_microbatches']} micro-batches (max loss difference "
+        f"{pp['max_abs_difference']:.1e}) | {pp['pipeline_epoch_losses'][-1]:.6f} | "
+        f"{pp['pipeline_rows_per_s']:,.0f} |",
     ]
     return "\n".join(lines) + "\n\n"
 
