@@ -142,6 +142,8 @@ def compare(
     """Single-process :func:`fit` vs the 2-stage pipeline on the same rows and batches."""
     config = config.model_copy(update={"dropout": 0.0, "device": "cpu"})
     rows = (len(X) // config.batch_size) * config.batch_size
+    if rows == 0:
+        raise ValueError(f"need at least one full batch of {config.batch_size} rows")
     X, y = np.ascontiguousarray(X[:rows], np.float32), np.asarray(y[:rows], np.float32)
     torch.set_num_threads(1)
     device = device_for("cpu")
