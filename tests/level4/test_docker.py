@@ -157,7 +157,7 @@ def test_image_serves_champion_and_challenger(image: str, tmp_path: Path) -> Non
         assert _request(f"{base}/score", negative)[0] == 422
 
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
-            assert "fraud_scores_total" in response.read().decode()
+            assert "fraud_scoring_requests_total" in response.read().decode()
         # Docker's own HEALTHCHECK turns healthy.
         deadline = time.monotonic() + 60
         state = ""
