@@ -155,3 +155,18 @@ def test_service_follows_a_promotion_without_restart_or_failed_request(
     assert model["champion"]["run_id"] and model["champion"]["version"] == str(v2)
     assert f'model_version="{v2}"' in metrics and f'model_version="{v1}"' in metrics
     assert 'fraud_model_reloads_total{outcome="failure"} 1.0' in failures
+
+
+def test_export_onnx_command(registered, tmp_path, monkeypatch, capsys) -> None:
+    from level4_fraud.__main__ import main
+
+    settings, _, _ = registered
+    monkeypatch.setenv("LEVEL4_MODEL_NAME", "level4-fraud-no-such-model")
+    assert main(["export-onnx", "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no 'champion' alias" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "none").exists()
+    monkeypatch.setenv("LEVEL4_MODEL_NAME", settings.model_name)
+    assert main(["export-onnx", "--out", str(tmp_path / "bundle")]) == 0
+    assert "max |diff|" in capsys.readouterr().out
+    assert {p.name for p in (tmp_path / "bundle").iterdir()} == {"champion.onnx", "model.json"}
