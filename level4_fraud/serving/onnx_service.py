@@ -212,6 +212,8 @@ class ServiceMetrics:
             self.info.labels(
                 arm, model.registered_model or "", model.version, model.run_id or ""
             ).set(1)
+            for decision in ("allow", "block"):  # series exist at 0: rates and ratios are defined
+                self.requests.labels(arm, decision, model.version)
 
 
 class ModelHolder:
