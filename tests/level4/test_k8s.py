@@ -111,3 +111,16 @@ def test_retrain_cronjob_writes_what_the_scoring_pods_read() -> None:
     assert annotations["prometheus.io/scrape"] == "true"
     port = scorer["ports"][0]["containerPort"]
     assert annotations["prometheus.io/port"] == str(port)
+
+
+def test_gpu_job_uses_the_cuda_build_of_the_training_image() -> None:
+    import re
+
+    job = _resources()["Job/fraud-train"]["spec"]["template"]["spec"]["containers"][0]
+    assert job["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "--nproc-per-node=gpu" in job["command"]
+    dockerfile = (ROOT / "docker" / "fraud-train.Dockerfile").read_text()
+    default = re.search(r'^ARG TORCH_SPEC="([^"]+)"', dockerfile, flags=re.M).group(1)
+    assert default == "torch==2.13.0"  # PyPI's Linux wheel of it is the CUDA build
+    assert "download.pytorch.org" not in dockerfile  # no PyTorch index needed
+    assert job["image"].split(":")[0] == "ml-levels/fraud-train"

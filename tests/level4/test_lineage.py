@@ -170,3 +170,12 @@ def test_export_onnx_command(registered, tmp_path, monkeypatch, capsys) -> None:
     assert main(["export-onnx", "--out", str(tmp_path / "bundle")]) == 0
     assert "max |diff|" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "bundle").iterdir()} == {"champion.onnx", "model.json"}
+
+
+def test_bench_deployed_matches_champion(registered) -> None:
+    from level4_fraud.bench import deployed_matches_champion
+
+    settings, ensembles, _ = registered
+    result = deployed_matches_champion(settings, rows=64)
+    assert result["matches"] is True and result["max_abs_diff"] <= 1e-5
+    assert int(result["version"]) in ensembles and len(result["run_id"]) == 32
