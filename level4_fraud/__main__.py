@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ml_common.cli import report_error, run_main
 from ml_common.config import ConfigError
 from ml_common.logs import setup_logging
 
@@ -216,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 4)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, level=4))
