@@ -225,25 +225,33 @@ class ModelHolder:
         self.lock = threading.Lock()  # one reload at a time; requests never wait on it
         self.current = load_deployment(model_dir)
         self.last_error: str | None = None
+        self.failed_fingerprint: str | None = None
         metrics.describe(self.current)
 
     def reload(self) -> bool:
         """Load the folder's bundle if it changed; True when a new one now serves.
 
-        Raises the loading error after counting it; the old deployment keeps serving.
+        A bundle that fails to load is counted once (``fraud_model_reloads_total{outcome=
+        "failure"}``) and not retried until the folder changes again; the error is raised and the
+        old deployment keeps serving. A folder caught mid-replacement (no ``model.json``) is not a
+        failure: the exporter swaps folders atomically, the next poll sees the new one.
         """
         with self.lock:
+            fingerprint = bundle_fingerprint(self.model_dir)
+            if fingerprint == self.current.fingerprint:
+                return False
+            if fingerprint == self.failed_fingerprint:
+                raise RuntimeError(self.last_error)
             try:
-                if bundle_fingerprint(self.model_dir) == self.current.fingerprint:
-                    return False
                 fresh = load_deployment(self.model_dir)
             except Exception as exc:
                 self.metrics.reloads.labels("failure").inc()
+                self.failed_fingerprint = fingerprint
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("bundle reload failed, still serving the old one: %s", exc)
                 raise
             self.current = fresh  # one reference swap: in-flight requests keep theirs
-            self.last_error = None
+            self.last_error = self.failed_fingerprint = None
             self.metrics.reloads.labels("success").inc()
             self.metrics.describe(fresh)
             log.info("now serving %s", {a: m.version for a, m in fresh.models.items()})
