@@ -79,3 +79,10 @@ def test_missing_target_column_names_the_column_and_the_file(tmp_path: Path, cap
     assert main(["stage", "prepare", "--dataset", "mine", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "mine.csv" in err and "missing column(s) 'left'" in err
+
+
+def test_generate_needs_a_generated_dataset(tmp_path: Path, capsys) -> None:
+    cfg = _own_table(tmp_path, ["gone", "stayed"] * 5)
+    assert main(["generate", "--out", str(tmp_path / "raw"), "--config", str(cfg)]) == 2
+    assert "no generated (kind: events) dataset" in capsys.readouterr().err
+    assert not (tmp_path / "raw").exists()
