@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from level4_fraud.lifecycle.alerts import (
-    PROMETHEUS_DIR,
-    RULE_FILES,
-    alert_rules,
-    metric_names,
-    tested_alert_rules,
-)
+from level4_fraud.lifecycle import alerts
+from level4_fraud.lifecycle.alerts import PROMETHEUS_DIR, RULE_FILES, alert_rules, metric_names
 from level4_fraud.lifecycle.metrics import FraudMetrics
 from level4_fraud.serving.onnx_service import ServiceMetrics
 
@@ -25,7 +20,7 @@ def _exported(registry) -> set[str]:
 
 
 def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
-    count = tested_alert_rules()
+    count = alerts.tested_alert_rules()
     assert count == sum(len(alert_rules(PROMETHEUS_DIR / name)) for name in RULE_FILES) == 10
 
 
@@ -35,7 +30,7 @@ def test_promtool_tests_can_fail(tmp_path: Path) -> None:
     rules = tmp_path / "prometheus" / "fraud-rules.yml"
     rules.write_text(rules.read_text().replace("> 0.05\n", "> 5\n", 1))
     with pytest.raises(RuntimeError, match="promtool test rules"):
-        tested_alert_rules(tmp_path / "prometheus")
+        alerts.tested_alert_rules(tmp_path / "prometheus")
 
 
 def test_rules_read_only_metrics_that_are_exported() -> None:
