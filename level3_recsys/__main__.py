@@ -86,9 +86,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     use_docker = False if args.no_docker else None
     urls = deploy(_settings(args), use_docker=use_docker)
-    print(f"\nLevel 3 recommender is up ({urls.pop('mode')}):")
+    print(f"\nTry it: {urls.pop('page')}")
+    print(f"Level 3 recommender is up ({urls.pop('mode')}):")
     for name, url in urls.items():
-        print(f"  {name:8s} {url}")
+        print(f"  {name:11s} {url}")
     print("Stop it with: make level3-down")
     return 0
 
