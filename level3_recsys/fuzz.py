@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ml_common.logs import get_logger
 
 log = get_logger(__name__)
@@ -86,4 +88,81 @@ def run_schemathesis(
         "phases": {k: v["status"] for k, v in summary.get("phases", {}).items()},
         "exit_code": result.returncode,
         "output": (result.stdout + result.stderr)[-4000:],
+    }
+
+
+def metric_series(metrics_text: str) -> int:
+    """Number of samples (series) in a Prometheus text exposition."""
+    return sum(1 for line in metrics_text.splitlines() if line and not line.startswith("#"))
+
+
+def feedback_flood(client: Any, n: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """Send ``n`` forged ``/feedback`` requests through ``client`` (a ``TestClient`` of the app);
+    what grew, what moved.
+
+    The forgeries cycle through: random impression ids (with made-up model versions in the
+    body's old shape too), clicks on items an impression did not show, and replays of a click
+    already recorded. Before the flood, 40 real sessions fill the drift window (so there is a
+    score to move) and one forgery of each kind creates the request series of its status
+    (404, 409, 422, 200 with 0 accepted): at most one series per declared status, once.
+    """
+    import random
+
+    rng = random.Random(seed)
+    service = client.app.state.service
+    for _ in range(40):
+        client.post("/recommendations/session", json={"item_ids": [101, 116], "k": 5})
+    served = client.get("/recommendations/2?k=5").json()
+    shown = [item["item_id"] for item in served["items"]]
+    not_shown = [
+        i for i in service.served.to_ids(np.arange(len(service.served.item_ids))) if i not in shown
+    ][:5] or [2**31 - 1]
+    client.post("/feedback", json={"impression_id": served["impression_id"], "clicks": shown[:1]})
+
+    def forged(i: int) -> dict[str, Any]:
+        kind = i % 4
+        if kind == 0:
+            return {"impression_id": f"{rng.getrandbits(96):x}", "clicks": [rng.randrange(2**31)]}
+        if kind == 1:
+            version = f"v{rng.getrandbits(64):x}"
+            return {"model_version": version, "impressions": [1], "clicks": [1, 2, 3, 4, 5]}
+        if kind == 2:
+            return {"impression_id": served["impression_id"], "clicks": [rng.choice(not_shown)]}
+        return {"impression_id": served["impression_id"], "clicks": shown[:1]}
+
+    for i in range(4):
+        client.post("/feedback", json=forged(i))
+
+    def state() -> dict[str, Any]:
+        text = client.get("/metrics").text
+        model = client.get("/model").json()
+        return {
+            "series": metric_series(text),
+            "metrics_bytes": len(text),
+            "model_bytes": len(json.dumps(model)),
+            "impressions_held": len(service.impressions),
+            "ctr_by_version": model["ctr_by_version"],
+            "drift": service.update_drift_metrics(),
+        }
+
+    state()  # the first reads of /metrics and /model create their own latency series
+    before = state()
+    statuses: dict[int, int] = {}
+    for i in range(n):
+        status = client.post("/feedback", json=forged(i)).status_code
+        statuses[status] = statuses.get(status, 0) + 1
+    after = state()
+    drift_change = max(
+        (abs(after["drift"].get(k, 0.0) - v) for k, v in before["drift"].items()), default=0.0
+    )
+    return {
+        "requests": n,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "series_growth": after["series"] - before["series"],
+        "metrics_bytes_growth": after["metrics_bytes"] - before["metrics_bytes"],
+        "model_bytes_growth": after["model_bytes"] - before["model_bytes"],
+        "impressions_held_growth": after["impressions_held"] - before["impressions_held"],
+        "ctr_changed": after["ctr_by_version"] != before["ctr_by_version"],
+        "drift_score_change": drift_change,
+        "drift_features": sorted(before["drift"]),
     }
