@@ -89,7 +89,7 @@ def test_session_recommendations(client):
         {"item_ids": [-1]},
         {"item_ids": [116], "k": True},
         {"item_ids": [False]},
-        {"item_ids": [116.0]},
+        {"item_ids": [116.5]},
         {"item_ids": [116], "k": "3"},
     ],
 )
