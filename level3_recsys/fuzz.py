@@ -166,3 +166,33 @@ def feedback_flood(client: Any, n: int = 10_000, seed: int = 0) -> dict[str, Any
         "drift_score_change": drift_change,
         "drift_features": sorted(before["drift"]),
     }
+
+
+def service_checks(
+    settings: Any, serving_dir: Path, flood_requests: int = 10_000, max_examples: int = 100
+) -> dict[str, Any]:
+    """The bench's hostile-input figures on the real serving bundle: schemathesis (every check)
+    against the service under uvicorn, and a flood of forged feedback through the app."""
+    import secrets
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from level3_recsys.deploy import SERVICE_APP
+    from level3_recsys.loadtest.run import uvicorn_server, with_random_admin_token
+    from level3_recsys.serve import create_app
+
+    settings = with_random_admin_token(settings)
+    token = settings.serve.admin_token
+    env = {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir), "LEVEL3_SERVE__ADMIN_TOKEN": token}
+    with (
+        tempfile.TemporaryDirectory(prefix="level3-fuzz-") as tmp,
+        uvicorn_server(SERVICE_APP, env) as base,
+    ):
+        fuzz = run_schemathesis(base, token, Path(tmp), max_examples=max_examples)
+    log.info("schemathesis: %d requests, %d failures", fuzz["requests"], fuzz["failures"])
+    log.info("flooding /feedback with %d forged requests (in-process)", flood_requests)
+    with TestClient(create_app(settings, serving_dir)) as client:
+        flood = feedback_flood(client, n=flood_requests, seed=secrets.randbelow(2**31))
+    log.info("flood: %d series added, statuses %s", flood["series_growth"], flood["statuses"])
+    return {"fuzz": {k: v for k, v in fuzz.items() if k != "output"}, "flood": flood}
