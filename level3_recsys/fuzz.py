@@ -9,6 +9,7 @@ schemathesis is a dev dependency (``pip install -e '.[dev]'``), not part of the 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -192,6 +193,8 @@ def service_checks(
         fuzz = run_schemathesis(base, token, Path(tmp), max_examples=max_examples)
     log.info("schemathesis: %d requests, %d failures", fuzz["requests"], fuzz["failures"])
     log.info("flooding /feedback with %d forged requests (in-process)", flood_requests)
+    for name in ("httpx", "httpx2"):  # one INFO line per request otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
     with TestClient(create_app(settings, serving_dir)) as client:
         flood = feedback_flood(client, n=flood_requests, seed=secrets.randbelow(2**31))
     log.info("flood: %d series added, statuses %s", flood["series_growth"], flood["statuses"])
