@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
 
+    from ml_common.cli import report_error
     from ml_common.config import ConfigError
     from ml_common.datasets import DataError
     from ml_common.logs import setup_logging
@@ -221,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, DataError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 3)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ml_common.cli import run_main
+
+    sys.exit(run_main(main, level=3))

@@ -18,6 +18,7 @@ from level5_discovery.human import DecisionLog, TerminalReviewer
 from level5_discovery.settings import load
 from ml_common.atomic import write_json, write_text
 from ml_common.bench import stopwatch, write_bench
+from ml_common.cli import report_error, run_main
 from ml_common.config import ConfigError, dump_settings
 from ml_common.logs import setup_logging
 from ml_common.paths import level_dir
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"run": cmd_run, "bench": cmd_bench, "figures": cmd_figures}
         return commands[args.command](args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 5)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, level=5))

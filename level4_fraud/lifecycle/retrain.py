@@ -33,12 +33,13 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 from prefect import flow, task  # noqa: E402
 
 from level4_fraud.config import Level4Settings
-from level4_fraud.dataset import collect_period, new_builder
-from level4_fraud.evaluate import fraud_metrics
-from level4_fraud.features import FEATURES
-from level4_fraud.models import FraudEnsemble, as_matrix
-from level4_fraud.simulate import TransactionSimulator
-from level4_fraud.train import day_slice, fit_ensemble, load_model, log_model
+from level4_fraud.data.features import FEATURES, as_matrix
+from level4_fraud.data.protocol import collect_period, day_slice, new_builder
+from level4_fraud.data.simulate import TransactionSimulator
+from level4_fraud.models.ensemble import FraudEnsemble
+from level4_fraud.training.evaluate import fraud_metrics
+from level4_fraud.training.registry import load_model, log_model
+from level4_fraud.training.train import fit_ensemble
 from ml_common.atomic import write_json
 from ml_common.config import dump_settings
 from ml_common.paths import level_dir

@@ -1,21 +1,22 @@
 """Industrial-scale techniques on the fraud model, measured in one run (issue 7).
 
 :func:`industrial_bench` simulates one world (with the new fraud pattern switched on late), trains
-the deployed :class:`~level4_fraud.models.FraudNet` and then measures, each on the same data:
+the deployed :class:`~level4_fraud.models.fraudnet.FraudNet` and then measures, each on the same
+data:
 
-1. DDP training with 1 and 2 torchrun processes (:mod:`level4_fraud.distributed`);
+1. DDP training with 1 and 2 torchrun processes (:mod:`level4_fraud.training.distributed`);
 2. scoring engines: torch fp32, torch int8 dynamic, ONNX Runtime fp32 and static int8
-   (:mod:`level4_fraud.optimize.quantize`);
-3. a distilled student of the teacher ensemble (:mod:`level4_fraud.optimize.distill`);
-4. adapting to the new pattern: none, full fine-tuning, LoRA (:mod:`level4_fraud.optimize.lora`);
-5. the A/B test's false-win rate and power (:mod:`level4_fraud.abtest`).
+   (:mod:`level4_fraud.experiments.quantize`);
+3. a distilled student of the teacher ensemble (:mod:`level4_fraud.experiments.distill`);
+4. adapting to the new pattern: none, full fine-tuning, LoRA (:mod:`level4_fraud.experiments.lora`);
+5. the A/B test's false-win rate and power (:mod:`level4_fraud.experiments.abtest`).
 
 The time line of the simulated world (days)::
 
     0 ── 30 warm-up ── train ── +delay ── old-pattern test ── new pattern starts ── adapt
         ── +delay ── new-pattern test
 
-Settings: ``industrial.yaml`` beside this file, environment prefix ``LEVEL4_INDUSTRIAL_``. The
+Settings: the ``industrial`` section of ``config.yaml`` (environment ``LEVEL4_INDUSTRIAL__*``). The
 full report (every column, not only the benchmark keys) goes to
 ``artifacts/level4/industrial/report.json`` with the resolved config, figures and an MLflow run per
 technique.
@@ -25,15 +26,15 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
+from level4_fraud.config import IndustrialSettings, Level4Settings, load_config
+from level4_fraud.data.protocol import Splits, prepare_data
 from ml_common.atomic import atomic_dir, write_json, write_text
-from ml_common.config import LevelSettings, dump_settings, load_settings, settings_config
+from ml_common.config import dump_settings
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
 from ml_common.seeding import seed_everything
@@ -42,7 +43,6 @@ if TYPE_CHECKING:  # torch and scikit-learn load lazily: `python -m level4_fraud
     import torch
 
 log = get_logger(__name__)
-DEFAULT_CONFIG = Path(__file__).with_name("industrial.yaml")
 ENGINES = ("torch_fp32", "torch_int8_dynamic", "onnx_fp32", "onnx_int8_static")
 ADAPTATIONS = ("no_adaptation", "full_finetune", "lora")
 BENCH_KEYS = (
@@ -63,170 +63,10 @@ BENCH_KEYS = (
 )
 
 
-class WorldSettings(BaseModel):
-    """The simulated world and its time line."""
-
-    n_customers: int = Field(2000, ge=10)
-    n_terminals: int = Field(4000, ge=10)
-    warmup_days: int = Field(30, ge=0)
-    train_days: int = Field(21, ge=1)
-    delay_days: int = Field(7, ge=0)
-    test_days: int = Field(7, ge=1)
-    new_pattern_day: int = Field(75, ge=1)
-    adapt_days: int = Field(7, ge=1)
-
-
-class ModelSettings(BaseModel):
-    """The deployed network (passed to part 1's ``TorchConfig``)."""
-
-    hidden: tuple[int, ...] = (128, 64)
-    dropout: float = 0.1
-    epochs: int = 4
-    batch_size: int = 1024
-    lr: float = 2e-3
-
-
-class DDPSettings(BaseModel):
-    """DDP comparison: the same run with 1 and ``nproc`` processes (dropout off to compare)."""
-
-    nproc: int = Field(2, ge=2)
-    epochs: int = Field(2, ge=1)
-    batch_size: int = 1024
-    score_tolerance: float = 5e-3  # max |p_1proc - p_Nproc| over the test rows
-    ap_tolerance: float = 0.005
-
-
-class QuantSettings(BaseModel):
-    """Scoring engines: batch size and seconds of measurement per engine."""
-
-    batch_size: int = 1024
-    seconds: float = 1.5
-
-
-class DistillSettings(BaseModel):
-    """The student and the teacher ensemble's weights."""
-
-    hidden: tuple[int, ...] = (16,)
-    hard_weight: float = 0.2
-    calibrate_teacher: bool = True
-    epochs: int = 20
-    lr: float = 5e-3
-    teacher_weights: dict[str, float] = {"fraudnet": 0.4, "lightgbm": 0.5, "isolation_forest": 0.1}
-
-
-class AdaptSettings(BaseModel):
-    """Adapting to the new fraud pattern: LoRA rank and both training budgets."""
-
-    rank: int = Field(4, ge=1)
-    alpha: float = 8.0
-    epochs: int = 4
-    lora_lr: float = 5e-3
-    finetune_lr: float = 1e-3
-    batch_size: int = 512
-
-
-class IndustrialSettings(LevelSettings):
-    """Everything :func:`industrial_bench` measures, from ``industrial.yaml``."""
-
-    model_config = settings_config("LEVEL4_INDUSTRIAL_")
-    seed: int = 0
-    world: WorldSettings = WorldSettings()
-    model: ModelSettings = ModelSettings()
-    ddp: DDPSettings = DDPSettings()
-    quant: QuantSettings = QuantSettings()
-    distill: DistillSettings = DistillSettings()
-    adapt: AdaptSettings = AdaptSettings()
-    ab_experiments: int = Field(400, ge=20)
-
-
-def load_industrial_settings(
-    path: str | Path | None = None, **overrides: Any
-) -> IndustrialSettings:
-    """The settings from ``path`` (default ``industrial.yaml``), overrides and environment."""
-    return load_settings(IndustrialSettings, path or DEFAULT_CONFIG, **overrides)
-
-
-@dataclass
-class Splits:
-    """Feature matrices of the time line's windows (float32 rows, 0/1 labels)."""
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray  # old patterns only, before the switch
-    y_test: np.ndarray
-    X_adapt: np.ndarray  # first days of the new pattern, labelled
-    y_adapt: np.ndarray
-    X_new: np.ndarray  # later new-pattern days: legitimate rows and new-pattern frauds only
-    y_new: np.ndarray
-    features: list[str]
-
-
-def prepare_data(settings: IndustrialSettings) -> Splits:
-    """Simulate the world and cut it into the time line's windows."""
-    from level4_fraud.features import FEATURES, LABEL, features_frame
-    from level4_fraud.simulate import SimulationConfig, TransactionSimulator
-
-    w = settings.world
-    train_start = w.warmup_days
-    test_start = train_start + w.train_days + w.delay_days
-    if test_start + w.test_days > w.new_pattern_day:
-        raise ValueError("world: the old-pattern test window must end before new_pattern_day")
-    adapt_end = w.new_pattern_day + w.adapt_days
-    new_start = adapt_end + w.delay_days
-    n_days = new_start + w.test_days
-    simulator = TransactionSimulator(
-        SimulationConfig(
-            seed=settings.seed,
-            n_customers=w.n_customers,
-            n_terminals=w.n_terminals,
-            n_days=n_days,
-            new_pattern_day=w.new_pattern_day,
-        )
-    )
-    frame = features_frame(simulator, 0, n_days)
-    day = frame["tx_time_days"].to_numpy()
-    scenario = frame["tx_fraud_scenario"].to_numpy()
-    X = frame[FEATURES].to_numpy(dtype=np.float32)
-    y = frame[LABEL].to_numpy(dtype=np.float32)
-
-    def window(start: int, stop: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-        keep = (day >= start) & (day < stop)
-        if mask is not None:
-            keep &= mask
-        return np.ascontiguousarray(X[keep]), y[keep]
-
-    new_only = (scenario == 0) | (scenario == 4)
-    splits = Splits(
-        *window(train_start, train_start + w.train_days),
-        *window(test_start, test_start + w.test_days),
-        *window(w.new_pattern_day, adapt_end),
-        *window(new_start, new_start + w.test_days, new_only),
-        features=list(FEATURES),
-    )
-    if splits.y_new.sum() == 0 or splits.y_test.sum() == 0:
-        raise ValueError("the simulated windows hold no fraud: enlarge the world or the windows")
-    return splits
-
-
 def _ap(y: np.ndarray, scores: np.ndarray) -> float:
     from sklearn.metrics import average_precision_score
 
     return float(average_precision_score(y, scores))
-
-
-def _torch_config(settings: IndustrialSettings, **update: Any) -> Any:
-    from level4_fraud.models import TorchConfig
-
-    m = settings.model
-    return TorchConfig(
-        hidden=m.hidden,
-        dropout=m.dropout,
-        epochs=m.epochs,
-        batch_size=m.batch_size,
-        lr=m.lr,
-        seed=settings.seed,
-        device="cpu",
-    ).model_copy(update=update)
 
 
 # -- 1. distributed training ---------------------------------------------------------------------
@@ -234,11 +74,11 @@ def bench_ddp(settings: IndustrialSettings, splits: Splits, out: Path) -> dict[s
     """Train with 1 and N torchrun processes; compare weights, AP and throughput."""
     import torch
 
-    from level4_fraud.distributed import launch
-    from level4_fraud.models import FraudNet, predict_proba
+    from level4_fraud.models.fraudnet import FraudNet, predict_proba
+    from level4_fraud.training.distributed import launch
 
     d = settings.ddp
-    config = _torch_config(settings, dropout=0.0, epochs=d.epochs, batch_size=d.batch_size)
+    config = settings.net_config(dropout=0.0, epochs=d.epochs, batch_size=d.batch_size)
     reports, models = {}, {}
     for nproc in (1, d.nproc):
         log.info("DDP: training with %d process(es)", nproc)
@@ -285,7 +125,7 @@ def bench_quantization(
     settings: IndustrialSettings, splits: Splits, model: torch.nn.Module, out: Path
 ) -> dict[str, Any]:
     """Every scoring engine on the old-pattern test rows; the int8 engine is the faster one."""
-    from level4_fraud.optimize.quantize import compare_engines
+    from level4_fraud.experiments.quantize import compare_engines
 
     engines = compare_engines(
         model,
@@ -309,19 +149,17 @@ def bench_distillation(
     """Teacher ensemble (FraudNet + LightGBM + isolation forest) vs a small distilled student."""
     import torch
 
-    from level4_fraud.models import (
-        FraudEnsemble,
-        predict_proba,
-        train_isolation_forest,
-        train_lightgbm,
-    )
-    from level4_fraud.optimize.distill import (
+    from level4_fraud.experiments.distill import (
         calibrate_teacher,
         count_parameters,
         lightgbm_parameters,
         train_student,
     )
-    from level4_fraud.optimize.quantize import time_per_row_ms
+    from level4_fraud.experiments.quantize import time_per_row_ms
+    from level4_fraud.models.anomaly import train_isolation_forest
+    from level4_fraud.models.ensemble import FraudEnsemble
+    from level4_fraud.models.fraudnet import predict_proba
+    from level4_fraud.models.trees import train_lightgbm
 
     s = settings.distill
     lightgbm = train_lightgbm(splits.X_train, splits.y_train)
@@ -336,12 +174,12 @@ def bench_distillation(
     start = time.perf_counter()
     student = train_student(
         splits.X_train, soft, splits.y_train, s.hidden, s.hard_weight, s.epochs, lr=s.lr,
-        seed=settings.seed,
+        seed=settings.seed, device=settings.device,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     hard_only = train_student(
         splits.X_train, splits.y_train, splits.y_train, s.hidden, 1.0, s.epochs, lr=s.lr,
-        seed=settings.seed,
+        seed=settings.seed, device=settings.device,
     )  # fmt: skip
     teacher_ap = _ap(splits.y_test, teacher.predict_proba(splits.X_test))
     student_ap = _ap(splits.y_test, predict_proba(student, splits.X_test))
@@ -379,29 +217,27 @@ def bench_adaptation(
     """No adaptation vs full fine-tuning vs LoRA on the first labelled days of the new pattern."""
     import torch
 
-    from level4_fraud.models import _loss_fn, fit_epoch, predict_proba
-    from level4_fraud.optimize.lora import add_lora, merge_lora, trainable_parameters
+    from level4_fraud.experiments.lora import add_lora, merge_lora, trainable_parameters
+    from level4_fraud.models.fraudnet import device_for, fit, predict_proba, weighted_bce
 
     a = settings.adapt
-    device = torch.device("cpu")
-    dataset = torch.utils.data.TensorDataset(
-        torch.from_numpy(splits.X_adapt), torch.from_numpy(splits.y_adapt)
-    )
-    loss_fn = _loss_fn(splits.y_adapt, _torch_config(settings), device)
+    device = device_for(settings.device)
+    config = settings.net_config(epochs=a.epochs, batch_size=a.batch_size, weight_decay=0.0)
+    loss_fn = weighted_bce(splits.y_adapt, config, device)
 
     def adapt(model: torch.nn.Module, lr: float) -> float:
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=a.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(settings.seed),
-        )
+        """Fine-tune what ``requires_grad`` on the adaptation days, with the one :func:`fit`."""
         trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=lr)
         start = time.perf_counter()
-        for _ in range(a.epochs):
-            fit_epoch(model, loader, optimizer, loss_fn, device)
-        model.eval()
+        fit(
+            model.to(device),
+            splits.X_adapt,
+            splits.y_adapt,
+            config.model_copy(update={"lr": lr}),
+            device=device,
+            loss_fn=loss_fn,
+            parameters=trainable,
+        )
         return time.perf_counter() - start
 
     def evaluate(model: torch.nn.Module, trainable: int, seconds: float) -> dict[str, float]:
@@ -433,12 +269,13 @@ def bench_adaptation(
 
 
 # -- the whole bench -----------------------------------------------------------------------------
-def run_industrial(settings: IndustrialSettings | None = None) -> dict[str, Any]:
+def run_industrial(level_settings: Level4Settings | None = None) -> dict[str, Any]:
     """Measure every technique; write report, config and figures; return the full report."""
-    from level4_fraud.abtest import ab_bench
-    from level4_fraud.models import predict_proba, train_torch_model
+    from level4_fraud.experiments.abtest import ab_bench
+    from level4_fraud.models.fraudnet import predict_proba, train_torch_model
 
-    settings = settings or load_industrial_settings()
+    level_settings = level_settings or load_config()
+    settings = level_settings.industrial
     seed_everything(settings.seed)
     report: dict[str, Any] = {}
     with atomic_dir(level_dir(4) / "industrial") as out:
@@ -453,7 +290,7 @@ def run_industrial(settings: IndustrialSettings | None = None) -> dict[str, Any]
             for name in ("train", "test", "adapt", "new")
         }
         log.info("training the deployed FraudNet")
-        deployed = train_torch_model(splits.X_train, splits.y_train, _torch_config(settings))
+        deployed = train_torch_model(splits.X_train, splits.y_train, settings.net_config())
         deployed = deployed.cpu().eval()
         report["deployed_ap"] = _ap(splits.y_test, predict_proba(deployed, splits.X_test))
         log.info("DDP 1 vs %d processes", settings.ddp.nproc)
@@ -469,7 +306,7 @@ def run_industrial(settings: IndustrialSettings | None = None) -> dict[str, Any]
         report["seconds"] = time.perf_counter() - start
         report["bench"] = bench_keys(report)
         write_json(out / "report.json", report)
-        write_json(out / "config.json", dump_settings(settings))
+        write_json(out / "config.json", dump_settings(level_settings))
         write_text(out / "tables.md", markdown_tables(report))
         plot_report(report, out)
     _log_mlflow(report, settings)
@@ -504,9 +341,9 @@ def bench_keys(report: dict[str, Any]) -> dict[str, Any]:
     return keys
 
 
-def industrial_bench(settings: IndustrialSettings | None = None) -> dict[str, Any]:
+def industrial_bench(level_settings: Level4Settings | None = None) -> dict[str, Any]:
     """Run every measurement; return exactly the issue's flat benchmark keys."""
-    return run_industrial(settings)["bench"]
+    return run_industrial(level_settings)["bench"]
 
 
 def markdown_tables(report: dict[str, Any]) -> str:
@@ -652,66 +489,3 @@ def _log_mlflow(report: dict[str, Any], settings: IndustrialSettings) -> None:
             mlflow.log_metrics(
                 {k: float(v) for k, v in values.items() if isinstance(v, (int, float, bool))}
             )
-
-
-def add_subcommands(subparsers: Any) -> None:
-    """Part 2's commands for ``python -m level4_fraud``: industrial, tune, export-onnx, ddp."""
-    industrial = subparsers.add_parser(
-        "industrial", help="measure DDP, quantization, distillation, LoRA and the A/B test"
-    )
-    industrial.add_argument("--settings", type=Path, default=None, help="YAML (industrial.yaml)")
-    industrial.set_defaults(func=_cli_industrial)
-
-    tune = subparsers.add_parser("tune", help="Optuna search over FraudNet's hyperparameters")
-    tune.add_argument("--settings", type=Path, default=None, help="YAML (industrial.yaml)")
-    tune.add_argument("--trials", type=int, default=10)
-    tune.set_defaults(func=_cli_tune)
-
-    export = subparsers.add_parser(
-        "export-onnx", help="train champion/challenger nets and write the ONNX scoring bundle"
-    )
-    export.add_argument("--out", type=Path, required=True, help="folder to mount at /srv/model")
-    export.add_argument("--settings", type=Path, default=None, help="YAML (industrial.yaml)")
-    export.set_defaults(func=_cli_export)
-
-
-def _cli_industrial(args: Any) -> int:
-    report = run_industrial(load_industrial_settings(args.settings))
-    print(markdown_tables(report))
-    for key, value in report["bench"].items():
-        print(f"{key:32s} {value}")
-    print(f"report: {level_dir(4) / 'industrial' / 'report.json'}")
-    return 0
-
-
-def _cli_tune(args: Any) -> int:
-    from level4_fraud.optimize.tune import tune
-
-    settings = load_industrial_settings(args.settings)
-    result = tune(settings, prepare_data(settings), n_trials=args.trials)
-    path = write_json(level_dir(4) / "tune" / "trials.json", result)
-    write_json(path.with_name("config.json"), dump_settings(settings))
-    for trial in result["trials"]:
-        print(trial)
-    print(f"best walk-forward AP {result['best_value']:.4f} with {result['best_params']}")
-    print(f"trials: {path}; MLflow parent run {result['parent_run_id']}")
-    return 0
-
-
-def _cli_export(args: Any) -> int:
-    from level4_fraud.models import train_torch_model
-    from level4_fraud.optimize.quantize import export_bundle
-
-    settings = load_industrial_settings(args.settings)
-    splits = prepare_data(settings)
-    champion = train_torch_model(splits.X_train, splits.y_train, _torch_config(settings))
-    challenger = train_torch_model(
-        splits.X_train, splits.y_train, _torch_config(settings, seed=settings.seed + 1)
-    )
-    versions = {
-        "champion": f"fraudnet-seed{settings.seed}",
-        "challenger": f"fraudnet-seed{settings.seed + 1}",
-    }
-    export_bundle(args.out, champion.cpu(), splits.features, 0.5, challenger.cpu(), versions)
-    print(f"ONNX bundle written to {args.out}")
-    return 0

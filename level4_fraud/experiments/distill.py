@@ -1,9 +1,10 @@
 """Knowledge distillation: a small student learns the teacher ensemble's soft scores.
 
-The teacher is part 1's :class:`~level4_fraud.models.FraudEnsemble` (FraudNet + LightGBM +
+The teacher is part 1's :class:`~level4_fraud.models.ensemble.FraudEnsemble` (FraudNet + LightGBM +
 isolation forest): accurate but slow to score, because every transaction runs three models. The
-student is a :class:`~level4_fraud.models.FraudNet` with one small hidden layer, trained by the
-same epoch loop (:func:`~level4_fraud.models.fit_epoch`) on a blended target::
+student is a :class:`~level4_fraud.models.fraudnet.FraudNet` with one small hidden layer, trained
+by the
+same training loop (:func:`~level4_fraud.models.fraudnet.fit`) on a blended target::
 
     target = (1 - hard_weight) * teacher_score + hard_weight * label
 
@@ -18,10 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from level4_fraud.models import FraudNet, TorchConfig, as_matrix, build_model, fit_epoch
+from level4_fraud.config import TorchConfig
+from level4_fraud.data.features import as_matrix
+from level4_fraud.models.fraudnet import FraudNet, build_model, device_for, fit
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -64,24 +66,25 @@ def train_student(
     batch_size: int = 512,
     lr: float = 5e-3,
     seed: int = 0,
+    device: str | None = None,
 ) -> FraudNet:
-    """Train a small :class:`FraudNet` on the blended soft/hard target; returns it in eval mode."""
+    """Train a small :class:`FraudNet` on the blended soft/hard target (with :func:`fit`, on
+    ``device``: ``None`` means CUDA when present); returns it on CPU in eval mode."""
     if not 0.0 <= hard_weight <= 1.0:
         raise ValueError(f"hard_weight must be in [0, 1], got {hard_weight}")
     X = as_matrix(X)
     target = (1 - hard_weight) * np.clip(teacher_scores, 0.0, 1.0) + hard_weight * np.asarray(y)
     config = TorchConfig(
-        hidden=hidden, dropout=0.0, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed
+        hidden=hidden,
+        dropout=0.0,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=0.0,
+        seed=seed,
+        device=device,
     )
-    student = build_model(X, config)
-    dataset = torch.utils.data.TensorDataset(
-        torch.from_numpy(X), torch.from_numpy(target.astype(np.float32))
-    )
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
-    )
-    optimizer = torch.optim.Adam(student.parameters(), lr=lr)
-    loss_fn = nn.BCEWithLogitsLoss()
-    for _ in range(epochs):
-        fit_epoch(student, loader, optimizer, loss_fn, torch.device("cpu"))
-    return student.eval()
+    device_ = device_for(device)
+    student = build_model(X, config).to(device_)
+    fit(student, X, target, config, device=device_, loss_fn=nn.BCEWithLogitsLoss())
+    return student.cpu().eval()

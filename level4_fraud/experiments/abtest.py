@@ -4,7 +4,8 @@ The design, in the order a real experiment runs:
 
 1. **Split.** Each customer goes to one arm by a stable hash of ``salt:customer_id`` (SHA-256, not
    Python's per-process ``hash``), so every replica of the scoring service agrees and a customer
-   never flips between models. :class:`TrafficSplit` is what the scoring service calls.
+   never flips between models. :class:`~level4_fraud.serving.traffic.TrafficSplit` is what the
+   scoring service calls.
 2. **Plan.** Before any data, :func:`required_sample_size` says how many labelled fraud cases each
    arm needs to detect the minimum effect worth shipping (two-proportion power analysis,
    ``statsmodels``).
@@ -24,45 +25,14 @@ found with the planned power.
 from __future__ import annotations
 
 import functools
-import hashlib
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
-Arm = Literal["champion", "challenger"]
+from level4_fraud.serving.traffic import TrafficSplit
+
 Decision = Literal["challenger_wins", "champion_wins", "no_difference", "undecided"]
-
-
-@dataclass(frozen=True)
-class TrafficSplit:
-    """Stable assignment of customers to the champion or the challenger.
-
-    Args:
-        challenger_share: fraction of customers routed to the challenger (0..1).
-        salt: experiment name; a new experiment reshuffles customers, the same one never does.
-    """
-
-    challenger_share: float = 0.5
-    salt: str = "ab-1"
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.challenger_share <= 1.0:
-            raise ValueError(f"challenger_share must be in [0, 1], got {self.challenger_share}")
-
-    def bucket(self, customer_id: int | str) -> float:
-        """A uniform number in [0, 1) fixed by (salt, customer): its place in the split."""
-        digest = hashlib.sha256(f"{self.salt}:{customer_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
-
-    def arm(self, customer_id: int | str) -> Arm:
-        """The arm serving this customer."""
-        return "challenger" if self.bucket(customer_id) < self.challenger_share else "champion"
-
-    def arms(self, customer_ids: Iterable[int | str]) -> np.ndarray:
-        """Vectorised :meth:`arm`: a boolean array, True where the challenger serves."""
-        return np.array([self.bucket(c) < self.challenger_share for c in customer_ids], dtype=bool)
 
 
 @functools.cache  # pure; operating_characteristics plans the same experiment hundreds of times

@@ -4,9 +4,9 @@
   risk with the label delay) to the offline store's parquet files as the days arrive.
 - :func:`open_store` builds the :class:`feast.FeatureStore` (registry, sqlite online store, file
   offline store) with every path under ``artifacts/level4/feast`` and applies the definitions of
-  :mod:`level4_fraud.feature_repo`.
+  :mod:`level4_fraud.data.feature_repo`.
 - :func:`training_frame` is the point-in-time join: each transaction gets the snapshot valid at
-  its timestamp (``get_historical_features``); :func:`~level4_fraud.features.combine` then adds
+  its timestamp (``get_historical_features``); :func:`~level4_fraud.data.features.combine` then adds
   the intraday part. A test checks it reproduces the streaming builder's features exactly.
 - :func:`push_online` writes a day's snapshots to the online store (what ``materialize`` does for
   a time range, without re-reading the parquet files); :func:`online_snapshot` reads one
@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from level4_fraud.feature_repo import CUSTOMER_VIEW, TERMINAL_VIEW, definitions
-from level4_fraud.features import CUSTOMER_SNAPSHOT, TERMINAL_SNAPSHOT, FeatureBuilder, combine
+from level4_fraud.data.feature_repo import CUSTOMER_VIEW, TERMINAL_VIEW, definitions
+from level4_fraud.data.features import CUSTOMER_SNAPSHOT, TERMINAL_SNAPSHOT, FeatureBuilder, combine
 from ml_common.paths import level_dir
 
 SNAPSHOT_COLUMNS = CUSTOMER_SNAPSHOT + TERMINAL_SNAPSHOT

@@ -2,8 +2,10 @@
 
 ``definitions(data_dir)`` returns the objects ``feast apply`` would register; their file sources
 are parquet files under ``data_dir`` (``artifacts/level4/feast/data``), written by
-:mod:`level4_fraud.feature_store` as days arrive. The store itself (registry, sqlite online store)
-is configured in code by ``level4_fraud.feature_store.open_store`` so every path resolves into the
+:mod:`level4_fraud.data.feature_store` as days arrive. The store itself (registry, sqlite
+online store)
+is configured in code by ``level4_fraud.data.feature_store.open_store`` so every path resolves
+into the
 artifacts folder; ``feature_store.yaml`` next to this file shows the same configuration for the
 ``feast`` command line.
 """
@@ -14,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from level4_fraud.features import CUSTOMER_SNAPSHOT, TERMINAL_SNAPSHOT
+from level4_fraud.data.features import CUSTOMER_SNAPSHOT, TERMINAL_SNAPSHOT
 
 CUSTOMER_VIEW, TERMINAL_VIEW = "customer_spending", "terminal_risk"
 

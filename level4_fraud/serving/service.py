@@ -31,16 +31,16 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from level4_fraud.config import Level4Settings
-from level4_fraud.feature_store import online_snapshot
-from level4_fraud.features import (
+from level4_fraud.data.feature_store import online_snapshot
+from level4_fraud.data.features import (
     CUSTOMER_SNAPSHOT,
     FEATURES,
     NIGHT_END_SECONDS,
     TERMINAL_SNAPSHOT,
     WINDOWS,
 )
-from level4_fraud.models import FraudEnsemble
-from level4_fraud.monitor import FraudMetrics
+from level4_fraud.lifecycle.metrics import FraudMetrics
+from level4_fraud.models.ensemble import FraudEnsemble
 from ml_common.paths import level_dir
 from ml_common.services import free_port
 
@@ -114,7 +114,7 @@ class ScoringState:
         """The ``FEATURES`` row, computed without pandas (this is the latency-critical path).
 
         ``count``/``total``: the customer's payments today up to and including this one — the
-        same definitions as :func:`level4_fraud.features.combine` (a test checks they agree).
+        same definitions as :func:`level4_fraud.data.features.combine` (a test checks they agree).
         """
         when = tx.tx_datetime
         values = {
@@ -204,8 +204,8 @@ def create_app(state_factory: Any) -> FastAPI:
 
 def default_state(settings: Level4Settings) -> ScoringState:
     """The champion from the registry and the Feast store under ``artifacts/level4/feast``."""
-    from level4_fraud.feature_store import feast_dir, open_store
-    from level4_fraud.train import load_model
+    from level4_fraud.data.feature_store import feast_dir, open_store
+    from level4_fraud.training.registry import load_model
     from ml_common.tracking import CHAMPION, alias_version
 
     if not (feast_dir() / "online.db").is_file():

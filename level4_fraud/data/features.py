@@ -60,6 +60,13 @@ TERMINAL_SNAPSHOT = [c for w in WINDOWS for c in (f"terminal_nb_tx_{w}d", f"term
 LABEL = "tx_fraud"
 
 
+def as_matrix(X: np.ndarray | pd.DataFrame) -> np.ndarray:
+    """Feature rows as a float32 array (a frame is reduced to ``FEATURES`` in order)."""
+    if isinstance(X, pd.DataFrame):
+        X = X[FEATURES].to_numpy()
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
 class FeatureBuilder:
     """Running per-day aggregates of customers and terminals; turns days into feature rows.
 
@@ -235,7 +242,7 @@ def build_features(
     *,
     progress: bool = False,
 ) -> Iterator[pd.DataFrame]:
-    """Stream a :class:`~level4_fraud.simulate.TransactionSimulator` through a builder.
+    """Stream a :class:`~level4_fraud.data.simulate.TransactionSimulator` through a builder.
 
     Starts after the builder's last recorded day. Days before ``start`` are only recorded
     (features need up to 30 + delay days of history); ``progress`` shows a bar over the days.

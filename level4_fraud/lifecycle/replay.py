@@ -23,15 +23,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from level4_fraud.config import Level4Settings
-from level4_fraud.dataset import new_builder
-from level4_fraud.drift import DriftMonitor
-from level4_fraud.evaluate import fraud_metrics
-from level4_fraud.features import FEATURES
-from level4_fraud.models import FraudEnsemble, as_matrix
-from level4_fraud.monitor import FraudMetrics
-from level4_fraud.retrain import retrain_flow, retrain_windows
-from level4_fraud.simulate import TransactionSimulator
-from level4_fraud.train import fit_ensemble, log_model
+from level4_fraud.data.features import FEATURES, as_matrix
+from level4_fraud.data.protocol import new_builder
+from level4_fraud.data.simulate import TransactionSimulator
+from level4_fraud.lifecycle.drift import DriftMonitor
+from level4_fraud.lifecycle.metrics import FraudMetrics
+from level4_fraud.lifecycle.retrain import retrain_flow, retrain_windows
+from level4_fraud.models.ensemble import FraudEnsemble
+from level4_fraud.training.evaluate import fraud_metrics
+from level4_fraud.training.registry import log_model
+from level4_fraud.training.train import fit_ensemble
 from ml_common.atomic import atomic_dir, write_json
 from ml_common.config import dump_settings
 from ml_common.paths import level_dir
@@ -55,7 +56,7 @@ def _window(history: OrderedDict[int, pd.DataFrame], start: int, stop: int) -> p
 
 def _push_snapshots(store: Any, builder: Any, day: int) -> None:
     """Update the Feast online store with ``day``'s start-of-day snapshots."""
-    from level4_fraud.feature_store import push_online
+    from level4_fraud.data.feature_store import push_online
 
     push_online(store, builder.customer_snapshot(day), builder.terminal_snapshot(day))
 
@@ -91,7 +92,7 @@ def run_replay(
     builder = new_builder(sim_cfg, delay)
     store = None
     if settings.use_feast:
-        from level4_fraud.feature_store import open_store
+        from level4_fraud.data.feature_store import open_store
 
         store = open_store()
     metrics = FraudMetrics()
@@ -193,7 +194,7 @@ def run_replay(
                 if trigger == "drift":
                     last_alarm_retrain = day
                 if decision["promoted"]:
-                    from level4_fraud.train import load_model
+                    from level4_fraud.training.registry import load_model
 
                     champion = load_model(settings, CHAMPION)
                     assert champion is not None

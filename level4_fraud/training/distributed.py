@@ -1,11 +1,12 @@
-"""Data-parallel training of :class:`~level4_fraud.models.FraudNet` with DDP, launched by torchrun.
+"""Data-parallel training of :class:`~level4_fraud.models.fraudnet.FraudNet` with DDP (torchrun).
 
 One file, two roles:
 
-- **worker** (``python -m torch.distributed.run ... -m level4_fraud.distributed --data D --out O``):
+- **worker** (``python -m torch.distributed.run ... -m level4_fraud.training.distributed
+  --data D --out O``):
   every process loads the same arrays, builds the same model (same seed, same scaler), wraps it in
   ``DistributedDataParallel`` and runs the *same* epoch function as single-process training
-  (:func:`level4_fraud.models.fit_epoch`). Backend: NCCL when CUDA is present, gloo on CPU.
+  (:func:`level4_fraud.models.fraudnet.fit`). Backend: NCCL when CUDA is present, gloo on CPU.
 - **launcher** (:func:`launch`): writes the data once, starts ``torchrun --standalone`` with N
   processes and reads back what rank 0 reports.
 
@@ -25,7 +26,6 @@ larger batch (``amp_batch_multiplier``). Across nodes the only change is the ren
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
@@ -39,9 +39,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DistributedSampler, TensorDataset
 
-from level4_fraud.models import FraudNet, TorchConfig, _loss_fn, build_model, fit_epoch
+from level4_fraud.config import TorchConfig
+from level4_fraud.models.fraudnet import FraudNet, build_model, device_for, fit, weighted_bce
 
 
 def _world() -> tuple[int, int, int]:
@@ -54,8 +55,30 @@ def _world() -> tuple[int, int, int]:
 
 
 def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
-    """All parameters of ``model`` as one flat CPU float tensor (to compare replicas)."""
-    return torch.cat([p.detach().float().cpu().reshape(-1) for p in model.parameters()])
+    """All parameters of ``model`` as one flat float tensor, on the parameters' own device."""
+    return torch.cat([p.detach().float().reshape(-1) for p in model.parameters()])
+
+
+def replica_max_abs_diff(model: torch.nn.Module) -> float:
+    """Largest difference between this rank's parameters and any rank's (0.0 when alone).
+
+    The gather runs on the tensors' own device (CUDA tensors for NCCL, CPU tensors for gloo):
+    the same code on both backends; only the scalar result comes back to the host.
+    """
+    params = flat_parameters(model)
+    if not dist.is_initialized():
+        return 0.0
+    gathered = [torch.empty_like(params) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, params)
+    return max(float((g - params).abs().max()) for g in gathered)
+
+
+def process_device(config: TorchConfig, local_rank: int) -> torch.device:
+    """This process's device: ``cuda:<local_rank>`` when CUDA is chosen, else the CPU."""
+    device = device_for(config.device)
+    if device.type == "cuda":
+        return torch.device("cuda", local_rank)
+    return device
 
 
 def train_distributed(
@@ -70,23 +93,24 @@ def train_distributed(
     Args:
         X: float32 feature rows, identical on every rank.
         y: 0/1 labels, identical on every rank.
-        config: the model's training knobs; ``batch_size`` is the *global* batch.
-        amp: bfloat16 autocast; ``None`` means "when training on CUDA".
+        config: the model's training knobs; ``batch_size`` is the *global* batch;
+            ``config.device`` picks the device (``None``: CUDA when present).
+        amp: bfloat16 autocast; ``None`` means "when training on CUDA" (never on CPU).
         amp_batch_multiplier: global batch multiplier used with mixed precision.
 
     Returns:
         ``model`` (the unwrapped :class:`FraudNet`, eval mode, on CPU), ``throughput`` (training
         rows per second over all ranks), ``seconds``, ``replica_max_abs_diff`` (largest difference
-        between any rank's parameters and rank 0's after training), ``world_size``, ``backend``,
-        ``device``, ``amp``, ``global_batch``.
+        between any rank's parameters and this rank's after training), ``world_size``,
+        ``backend``, ``device``, ``amp``, ``global_batch``.
     """
     rank, local_rank, world_size = _world()
-    cuda = torch.cuda.is_available() and config.device in (None, "cuda")
+    device = process_device(config, local_rank)
+    cuda = device.type == "cuda"
     backend = "nccl" if cuda else "gloo"
     launched = world_size > 1 or "RANK" in os.environ
     if launched and not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
     amp = cuda if amp is None else amp
@@ -96,50 +120,40 @@ def train_distributed(
 
     model = build_model(X, config).to(device)  # same seed everywhere; DDP also broadcasts rank 0
     net: torch.nn.Module = (
-        DistributedDataParallel(model, device_ids=[local_rank] if cuda else None)
+        DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
         if dist.is_initialized()
         else model
     )
-    dataset = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     sampler = DistributedSampler(
-        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed, drop_last=True
-    )
-    loader = DataLoader(
-        dataset,
-        batch_size=global_batch // world_size,
-        sampler=sampler,
+        TensorDataset(torch.from_numpy(X)),
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=True,
+        seed=config.seed,
         drop_last=True,
-        pin_memory=cuda,
     )
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = _loss_fn(y, config, device)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if amp
-        else contextlib.nullcontext()
-    )
+    per_rank_batch = global_batch // world_size
     if dist.is_initialized():
         dist.barrier()
     start = time.perf_counter()
-    rows = 0
-    losses = []
-    for epoch in range(config.epochs):
-        sampler.set_epoch(epoch)
-        with autocast:
-            losses.append(fit_epoch(net, loader, optimizer, loss_fn, device))
-        rows += len(loader) * (global_batch // world_size) * world_size
+    losses = fit(
+        net,
+        X,
+        y,
+        config,
+        device=device,
+        loss_fn=weighted_bce(y, config, device),
+        sampler=sampler,
+        batch_size=per_rank_batch,
+        amp=amp,
+    )
+    rows = config.epochs * (len(sampler) // per_rank_batch) * per_rank_batch * world_size
     if cuda:
         torch.cuda.synchronize()
     if dist.is_initialized():
         dist.barrier()
     seconds = time.perf_counter() - start
-
-    params = flat_parameters(model)
-    max_diff = 0.0
-    if dist.is_initialized():
-        gathered = [torch.empty_like(params) for _ in range(world_size)]
-        dist.all_gather(gathered, params.to(device) if cuda else params)
-        max_diff = max(float((g.cpu() - params).abs().max()) for g in gathered)
+    max_diff = replica_max_abs_diff(model)
     return {
         "model": model.cpu().eval(),
         "throughput": rows / seconds,
@@ -188,7 +202,7 @@ def launch(
             "--standalone",
             f"--nproc-per-node={nproc}",
             "-m",
-            "level4_fraud.distributed",
+            "level4_fraud.training.distributed",
             "--data",
             str(data),
             "--out",
@@ -213,15 +227,22 @@ def _worker(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder for the report and weights")
     parser.add_argument("--config", default="{}", help="TorchConfig as JSON")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument(
+        "--settings", default=None, help="level config.yaml for the data (default: packaged)"
+    )
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     args = parser.parse_args(argv)
     config = TorchConfig.model_validate_json(args.config)
     if args.epochs:
         config = config.model_copy(update={"epochs": args.epochs})
+    if args.device:
+        config = config.model_copy(update={"device": args.device})
     if args.data is not None:
         arrays = np.load(args.data)
         X, y = arrays["X"], arrays["y"]
     else:  # the Kubernetes Job: every pod simulates the same seeded data
-        from level4_fraud.industrial import IndustrialSettings, prepare_data
+        from level4_fraud.config import IndustrialSettings
+        from level4_fraud.data.protocol import prepare_data
 
         splits = prepare_data(IndustrialSettings())
         X, y = splits.X_train, splits.y_train

@@ -4,36 +4,33 @@
 - :func:`prequential_weights` chooses the ensemble weights by walk-forward validation: for each
   fold the train and test windows move one test-period back in time, members are trained on the
   fold's train window and every candidate weighting is scored (AP) on the fold's test week.
-- :func:`log_model` logs an ensemble to MLflow (params, metrics, the pickled model as a pyfunc)
-  and registers it; :func:`load_model` loads a version by alias (``champion``, ``challenger``).
+- registering and loading by alias: :mod:`level4_fraud.training.registry`.
 - :func:`run_protocol` is the handbook's protocol end to end: train period, delay, test week
   (:func:`fit_and_test` is its training and scoring part, shared with :func:`train_and_register`).
 """
 
 from __future__ import annotations
 
-import pickle
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
 from level4_fraud.config import Level4Settings
-from level4_fraud.dataset import collect_period, new_builder
-from level4_fraud.evaluate import fraud_metrics
-from level4_fraud.features import FEATURES, LABEL
-from level4_fraud.models import (
-    FraudEnsemble,
-    as_matrix,
-    score_member,
-    train_isolation_forest,
-    train_lightgbm,
-    train_torch_model,
+from level4_fraud.data.features import FEATURES, LABEL, as_matrix
+from level4_fraud.data.protocol import (
+    collect_period,
+    day_slice,
+    new_builder,
+    protocol_periods,
+    walk_forward_folds,
 )
-from level4_fraud.simulate import TransactionSimulator
-from ml_common.tracking import setup_mlflow
+from level4_fraud.data.simulate import TransactionSimulator
+from level4_fraud.models.anomaly import train_isolation_forest
+from level4_fraud.models.ensemble import FraudEnsemble, score_member
+from level4_fraud.models.fraudnet import train_torch_model
+from level4_fraud.models.trees import train_lightgbm
+from level4_fraud.training.evaluate import fraud_metrics
 
 
 def fit_members(frame: pd.DataFrame, settings: Level4Settings) -> dict[str, Any]:
@@ -58,12 +55,6 @@ def fit_ensemble(
     return FraudEnsemble(fit_members(frame, settings), dict(weights or settings.ensemble.weights))
 
 
-def day_slice(frame: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
-    """Rows of days ``start … stop − 1``."""
-    days = frame["tx_time_days"]
-    return frame[(days >= start) & (days < stop)]
-
-
 def prequential_weights(
     frame: pd.DataFrame, settings: Level4Settings, train_start: int, train_days: int
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -73,15 +64,11 @@ def prequential_weights(
     after the delay, training on the ``train_days − delay − test`` days before it.
     """
     p = settings.protocol
-    end = train_start + train_days
     results = []
-    for fold in range(p.prequential_folds):
-        test_stop = end - fold * p.test_days
-        test_start = test_stop - p.test_days
-        fold_train_stop = test_start - p.delay_days
-        fold_train_start = max(
-            train_start, fold_train_stop - (train_days - p.delay_days - p.test_days)
-        )
+    folds = walk_forward_folds(
+        train_start, train_days, p.prequential_folds, p.delay_days, p.test_days
+    )
+    for fold, (fold_train_start, fold_train_stop, test_start, test_stop) in enumerate(folds):
         train = day_slice(frame, fold_train_start, fold_train_stop)
         test = day_slice(frame, test_start, test_stop)
         if train.empty or test.empty or train[LABEL].sum() == 0:
@@ -97,68 +84,6 @@ def prequential_weights(
     table = pd.DataFrame(results).groupby("candidate")["ap"].mean()
     best = int(table.idxmax())
     return dict(settings.ensemble.candidates[best]), results
-
-
-class EnsemblePyfunc:
-    """Builds the MLflow pyfunc wrapper lazily (mlflow imports are slow)."""
-
-    @staticmethod
-    def make() -> Any:
-        import mlflow.pyfunc
-
-        class _Wrapper(mlflow.pyfunc.PythonModel):
-            def load_context(self, context: Any) -> None:
-                with open(context.artifacts["ensemble"], "rb") as handle:
-                    self.ensemble = pickle.load(handle)
-
-            def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
-                return self.ensemble.predict_proba(model_input)
-
-        return _Wrapper()
-
-
-def log_model(
-    ensemble: FraudEnsemble,
-    settings: Level4Settings,
-    metrics: dict[str, float],
-    params: dict[str, Any] | None = None,
-    run_name: str = "train",
-) -> int:
-    """Log and register ``ensemble``; return its registry version (aliases are set by callers)."""
-    mlflow = setup_mlflow(settings.experiment)
-    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params({**{f"w_{k}": v for k, v in ensemble.weights.items()}, **(params or {})})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
-        path = Path(tmp) / "ensemble.pkl"
-        path.write_bytes(pickle.dumps(ensemble))
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=EnsemblePyfunc.make(),
-            artifacts={"ensemble": str(path)},
-            pip_requirements=["torch", "lightgbm", "scikit-learn", "pandas", "numpy"],
-        )
-        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", settings.model_name)
-    return int(version.version)
-
-
-def load_model(settings: Level4Settings, alias: str) -> FraudEnsemble | None:
-    """The ensemble registered under ``alias``, or ``None`` when the alias is not set."""
-    from ml_common.tracking import alias_version, model_uri
-
-    mlflow = setup_mlflow(settings.experiment)
-    if alias_version(settings.model_name, alias) is None:
-        return None
-    wrapper = mlflow.pyfunc.load_model(model_uri(settings.model_name, alias))
-    return wrapper.unwrap_python_model().ensemble
-
-
-def protocol_periods(settings: Level4Settings) -> tuple[int, int, int, int]:
-    """``(train_start, train_stop, test_start, test_stop)`` of the handbook protocol (stops
-    exclusive): ``train_days`` from ``train_start_day``, ``delay_days`` skipped, ``test_days``."""
-    p = settings.protocol
-    train_stop = p.train_start_day + p.train_days
-    test_start = train_stop + p.delay_days
-    return p.train_start_day, train_stop, test_start, test_start + p.test_days
 
 
 def fit_and_test(
@@ -217,7 +142,13 @@ def train_and_register(settings: Level4Settings, *, progress: bool = True) -> di
     ensemble with alias ``champion``; pushes the latest snapshots to the online store for the
     scoring service. Writes ``artifacts/level4/train/metrics.json`` and ``config.json``.
     """
-    from level4_fraud.feature_store import SnapshotWriter, open_store, push_online, training_frame
+    from level4_fraud.data.feature_store import (
+        SnapshotWriter,
+        open_store,
+        push_online,
+        training_frame,
+    )
+    from level4_fraud.training.registry import log_model
     from ml_common.atomic import write_json
     from ml_common.config import dump_settings
     from ml_common.paths import level_dir

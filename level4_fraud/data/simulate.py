@@ -54,7 +54,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+
+from level4_fraud.config import SimulationConfig
 
 SECONDS_PER_DAY = 86_400
 COLUMNS = [
@@ -70,32 +71,6 @@ COLUMNS = [
 ]
 # Stream identifiers inside one day's generator keys, so draws never collide.
 _LEGIT, _TERMINALS, _CUSTOMERS, _SCENARIO3, _PATTERN, _PATTERN_PICK = range(6)
-
-
-class SimulationConfig(BaseModel):
-    """Size, seed and scenario knobs of the simulated world."""
-
-    seed: int = 0
-    n_customers: int = Field(5000, ge=1)
-    n_terminals: int = Field(10000, ge=1)
-    n_days: int = Field(150, ge=1)
-    start_date: str = "2026-04-01"
-    radius: float = Field(5.0, gt=0)
-    amount_threshold: float = 220.0
-    n_compromised_terminals: int = Field(2, ge=0)
-    terminal_compromise_days: int = Field(28, ge=1)
-    n_compromised_customers: int = Field(3, ge=0)
-    customer_compromise_days: int = Field(14, ge=1)
-    customer_fraud_share: float = Field(1 / 3, ge=0, le=1)
-    customer_fraud_multiplier: float = 5.0
-    new_pattern_day: int | None = None
-    new_pattern_cards_per_day: int = Field(6, ge=0)
-    new_pattern_burst: tuple[int, int] = (6, 14)
-    new_pattern_amount: tuple[float, float] = (0.5, 5.0)
-    seasonal_day: int | None = None
-    seasonal_amount_factor: float = Field(1.3, gt=0)
-    seasonal_tx_factor: float = Field(1.2, gt=0)
-    seasonal_ramp_days: int = Field(14, ge=1)
 
 
 class TransactionSimulator:

@@ -1,6 +1,6 @@
 """Int8 quantization and ONNX Runtime for the scoring model, measured in one run on the same rows.
 
-Four ways to score the same :class:`~level4_fraud.models.FraudNet`:
+Four ways to score the same :class:`~level4_fraud.models.fraudnet.FraudNet`:
 
 - ``torch_fp32`` — the trained model as is;
 - ``torch_int8_dynamic`` — ``torch.ao.quantization.quantize_dynamic``: Linear weights stored as
@@ -28,6 +28,8 @@ import torch
 from sklearn.metrics import average_precision_score
 from torch import nn
 
+from level4_fraud.serving.export import export_onnx
+
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
@@ -41,25 +43,6 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
         from torch.ao.quantization import quantize_dynamic
 
         return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
-
-
-def export_onnx(model: nn.Module, path: str | Path, n_features: int) -> Path:
-    """Export a logit model to ONNX, dynamic batch axis (input ``features``, output ``logit``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(2, n_features)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.cpu().eval(),
-            (example,),
-            str(path),
-            input_names=["features"],
-            output_names=["logit"],
-            dynamic_axes={"features": {0: "batch"}, "logit": {0: "batch"}},
-            dynamo=False,
-        )
-    return path
 
 
 class _Calibration:
@@ -196,38 +179,3 @@ def _state_bytes(model: nn.Module) -> int:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes
-
-
-def export_bundle(
-    out_dir: str | Path,
-    champion: nn.Module,
-    features: list[str],
-    threshold: float = 0.5,
-    challenger: nn.Module | None = None,
-    versions: dict[str, str] | None = None,
-) -> Path:
-    """Write what the ONNX scoring image serves: champion/challenger ``.onnx``, ``model.json``.
-
-    Args:
-        out_dir: the folder to mount at ``/srv/model``.
-        champion: the model answering most traffic.
-        features: the feature names in the models' input order.
-        threshold: fraud probability at and above which the decision is ``block``.
-        challenger: the model under A/B test, if any.
-        versions: display names of the versions (e.g. registry versions), by arm.
-    """
-    from ml_common.atomic import atomic_dir, write_json
-
-    versions = versions or {}
-    with atomic_dir(out_dir) as tmp:
-        export_onnx(champion, tmp / "champion.onnx", len(features))
-        meta: dict[str, Any] = {
-            "features": list(features),
-            "threshold": threshold,
-            "champion": versions.get("champion", "champion"),
-        }
-        if challenger is not None:
-            export_onnx(challenger, tmp / "challenger.onnx", len(features))
-            meta["challenger"] = versions.get("challenger", "challenger")
-        write_json(tmp / "model.json", meta)
-    return Path(out_dir)

@@ -5,12 +5,13 @@ It serves the champion and, when present, the challenger exported by
 ``/srv/model``): ``champion.onnx``, optional ``challenger.onnx`` and ``model.json`` (feature order,
 decision threshold, versions). A request carries the customer and the transaction's feature row
 (in the full system part 1's service reads those features from the Feast online store); the
-customer's stable hash decides which model answers (:class:`~level4_fraud.abtest.TrafficSplit`),
+customer's stable hash decides which model answers
+(:class:`~level4_fraud.serving.traffic.TrafficSplit`),
 so each customer always meets the same model and the A/B test's arms stay clean.
 
 Endpoints: ``POST /score``, ``GET /health``, ``GET /metrics`` (Prometheus). Settings come from the
 environment: ``FRAUD_MODEL_DIR``, ``FRAUD_CHALLENGER_SHARE``, ``FRAUD_AB_SALT``.
-Run: ``uvicorn --factory level4_fraud.serve_onnx:app_from_env --port 8080``.
+Run: ``uvicorn --factory level4_fraud.serving.onnx_service:app_from_env --port 8080``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, Field
 
-from level4_fraud.abtest import TrafficSplit
+from level4_fraud.serving.traffic import TrafficSplit
 
 
 class ScoreRequest(BaseModel):

@@ -1,7 +1,9 @@
 """An Optuna search over FraudNet's hyperparameters, every trial an MLflow run.
 
-The objective is *prequential* (walk-forward) average precision: train on a window, skip the label
-delay, test on the following week; slide the window forward a week and repeat; average. That is the
+The objective is *prequential* (walk-forward) average precision over the folds of
+:func:`level4_fraud.data.protocol.walk_forward_folds` (the ones the ensemble's weights are chosen
+on): train on a window, skip the label delay, test on the following week; slide back a week and
+repeat; average. That is the
 handbook's protocol for model selection on time-ordered fraud data: a random split would let the
 model see the future.
 """
@@ -13,43 +15,18 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score
 
+from level4_fraud.data.protocol import walk_forward_folds
 from ml_common.logs import get_logger
 
 log = get_logger(__name__)
-
-
-def walk_forward_folds(n_rows_by_day: np.ndarray, n_folds: int = 2) -> list[tuple[slice, slice]]:
-    """(train, test) row slices of the training window, ordered by day: test = the last weeks.
-
-    Fold ``k`` (newest last) trains on all days before its test week minus a one-week gap
-    standing in for the label delay.
-    """
-    days = len(n_rows_by_day)
-    bounds = np.concatenate([[0], np.cumsum(n_rows_by_day)])
-    folds = []
-    for k in range(n_folds, 0, -1):
-        test_end = days - 7 * (k - 1)
-        test_start = test_end - 7
-        train_end = test_start - 7
-        if train_end < 7:
-            continue
-        folds.append(
-            (
-                slice(0, int(bounds[train_end])),
-                slice(int(bounds[test_start]), int(bounds[test_end])),
-            )
-        )
-    if not folds:
-        raise ValueError("training window too short for walk-forward folds (needs >= 21 days)")
-    return folds
 
 
 def tune(settings: Any, splits: Any, n_trials: int = 10, n_folds: int = 2) -> dict[str, Any]:
     """Search hidden sizes, dropout, learning rate, batch size and epochs; log trials to MLflow.
 
     Args:
-        settings: :class:`~level4_fraud.industrial.IndustrialSettings`.
-        splits: :class:`~level4_fraud.industrial.Splits` (the training window is searched).
+        settings: :class:`~level4_fraud.config.IndustrialSettings` (the ``industrial`` section).
+        splits: :class:`~level4_fraud.data.protocol.Splits` (the training window is searched).
         n_trials: Optuna trials (TPE sampler, seeded).
         n_folds: walk-forward folds per trial.
 
@@ -59,14 +36,18 @@ def tune(settings: Any, splits: Any, n_trials: int = 10, n_folds: int = 2) -> di
     """
     import optuna
 
-    from level4_fraud.models import TorchConfig, predict_proba, train_torch_model
+    from level4_fraud.config import TorchConfig
+    from level4_fraud.models.fraudnet import predict_proba, train_torch_model
     from ml_common.tracking import setup_mlflow
 
     mlflow = setup_mlflow("level4_fraud")
-    X, y = splits.X_train, splits.y_train
-    # Rows are in day order; the training window has settings.world.train_days days.
-    rows_per_day = np.array_split(np.arange(len(y)), settings.world.train_days)
-    folds = walk_forward_folds(np.array([len(r) for r in rows_per_day]), n_folds)
+    X, y, day = splits.X_train, splits.y_train, splits.day_train
+    w = settings.world
+    # The same walk-forward folds as the ensemble's prequential selection, by day.
+    day_folds = walk_forward_folds(w.warmup_days, w.train_days, n_folds, w.delay_days, w.test_days)
+    if not day_folds:
+        raise ValueError("training window too short for walk-forward folds")
+    folds = [((day >= a) & (day < b), (day >= c) & (day < d)) for a, b, c, d in day_folds]
 
     def objective(trial: optuna.Trial) -> float:
         first = trial.suggest_categorical("hidden_1", [32, 64, 128, 256])
@@ -78,7 +59,7 @@ def tune(settings: Any, splits: Any, n_trials: int = 10, n_folds: int = 2) -> di
             batch_size=trial.suggest_categorical("batch_size", [512, 1024, 2048]),
             epochs=trial.suggest_int("epochs", 2, 6),
             seed=settings.seed,
-            device="cpu",
+            device=settings.device,
         )
         scores = []
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):

@@ -26,8 +26,8 @@ import pandas as pd
 from scipy import stats
 
 from level4_fraud.config import MonitorConfig
-from level4_fraud.features import FEATURES
-from level4_fraud.models import AnomalyDetector, as_matrix
+from level4_fraud.data.features import FEATURES, as_matrix
+from level4_fraud.models.anomaly import AnomalyDetector
 from ml_common.drift import psi
 
 
