@@ -32,7 +32,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -444,6 +444,11 @@ class RecommenderService:
             ctr=ctr,
         )
 
+    def totals_snapshot(self) -> dict[str, tuple[int, int]]:
+        """(items shown, clicks) per served version, copied under the lock."""
+        with self._totals_lock:
+            return {version: (c[0], c[1]) for version, c in self.totals.items()}
+
     def update_drift_metrics(self) -> dict[str, float]:
         scores = self.drift.scores()
         for name, value in scores.items():
@@ -722,8 +727,7 @@ def model_info(model: ItemScorer) -> ModelInfo:
 def describe_models(service: ReadyService) -> ModelsResponse:
     """The loaded models, which one users see, CTR per served version, shadow overlap."""
     overlaps = list(service.shadow.overlaps)
-    with service._totals_lock:
-        totals = {v: tuple(c) for v, c in service.totals.items()}
+    totals = service.totals_snapshot()
     return ModelsResponse(
         champion=model_info(service.champion),
         challenger=model_info(service.challenger) if service.challenger else None,
@@ -839,7 +843,7 @@ def create_app(
     service = RecommenderService(settings, bundle_dir, store)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Iterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.try_load)
         yield
         service.close()
