@@ -148,6 +148,10 @@ def test_container_serves_real_requests(container):
     assert status == 404
     status, body = http("GET", f"{base}/ready")
     assert status == 200 and body["ready"]
+    with urllib.request.urlopen(f"{base}/", timeout=10) as response:  # the try-it page ships
+        assert b"/static/app.js" in response.read()
+    with urllib.request.urlopen(f"{base}/static/app.js", timeout=10) as response:
+        assert b"impression_id" in response.read()
     status, _ = http("POST", f"{base}/admin/reload")
     assert status == 401
     user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True)
