@@ -243,10 +243,11 @@ def run_matrix(
     settings: Level5Settings,
     lm: TrainResult,
     policy: PolicyNet,
-    default_cell: list[WorldOutcome],
+    default_cell: list[WorldOutcome] | None,
     echo: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Every cell of the matrix; the default cell reuses the main benchmark's worlds.
+    """Every cell of the matrix; the default cell reuses the main benchmark's worlds (left out
+    when ``default_cell`` is None: ``bench --matrix-only``, merged with the main run later).
 
     The policy is the default one (trained on 6–12-gene worlds at default noise and literature):
     elsewhere in the matrix it is validated, not retrained.
@@ -255,7 +256,8 @@ def run_matrix(
     cells = []
     for cell in matrix_cells(settings):
         if cell == matrix_cells(settings)[0]:
-            cells.append(_cell_summary(default_cell, cell))
+            if default_cell is not None:
+                cells.append(_cell_summary(default_cell, cell))
             continue
         worlds = m.worlds if cell["n_genes"] <= settings.n_genes else m.worlds_large
         cs = cell_settings(settings, cell)
@@ -362,18 +364,99 @@ def run_benchmark(
         "lm_constrained_accuracy": lm_eval["constrained_accuracy"],
         "lm_free_examples": lm_eval["free_examples"],
     }
+    details["default_cell"] = _cell_summary(outcomes, matrix_cells(settings)[0])
     if matrix:
         cells = run_matrix(settings, lm, policy, outcomes, echo=lambda s: tqdm.write(s))
         details["matrix"] = cells
-        keys["matrix_cells"] = len(cells)
-        by = {(c["n_genes"], c["noise_scale"], c["wrong_sign_rate"]): c for c in cells}
-        g16 = by.get((16, 1.0, settings.literature.wrong_sign_rate))
-        w30 = by.get((n, 1.0, 0.30))
-        if g16 is not None:
-            keys["genes16_agent_vs_random_ratio"] = g16["agent_vs_random_ratio"]
-            keys["genes16_agent_vs_random_lit_ratio"] = g16["agent_vs_random_lit_ratio"]
-        if w30 is not None:
-            keys["wrong_sign_030_agent_vs_best_ratio"] = w30["agent_vs_best_equal_info_ratio"]
+        keys.update(matrix_keys(cells, settings))
         keys["z3_budget_exhausted"] = BUDGET_EVENTS["rlimit"]
         keys["z3_wallclock_safety_net_fired"] = BUDGET_EVENTS["wall"]
     return keys, details
+
+
+def matrix_keys(cells: list[dict], settings: Level5Settings) -> dict:
+    """The issue's flat keys about the matrix."""
+    keys: dict = {"matrix_cells": len(cells)}
+    by = {(c["n_genes"], c["noise_scale"], c["wrong_sign_rate"]): c for c in cells}
+    g16 = by.get((16, 1.0, settings.literature.wrong_sign_rate))
+    w30 = by.get((settings.n_genes, 1.0, 0.30))
+    if g16 is not None:
+        keys["genes16_agent_vs_random_ratio"] = g16["agent_vs_random_ratio"]
+        keys["genes16_agent_vs_random_lit_ratio"] = g16["agent_vs_random_lit_ratio"]
+        keys["genes16_agent_vs_best_equal_info_ratio"] = g16["agent_vs_best_equal_info_ratio"]
+    if w30 is not None:
+        keys["wrong_sign_030_agent_vs_best_ratio"] = w30["agent_vs_best_equal_info_ratio"]
+    return keys
+
+
+def markdown_tables(keys: dict, details: dict) -> str:
+    """The README's benchmark tables, written by ``bench`` to ``artifacts/level5/bench_tables.md``
+    so that every figure in the README comes from the command."""
+    counts = details["experiments_per_world"]
+    std = details["experiments_std"]
+
+    def cell(key: str) -> str:
+        return f"{np.mean(counts[key]):.2f} ± {std[key]:.2f}"
+
+    lines = [
+        f"Knock-outs to edge F1 ≥ 0.9 (mean ± sd over {keys['worlds']} held-out worlds, "
+        f"{keys['n_genes']} genes; a world never reaching it counts as {keys['n_genes']}):",
+        "",
+        "| designer | without literature | with literature |",
+        "|---|---|---|",
+    ]
+    for name in BASELINES:
+        lines.append(f"| {name} | {cell(name)} | {cell(name + '_lit')} |")
+    lines.append(f"| agent | {cell('agent_without_literature')} | **{cell('agent')}** |")
+    lines += [
+        "",
+        f"- best baseline at equal information: `{keys['best_baseline_equal_info']}` "
+        f"{keys['best_baseline_equal_info_mean']:.2f}; agent {keys['experiments_agent_mean']:.2f}"
+        f" → **{keys['agent_vs_best_equal_info_ratio']:.2f}×**",
+        f"- what the literature is worth (best baseline without / with it): "
+        f"{keys['literature_worth_ratio']:.2f}×; the agent's lead over random design without "
+        f"literature: {keys['agent_vs_random_ratio']:.2f}×",
+        f"- the agent's own stop: {keys['agent_self_stop_experiments_mean']:.2f} knock-outs, "
+        f"edge F1 there {keys['agent_self_stop_f1_mean']:.3f}",
+        "",
+        "| agent without | knock-outs | difference vs the agent (95% paired bootstrap) |",
+        "|---|---|---|",
+    ]
+    for part, row in details["ablation"].items():
+        low, high = row["ci95"]
+        lines.append(f"| {part} | {row['mean']:.2f} | {row['difference']:+.2f} "
+                     f"[{low:+.2f}, {high:+.2f}] |")  # fmt: skip
+    lines += [
+        "",
+        "| thinking time (s) | p50 | p95 | max |",
+        "|---|---|---|---|",
+        f"| per design decision (all strategies) | {keys['decision_seconds_p50']:.2f} | "
+        f"{keys['decision_seconds_p95']:.2f} | {keys['decision_seconds_max']:.2f} |",
+        f"| per session (all strategies) | {keys['world_seconds_p50']:.2f} | "
+        f"{keys['world_seconds_p95']:.2f} | {keys['world_seconds_max']:.2f} |",
+    ]
+    for name, q in details["session_seconds_per_strategy"].items():
+        lines.append(f"| per session, {name} | {q['p50']:.2f} | {q['p95']:.2f} | {q['max']:.2f} |")
+    lines.append(f"\nz3 budget exhausted {keys['z3_budget_exhausted']} times (deterministic "
+                 f"fallback); wall-clock safety net fired {keys['z3_wallclock_safety_net_fired']} "
+                 "times.")  # fmt: skip
+    if "matrix" in details:
+        lines += [
+            "",
+            "| genes | noise | wrong-sign | worlds | random | random+lit | symbolic+lit | "
+            "RL+lit | agent | agent vs best equal-info | agent's own stop (F1) | "
+            "session s p50 / max |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in details["matrix"]:
+            m = c["experiments_mean"]
+            lines.append(
+                f"| {c['n_genes']} | ×{c['noise_scale']:g} | {c['wrong_sign_rate']:.2f} | "
+                f"{c['worlds']} | {m['random']:.2f} | {m['random_lit']:.2f} | "
+                f"{m['symbolic_lit']:.2f} | {m['rl_lit']:.2f} | {m['agent']:.2f} | "
+                f"{c['agent_vs_best_equal_info_ratio']:.2f}× | "
+                f"{c['agent_self_stop_experiments_mean']:.2f} "
+                f"({c['agent_self_stop_f1_mean']:.2f}) | "
+                f"{c['world_seconds']['p50']:.1f} / {c['world_seconds']['max']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"

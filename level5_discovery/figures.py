@@ -22,9 +22,10 @@ def draw(out_dir: Path) -> list[Path]:
     if details_path.is_file():
         details = json.loads(details_path.read_text())
         counts = details["experiments_per_world"]
-        names = ["random", "symbolic", "rl", "agent"]
+        names = ["random", "random_lit", "symbolic_lit", "rl_lit", "agent"]
         fig, ax = plt.subplots(figsize=(5.5, 3.2))
         ax.boxplot([counts[n] for n in names], tick_labels=names, showmeans=True)
+        ax.tick_params(axis="x", labelsize=7)
         ax.axhline(details["n_genes"] - 1, ls="--", c="grey", lw=1, label="N-1")
         ax.set_ylabel("knock-outs to edge F1 >= 0.9")
         ax.set_title(f"{details['worlds']} held-out worlds, {details['n_genes']} genes")
