@@ -8,7 +8,10 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 
-# Embedded defaults: no server to install, nothing phoned home, quiet tools.
+# Embedded defaults: no server to install, nothing phoned home, quiet tools. ml_common sets the
+# same defaults on import for every other entry point (pytest, dvc stages, python -m …), creates
+# PREFECT_HOME's folders (Prefect does not) and gives Prefect's temporary server a start-up budget
+# that fits a busy laptop: see ml_common/tool_defaults.py.
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false

@@ -29,14 +29,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     FRAUD_AB_SALT=ab-1 \
     OMP_NUM_THREADS=1
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app \
-    && mkdir -p /app/level4_fraud /srv/model \
+    && mkdir -p /app/level4_fraud/serving /srv/model \
     && chown app /app
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-# Only the three modules the scoring tier imports (no torch, no training code).
-COPY level4_fraud/__init__.py level4_fraud/abtest.py level4_fraud/serve_onnx.py /app/level4_fraud/
+# Only the modules the scoring tier imports (no torch, no training code).
+COPY level4_fraud/__init__.py /app/level4_fraud/
+COPY level4_fraud/serving/__init__.py level4_fraud/serving/traffic.py level4_fraud/serving/onnx_service.py /app/level4_fraud/serving/
 USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python3", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2).status == 200 else 1)"]
-CMD ["uvicorn", "--factory", "level4_fraud.serve_onnx:app_from_env", "--host", "0.0.0.0", "--port", "8080", "--no-access-log"]
+CMD ["uvicorn", "--factory", "level4_fraud.serving.onnx_service:app_from_env", "--host", "0.0.0.0", "--port", "8080", "--no-access-log"]

@@ -15,6 +15,7 @@ from level1_notebooks.data import build_titanic_csv
 from level1_notebooks.execute import NotebookError, bench_results, run_notebook
 from level1_notebooks.settings import DEFAULT_CONFIG, Level1Settings, load_level1_settings
 from ml_common.bench import stopwatch, write_bench
+from ml_common.cli import report_error, run_main
 from ml_common.config import ConfigError
 from ml_common.datasets import DataError
 from ml_common.logs import get_logger, setup_logging
@@ -95,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handlers[args.command](args)
     except (DataError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 1)
         return 2
     except NotebookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 1)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, level=1))

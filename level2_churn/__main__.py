@@ -17,6 +17,7 @@ from typing import Any
 from level2_churn.settings import DEFAULT_CONFIG, Level2Settings, load_config
 from ml_common.atomic import write_json
 from ml_common.bench import stopwatch, write_bench
+from ml_common.cli import report_error, run_main
 from ml_common.config import ConfigError, dump_settings
 from ml_common.datasets import DataError
 from ml_common.logs import get_logger, setup_logging
@@ -185,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                 path = write_bench(2, bench_keys(results, cfg), timing["seconds"])
                 print(f"benchmark written to {path}")
     except (DataError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 2)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, level=2))

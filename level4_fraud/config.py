@@ -1,7 +1,11 @@
-"""Level 4's settings: ``config.yaml`` in this folder, overridden by ``LEVEL4_*`` variables.
+"""Level 4's settings: ONE ``config.yaml`` in this folder, a section per concern, overridden by
+``LEVEL4_*`` variables.
 
 ``LEVEL4_SIMULATION__N_CUSTOMERS=500`` shrinks the world, ``LEVEL4_RETRAIN__MARGIN=0.05`` makes the
-promotion gate stricter, and so on (``__`` between nested fields).
+promotion gate stricter, ``LEVEL4_INDUSTRIAL__DDP__EPOCHS=1`` shortens part 2 (``__`` between
+nested fields). Every settings class of the level lives here, so loading the settings imports
+neither torch nor the simulator (``python -c "import level4_fraud.config"`` stays light; a test
+checks it), and the Python defaults are the YAML's values (a test checks that too).
 """
 
 from __future__ import annotations
@@ -10,11 +14,35 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from level4_fraud.models import LightGBMConfig, TorchConfig
-from level4_fraud.simulate import SimulationConfig
 from ml_common.config import LevelSettings, load_settings, settings_config
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
+
+
+class SimulationConfig(BaseModel):
+    """Size, seed and scenario knobs of the simulated world."""
+
+    seed: int = 0
+    n_customers: int = Field(5000, ge=1)
+    n_terminals: int = Field(10000, ge=1)
+    n_days: int = Field(150, ge=1)
+    start_date: str = "2026-04-01"
+    radius: float = Field(5.0, gt=0)
+    amount_threshold: float = 220.0
+    n_compromised_terminals: int = Field(2, ge=0)
+    terminal_compromise_days: int = Field(28, ge=1)
+    n_compromised_customers: int = Field(3, ge=0)
+    customer_compromise_days: int = Field(14, ge=1)
+    customer_fraud_share: float = Field(1 / 3, ge=0, le=1)
+    customer_fraud_multiplier: float = 5.0
+    new_pattern_day: int | None = None
+    new_pattern_cards_per_day: int = Field(6, ge=0)
+    new_pattern_burst: tuple[int, int] = (6, 14)
+    new_pattern_amount: tuple[float, float] = (0.5, 5.0)
+    seasonal_day: int | None = None
+    seasonal_amount_factor: float = Field(1.3, gt=0)
+    seasonal_tx_factor: float = Field(1.2, gt=0)
+    seasonal_ramp_days: int = Field(14, ge=1)
 
 
 class ProtocolConfig(BaseModel):
@@ -64,15 +92,15 @@ class RetrainConfig(BaseModel):
     holdout_days: int = Field(3, ge=1)
     margin: float = Field(0.02, ge=0, description="AP the challenger must add to be promoted")
     schedule_days: int = Field(28, ge=1, description="retrain on a schedule every N days")
-    after_alarm_every_days: int = Field(2, ge=1)
+    after_alarm_every_days: int = Field(3, ge=1)
     metric: str = "ap"
 
 
 class ReplayConfig(BaseModel):
     """The replay story's calendar."""
 
-    first_train_day: int = 37
-    first_train_days: int = 35
+    first_train_day: int = 45
+    first_train_days: int = 28
     monitor_start_day: int = 80
 
 
@@ -85,6 +113,125 @@ class ServeConfig(BaseModel):
     load_test_requests: int = Field(2000, ge=10)
 
 
+class TorchConfig(BaseModel):
+    """Training knobs of :class:`FraudNet`."""
+
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(2048, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    pos_weight: float | None = Field(None, description="None: sqrt(negatives / positives)")
+    seed: int = 0
+    device: str | None = None
+    num_threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch (None: leave torch's setting)"
+    )
+
+
+class LightGBMConfig(BaseModel):
+    """LightGBM baseline knobs."""
+
+    n_estimators: int = 200
+    learning_rate: float = 0.08
+    num_leaves: int = 31
+    min_child_samples: int = 50
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    seed: int = 0
+    n_jobs: int = Field(1, ge=1, description="threads; >1 crawls on a busy 2-core machine")
+
+
+class WorldSettings(BaseModel):
+    """The simulated world and its time line."""
+
+    n_customers: int = Field(2000, ge=10)
+    n_terminals: int = Field(4000, ge=10)
+    warmup_days: int = Field(30, ge=0)
+    train_days: int = Field(21, ge=1)
+    delay_days: int = Field(7, ge=0)
+    test_days: int = Field(7, ge=1)
+    new_pattern_day: int = Field(75, ge=1)
+    adapt_days: int = Field(7, ge=1)
+
+
+class ModelSettings(BaseModel):
+    """The deployed network (passed to part 1's ``TorchConfig``)."""
+
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    epochs: int = 4
+    batch_size: int = 1024
+    lr: float = 2e-3
+
+
+class DDPSettings(BaseModel):
+    """DDP comparison: the same run with 1 and ``nproc`` processes (dropout off to compare)."""
+
+    nproc: int = Field(2, ge=2)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = 1024
+    score_tolerance: float = 5e-3  # max |p_1proc - p_Nproc| over the test rows
+    ap_tolerance: float = 0.005
+
+
+class QuantSettings(BaseModel):
+    """Scoring engines: batch size and seconds of measurement per engine."""
+
+    batch_size: int = 1024
+    seconds: float = 1.5
+
+
+class DistillSettings(BaseModel):
+    """The student and the teacher ensemble's weights."""
+
+    hidden: tuple[int, ...] = (16,)
+    hard_weight: float = 0.2
+    calibrate_teacher: bool = True
+    epochs: int = 20
+    lr: float = 5e-3
+    teacher_weights: dict[str, float] = {"fraudnet": 0.4, "lightgbm": 0.5, "isolation_forest": 0.1}
+
+
+class AdaptSettings(BaseModel):
+    """Adapting to the new fraud pattern: LoRA rank and both training budgets."""
+
+    rank: int = Field(4, ge=1)
+    alpha: float = 8.0
+    epochs: int = 4
+    lora_lr: float = 5e-3
+    finetune_lr: float = 1e-3
+    batch_size: int = 512
+
+
+class IndustrialSettings(BaseModel):
+    """Part 2 (``python -m level4_fraud industrial``): its own smaller world and every technique."""
+
+    seed: int = 0
+    device: str | None = Field(None, description="training device; None: cuda when present")
+    world: WorldSettings = WorldSettings()
+    model: ModelSettings = ModelSettings()
+    ddp: DDPSettings = DDPSettings()
+    quant: QuantSettings = QuantSettings()
+    distill: DistillSettings = DistillSettings()
+    adapt: AdaptSettings = AdaptSettings()
+    ab_experiments: int = Field(400, ge=20)
+
+    def net_config(self, **update: object) -> TorchConfig:
+        """The deployed FraudNet's :class:`TorchConfig` (``model`` section, seed, device)."""
+        m = self.model
+        return TorchConfig(
+            hidden=m.hidden,
+            dropout=m.dropout,
+            epochs=m.epochs,
+            batch_size=m.batch_size,
+            lr=m.lr,
+            seed=self.seed,
+            device=self.device,
+        ).model_copy(update=update)
+
+
 class Level4Settings(LevelSettings):
     """Everything level 4 reads from ``config.yaml``."""
 
@@ -92,13 +239,14 @@ class Level4Settings(LevelSettings):
 
     simulation: SimulationConfig = SimulationConfig(seasonal_day=100, new_pattern_day=120)
     protocol: ProtocolConfig = ProtocolConfig()
-    torch: TorchConfig = TorchConfig()
+    torch: TorchConfig = TorchConfig(num_threads=1)
     lightgbm: LightGBMConfig = LightGBMConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
     monitor: MonitorConfig = MonitorConfig()
     retrain: RetrainConfig = RetrainConfig()
     replay: ReplayConfig = ReplayConfig()
     serve: ServeConfig = ServeConfig()
+    industrial: IndustrialSettings = IndustrialSettings()
     experiment: str = "level4_fraud"
     model_name: str = "level4-fraud"
     use_feast: bool = True

@@ -1,8 +1,11 @@
-"""Command line of level 5: ``run`` a discovery session (``--interactive`` to steer), ``bench``.
+"""Command line of level 5: ``run`` a discovery session (``--interactive`` to steer), ``review``
+(the same session reviewed on a web page), ``bench``, ``figures``.
 
 python -m level5_discovery run                 # make level5: one session, scripted reviewer
 python -m level5_discovery run --interactive   # you approve / reject / edit each experiment
-python -m level5_discovery bench               # make bench-level5
+python -m level5_discovery review              # ... on a web page (prints its address)
+python -m level5_discovery bench               # make bench-level5 (redraws the README's PNGs)
+python -m level5_discovery figures             # latest outputs' PNGs -> artifacts/level5/figures
 """
 
 from __future__ import annotations
@@ -11,17 +14,35 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from level5_discovery.human import DecisionLog, TerminalReviewer
-from level5_discovery.settings import load
+from level5_discovery.human import DecisionLog, Reviewer, TerminalReviewer
+from level5_discovery.settings import Level5Settings, load
 from ml_common.atomic import write_json, write_text
 from ml_common.bench import stopwatch, write_bench
+from ml_common.cli import report_error, run_main
 from ml_common.config import ConfigError, dump_settings
 from ml_common.logs import setup_logging
 from ml_common.paths import level_dir
 from ml_common.seeding import seed_everything
+
+if TYPE_CHECKING:
+    from level5_discovery.loop import SessionResult
+
+
+def _port(text: str) -> int:
+    """A TCP port number for argparse (0: pick a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r} (0-65535)")
+    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,53 +66,125 @@ def _parser() -> argparse.ArgumentParser:
                        help="skip the genes x noise x wrong-sign matrix")  # fmt: skip
     bench.add_argument("--matrix-only", action="store_true",
                        help="only the matrix (merged with a --no-matrix run)")  # fmt: skip
-    sub.add_parser("figures", help="draw the README figures into level5_discovery/docs")
+    review = sub.add_parser("review", help="one session reviewed on a web page")
+    review.add_argument("--seed", type=int, help="world seed (default: from the config)")
+    review.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    review.add_argument("--port", type=_port, default=0,
+                        help="port (default: a free one, printed)")  # fmt: skip
+    sub.add_parser("figures", help="draw the latest outputs' PNGs into artifacts/level5/figures")
     return parser
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    """Draw the PNGs from the latest bench and session outputs."""
-    from pathlib import Path
+    """Draw the PNGs from the latest bench and session outputs into artifacts/level5/figures."""
+    from level5_discovery.figures import draw, figures_dir
 
-    from level5_discovery.figures import draw
-
-    for path in draw(Path(__file__).parent / "docs"):
+    written = draw(figures_dir())
+    for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(f"nothing to draw: run `python -m level5_discovery run` or `bench` first "
+              f"(outputs in {level_dir(5)})")  # fmt: skip
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """One full discovery session, printing the story; outputs in artifacts/level5."""
-    from level5_discovery.session import discover
+def _reviewed_session(
+    settings: Level5Settings,
+    seed: int,
+    reviewer: Reviewer | None,
+    reviewer_name: str,
+    echo_to: Callable[[str], None],
+) -> tuple[SessionResult, Path]:
+    """Train or load the models, run one session, save config, story, metrics and decisions."""
+    from level5_discovery.session import discover, save_session
     from level5_discovery.train import lm_model, rl_policy
 
-    settings = load(args.config)
-    seed = settings.seed if args.seed is None else args.seed
     seed_everything(seed)
     out = level_dir(5)
     write_json(out / "config.json", {**dump_settings(settings), "seed": seed})
     lm = lm_model(settings)
     policy = rl_policy(settings)
     log = DecisionLog(out / "decisions.jsonl")
-    reviewer = TerminalReviewer() if args.interactive else None
     story: list[str] = []
 
     def echo(line: str) -> None:
         story.append(line)
-        print(line, flush=True)
+        echo_to(line)
 
     echo(f"=== level 5 discovery session, world seed {seed} ===")
     result, seconds = discover(seed, settings, lm, policy, reviewer, log, echo)
     echo(f"session wall time {seconds:.1f} s; decisions logged to {log.path}")
-    write_text(out / "session_story.txt", "\n".join(story) + "\n")
-    s = result.scores
-    write_json(out / "metrics.json", {
-        "seed": seed, "experiments": result.experiments,
-        "experiments_to_target": result.experiments_to_target, "precision": s.precision,
-        "recall": s.recall, "f1": s.f1, "sign_accuracy": s.sign_accuracy,
-        "f1_curve": result.f1_curve, "wrong_literature_rejected": result.wrong_rejected,
-        "wrong_literature_total": result.wrong_total, "seconds": seconds,
-    })  # fmt: skip
+    stopped_by = getattr(reviewer, "ended_by", None)
+    save_session(out, seed, story, result, seconds, reviewer_name, stopped_by)
+    return result, out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One full discovery session, printing the story; outputs in artifacts/level5."""
+    settings = load(args.config)
+    seed = settings.seed if args.seed is None else args.seed
+    reviewer = TerminalReviewer() if args.interactive else None
+    name = "terminal" if reviewer is not None else "scripted"
+    result, out = _reviewed_session(settings, seed, reviewer, name,
+                                    lambda line: print(line, flush=True))  # fmt: skip
+    if reviewer is not None and reviewer.ended_by:
+        print(f"{reviewer.ended_by}: session stopped after {result.experiments} experiment(s); "
+              f"story, metrics and decisions saved in {out}")  # fmt: skip
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """One session whose reviewer is the review page; serves it until Ctrl-C."""
+    import socket
+    import threading
+
+    from level5_discovery.review import (
+        ReviewState,
+        WebReviewer,
+        create_app,
+        result_summary,
+        serve,
+    )
+    from ml_common.services import free_port
+
+    settings = load(args.config)
+    seed = settings.seed if args.seed is None else args.seed
+    state = ReviewState(seed)
+    reviewer = WebReviewer(state)
+
+    def session() -> None:
+        def echo(line: str) -> None:
+            state.say(line)
+            print(line, flush=True)
+
+        try:
+            result, out = _reviewed_session(settings, seed, reviewer, "web", echo)
+        except Exception as exc:  # shown on the page; the server keeps answering
+            state.fail(f"the session failed: {type(exc).__name__}: {exc}")
+            print(f"error: the session failed: {exc}", file=sys.stderr)
+            return
+        names = ("session_story.txt", "metrics.json", "decisions.jsonl", "config.json")
+        state.finish(result_summary(result, settings.target_f1),
+                     {name: str(out / name) for name in names})  # fmt: skip
+        print(f"session finished; outputs in {out}; Ctrl-C stops the review page", flush=True)
+
+    port = args.port or free_port()
+    try:  # a clear one-line refusal before any model is loaded
+        with socket.create_server((args.host, port)):
+            pass
+    except OSError as exc:
+        print(f"error: cannot serve the review page on {args.host}:{port}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    worker = threading.Thread(target=session, name="review-session", daemon=True)
+    print(f"review page: http://{args.host}:{port}/  (Ctrl-C to stop)", flush=True)
+    worker.start()
+    serve(create_app(state), args.host, port)
+    state.close()
+    if worker.is_alive() and state.phase in ("waiting", "running"):
+        print("saving what ran so far ...", flush=True)
+        worker.join(timeout=300)
+    print(f"review page stopped ({state.phase}); outputs in {level_dir(5)}", flush=True)
     return 0
 
 
@@ -117,6 +210,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _merge_matrix()
     print(json.dumps(keys, indent=2))
     print(f"wrote {path}")
+    from level5_discovery.figures import refresh_readme_figures
+
+    for figure in refresh_readme_figures():
+        print(f"wrote {figure}")
     return 0
 
 
@@ -191,12 +288,13 @@ def main(argv: list[str] | None = None) -> int:
             _parser().print_help()
             return 0
     try:
-        commands = {"run": cmd_run, "bench": cmd_bench, "figures": cmd_figures}
+        commands = {"run": cmd_run, "bench": cmd_bench, "figures": cmd_figures,
+                    "review": cmd_review}  # fmt: skip
         return commands[args.command](args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(exc, 5)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, level=5))

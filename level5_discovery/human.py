@@ -1,9 +1,11 @@
 """The human in the loop: every proposed experiment is shown, then approved, rejected or edited.
 
-A :class:`Proposal` carries the agent's current hypotheses (with the passages and the evidence
-behind each) and the experiment it wants to run, with the reason. A reviewer answers with a
-:class:`Decision`. :class:`TerminalReviewer` asks a person; :class:`ScriptedReviewer` stands in for
-one in tests and benchmarks. Every decision is appended to a JSONL log.
+A :class:`Proposal` carries the agent's hypotheses about the proposed gene (with the retrieved
+passages that support or contradict each, and what the data say) and the experiment it wants to
+run, with the reason. A reviewer answers with a :class:`Decision`. :class:`TerminalReviewer` asks
+a person at the terminal, the review page (:mod:`level5_discovery.review`) asks one in a browser,
+and :class:`ScriptedReviewer` stands in for one in tests and benchmarks. Every decision is
+appended to a JSONL log.
 """
 
 from __future__ import annotations
@@ -15,10 +17,22 @@ from pathlib import Path
 
 from level5_discovery.world import INTERVENTION_KINDS, Measurement
 
+SPLIT_SCORE_HELP = (
+    "z3 split score: how many of the still-open questions 'is there a direct edge A->B?' this "
+    "experiment is expected to settle (each counted by how likely that edge is), worked out over "
+    "every network the z3 solver still finds consistent with the data; the agent adds 2 for each "
+    "literature claim about the gene that the experiment would test. Higher means more "
+    "informative; 'best' is the highest score of any experiment it could propose."
+)
+
 
 @dataclass
 class HypothesisView:
-    """One hypothesis as shown to the reviewer."""
+    """One hypothesis as shown to the reviewer, with the retrieved passages behind it.
+
+    ``passages`` are the passages whose reading agrees with the hypothesis (its sign),
+    ``contradicting`` those that state the same pair with the opposite sign.
+    """
 
     text: str
     confidence: float
@@ -26,6 +40,7 @@ class HypothesisView:
         str  # "untested", "consistent with evidence", "confirmed by data", "rejected by evidence"
     )
     passages: list[str] = field(default_factory=list)
+    contradicting: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -41,15 +56,24 @@ class Proposal:
     hypotheses: list[HypothesisView]
     open_questions: int
 
-    def render(self) -> str:
-        """Human-readable text of the proposal."""
+    def render(self, explain: bool = False) -> str:
+        """Human-readable text of the proposal: the experiment, why, and the literature on the
+        gene; ``explain`` adds what the z3 split score means."""
         lines = [f"--- proposal {self.step}: {self.kind} {self.gene} x{self.replicates} "
-                 f"(cost {self.cost:.2f}) ---", f"why: {self.reason}",
-                 f"open edge questions: {self.open_questions}", "hypotheses:"]  # fmt: skip
+                 f"(cost {self.cost:.2f}) ---", f"why: {self.reason}"]  # fmt: skip
+        if explain and "split score" in self.reason:
+            lines.append(f"  ({SPLIT_SCORE_HELP})")
+        lines.append(f"open edge questions: {self.open_questions}")
+        if not self.hypotheses:
+            lines.append(f"literature about {self.gene}: nothing retrieved")
+        else:
+            lines.append(f"literature about {self.gene} (retrieved passages):")
         for h in self.hypotheses:
             lines.append(f"  [{h.status}] {h.text}  (confidence {h.confidence:.2f})")
-            for passage in h.passages[:1]:
-                lines.append(f'      "{passage[:110]}"')
+            for passage in h.passages[:2]:
+                lines.append(f'      supports:    "{passage[:110]}"')
+            for passage in h.contradicting[:2]:
+                lines.append(f'      contradicts: "{passage[:110]}"')
         return "\n".join(lines)
 
 
@@ -109,17 +133,29 @@ class ScriptedReviewer(Reviewer):
 
 @dataclass
 class TerminalReviewer(Reviewer):
-    """Asks a person at the terminal."""
+    """Asks a person at the terminal.
+
+    End of input (Ctrl-D, a closed pipe) or Ctrl-C at the prompt stops the session like ``s``:
+    the session then ends normally and saves what ran; ``ended_by`` says why it stopped.
+    """
 
     ask: Callable[[str], str] = input
     show: Callable[[str], None] = print
+    ended_by: str | None = None
+    explained: bool = False
 
     def review(self, proposal: Proposal, genes: list[str]) -> Decision:  # noqa: D102
-        self.show(proposal.render())
+        self.show(proposal.render(explain=not self.explained))
+        self.explained = self.explained or "split score" in proposal.reason
         while True:
-            answer = self.ask(
-                "[a]pprove, [r]eject, [e]dit GENE [knockout|overexpress], [s]top > "
-            ).strip()
+            try:
+                answer = self.ask(
+                    "[a]pprove, [r]eject, [e]dit GENE [knockout|overexpress], [s]top > "
+                ).strip()
+            except (EOFError, KeyboardInterrupt) as exc:
+                self.ended_by = "end of input" if isinstance(exc, EOFError) else "interrupted"
+                self.show("")  # finish the prompt's line
+                return Decision("stop", proposal.gene, proposal.kind, self.ended_by)
             parts = answer.split()
             if not parts or parts[0] in ("a", "approve"):
                 return Decision("approve", proposal.gene, proposal.kind)
@@ -149,7 +185,8 @@ class DecisionLog:
             "step": proposal.step,
             "proposed": {"gene": proposal.gene, "kind": proposal.kind, "reason": proposal.reason},
             "hypotheses": [
-                {k: v for k, v in asdict(h).items() if k != "passages"} for h in proposal.hypotheses
+                {k: v for k, v in asdict(h).items() if k not in ("passages", "contradicting")}
+                for h in proposal.hypotheses
             ],
             "decision": asdict(decision),
         }

@@ -208,6 +208,9 @@ def run_session(
     confirmed = 0  # consecutive experiments whose outcome the best guess predicted
     self_stop: tuple[int, float] | None = None
     decision_seconds: list[float] = []
+    # Genes whose proposal the reviewer rejected, with the experiment count at the time: they
+    # are not proposed again until a new experiment has run (new evidence).
+    rejected_at: dict[int, int] = {}
     while knowledge.experiments < cfg.max_experiments:
         open_q = open_edge_questions(knowledge)
         if self_stop is None and (
@@ -225,10 +228,15 @@ def run_session(
         ):
             break
         step += 1
+        avoid = {g for g, n in rejected_at.items() if n == knowledge.experiments}
+        view = _WithoutRejected(knowledge, avoid) if avoid else knowledge
         started = time.perf_counter()
-        gene, reason = designer.choose(knowledge, prior, rng)
+        gene, reason = designer.choose(view, prior, rng)  # type: ignore[arg-type]
         decision_seconds.append(time.perf_counter() - started)
-        views = _hypothesis_views(knowledge, literature, genes) if literature else []
+        if gene in avoid:
+            say("the reviewer rejected every experiment left since the last result: stopping")
+            break
+        views = _hypothesis_views(knowledge, literature, genes, gene) if literature else []
         intervention = Intervention((gene,), "knockout", cfg.replicates)
         proposal = Proposal(step, genes[gene], "knockout", cfg.replicates,
                             lab.cost_of(intervention), reason, views, open_q)  # fmt: skip
@@ -240,7 +248,9 @@ def run_session(
             say("    reviewer stopped the session")
             break
         if decision.action == "reject":
-            say(f"    reviewer rejected it ({decision.note})")
+            say(f"    reviewer rejected it ({decision.note or 'no reason given'}); "
+                "not proposed again until new data arrive")  # fmt: skip
+            rejected_at[gene] = knowledge.experiments
             rejected_in_a_row += 1
             if rejected_in_a_row >= 3:
                 say("    three rejections in a row: stopping")
@@ -279,19 +289,40 @@ def run_session(
     return result
 
 
+class _WithoutRejected:
+    """The notebook as the designer sees it after a rejection: the rejected genes count as
+    unavailable (like tested ones), so every designer picks among the rest without knowing about
+    reviews. Everything else is the notebook itself."""
+
+    def __init__(self, knowledge: Knowledge, unavailable: set[int]) -> None:
+        self._knowledge = knowledge
+        self._unavailable = np.isin(np.arange(knowledge.n_genes), sorted(unavailable))
+
+    @property
+    def tested(self) -> np.ndarray:
+        return self._knowledge.tested | self._unavailable
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._knowledge, name)
+
+
 def _hypothesis_views(
-    knowledge: Knowledge, literature: Literature, genes: list[str], limit: int = 6
+    knowledge: Knowledge, literature: Literature, genes: list[str], gene: int, limit: int = 6
 ) -> list[HypothesisView]:
+    """The literature's hypotheses about ``gene``: first what a knock-out of it tests (gene→j),
+    then its regulators (i→gene), each by pooled confidence; passages split by agreement."""
     space = knowledge.hypothesis_space()
     views = []
-    ranked = sorted(literature.support.items(), key=lambda kv: -abs(literature.prior[kv[0]]))
+    about = [(pair, support) for pair, support in literature.support.items() if gene in pair]
+    ranked = sorted(about, key=lambda kv: (kv[0][0] != gene, -abs(literature.prior[kv[0]])))
     for (i, j), support in ranked[:limit]:
         sign = int(np.sign(literature.prior[i, j])) or 1
         verb = "activates" if sign > 0 else "inhibits"
         status = _status(space, knowledge, Claim(i, j, sign))
         views.append(HypothesisView(f"{genes[i]} {verb} {genes[j]}",
                                     abs(float(literature.prior[i, j])), status,
-                                    [text for _, text in support]))  # fmt: skip
+                                    [text for h, text in support if h.sign == sign],
+                                    [text for h, text in support if h.sign != sign]))  # fmt: skip
     return views
 
 

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from level5_discovery.loop import (
 from level5_discovery.retrieval import Retriever, pair_question
 from level5_discovery.settings import Level5Settings
 from level5_discovery.world import GeneNetwork, WorldSpec, draw_world
+from ml_common.atomic import write_json, write_text
 
 
 @dataclass
@@ -121,7 +123,11 @@ def tell_literature(prepared: Prepared, echo: Callable[[str], None], pairs: int 
     echo(f"prior network ({len(strong)} edges): {listed}")
 
 
-def tell_result(result: SessionResult, echo: Callable[[str], None]) -> None:
+def _count(experiments: int) -> str:
+    return f"{experiments} experiment{'' if experiments == 1 else 's'}"
+
+
+def tell_result(result: SessionResult, echo: Callable[[str], None], target_f1: float = 0.9) -> None:
     """Print the final network against the hidden truth."""
     world = result.world
     genes = world.genes
@@ -143,8 +149,11 @@ def tell_result(result: SessionResult, echo: Callable[[str], None]) -> None:
                 mark, text = "FALSE EDGE", f"{genes[i]} {verb[int(est)]} {genes[j]}"
             echo(f"  {mark:18s} {text}")
     s = result.scores
-    echo(f"experiments: {result.experiments}; reached F1 >= 0.9 after "
-         f"{result.experiments_to_target} experiments")  # fmt: skip
+    if result.experiments_to_target is None:
+        reached = f"did not reach F1 >= {target_f1:g} within {_count(result.experiments)}"
+    else:
+        reached = f"reached F1 >= {target_f1:g} after {_count(result.experiments_to_target)}"
+    echo(f"experiments: {result.experiments}; {reached}")
     echo(f"edge precision {s.precision:.2f}, recall {s.recall:.2f}, F1 {s.f1:.2f}, "
          f"sign accuracy {s.sign_accuracy:.2f}")  # fmt: skip
     echo(f"wrong literature relations rejected by evidence: {result.wrong_rejected}/"
@@ -179,5 +188,29 @@ def discover(
         log=log,
         echo=echo,
     )
-    tell_result(result, echo)
+    tell_result(result, echo, settings.target_f1)
     return result, time.perf_counter() - start
+
+
+def save_session(
+    out: Path,
+    seed: int,
+    story: list[str],
+    result: SessionResult,
+    seconds: float,
+    reviewer: str,
+    stopped_by: str | None = None,
+) -> None:
+    """Write ``session_story.txt`` and ``metrics.json`` (atomically) for a finished session,
+    also one a reviewer stopped early: ``reviewer`` names who reviewed (scripted, terminal, web),
+    ``stopped_by`` why the reviewer stopped it, if they did."""
+    write_text(out / "session_story.txt", "\n".join(story) + "\n")
+    s = result.scores
+    write_json(out / "metrics.json", {
+        "seed": seed, "reviewer": reviewer, "stopped_by": stopped_by,
+        "experiments": result.experiments,
+        "experiments_to_target": result.experiments_to_target, "precision": s.precision,
+        "recall": s.recall, "f1": s.f1, "sign_accuracy": s.sign_accuracy,
+        "f1_curve": result.f1_curve, "wrong_literature_rejected": result.wrong_rejected,
+        "wrong_literature_total": result.wrong_total, "seconds": seconds,
+    })  # fmt: skip

@@ -14,7 +14,14 @@ Nothing here imports a level. Each module is small and can be read on its own:
 - ``bench``     the benchmark JSON convention (``artifacts/bench/levelN.json``)
 - ``report``    generated README tables between markers (the results table, level 3's tables)
 - ``services``  a free local port, whether Docker answers, waiting for a health endpoint
+- ``cli``       the command lines' error convention: one ``error:`` line, traceback in a log
+- ``tool_defaults`` environment defaults for Prefect and MLflow, applied on import (below)
 """
+
+from ml_common.tool_defaults import apply_tool_defaults
+
+# Before any level imports Prefect or MLflow: they read these settings once, at import.
+apply_tool_defaults()
 
 __all__ = ["__version__"]
 __version__ = "0.1.0"

@@ -4,10 +4,11 @@
 export DOCKER_BASE_IMAGE="${DOCKER_BASE_IMAGE:-ml-levels-base:bookworm}"
 export REQUIRE_DOCKER=1
 export DOCKER_BUILDKIT=0
+# Logs of this hook (dockerd, debootstrap) go here, whether or not an engine was already running.
+mkdir -p /tmp/ci-docker
 
 if ! docker info >/dev/null 2>&1; then
   echo "starting dockerd"
-  mkdir -p /tmp/ci-docker
   dockerd --pidfile /tmp/ci-docker/dockerd.pid >/tmp/ci-docker/dockerd.log 2>&1 &
   on_exit 'kill "$(cat /tmp/ci-docker/dockerd.pid 2>/dev/null)" 2>/dev/null; sleep 2'
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done

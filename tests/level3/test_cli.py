@@ -15,6 +15,7 @@ def test_help_lists_every_command():
     )
     for command in (
         "prepare",
+        "tune",
         "train",
         "batch",
         "serve",

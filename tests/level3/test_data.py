@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from level3_recsys.data import temporal_split
+from level3_recsys.data import global_time_split, temporal_split
 from level3_recsys.settings import DataSettings
 from ml_common.datasets import DataError
 
@@ -26,8 +26,10 @@ def test_latest_positives_are_held_out():
         min_rating=4.0, min_item_positives=1, holdout_per_user=2, min_train_per_user=1
     )
     train, test, items = temporal_split(ratings_frame(), cfg)
-    assert sorted(test.loc[test.user_id == 1, "item_id"]) == [15, 16]
+    assert sorted(test.loc[test.user_id == 3, "item_id"]) == [13, 14]
     assert sorted(train.loc[train.user_id == 1, "item_id"]) == [10, 11, 12, 13, 14]
+    # user 1's latest two (15, 16) are held out; nobody trains on them: not in the catalogue
+    assert 1 not in set(test.user_id) and not {15, 16} & set(items.item_id)
     # user 2: two positives, needs 2 held out + 1 train → dropped; the 2.0 rating never counts.
     assert 2 not in set(train.user_id) | set(test.user_id)
     for user in set(test.user_id):
@@ -38,12 +40,32 @@ def test_latest_positives_are_held_out():
     assert items.set_index("item_id").loc[10, "train_positives"] == 2
 
 
-def test_catalogue_filter_drops_rare_items():
+def test_catalogue_counts_training_positives_only():
+    """Item 14 has two positives, but one is user 3's held-out latest: it is not in the
+    catalogue, and held-out items outside the catalogue leave the test set."""
     cfg = DataSettings(
         min_rating=4.0, min_item_positives=2, holdout_per_user=1, min_train_per_user=1
     )
     train, test, items = temporal_split(ratings_frame(), cfg)
-    assert set(items.item_id) == {10, 11, 13, 14}  # seen positively by >= 2 users
+    # training positives: 10 x3, 11 x2, 13 x2, 12/14/15 x1 (14's second positive is held out)
+    assert set(items.item_id) == {10, 11, 13}
+    assert set(train.item_id) <= {10, 11, 13} and set(test.item_id) <= {10, 11, 13}
+    assert test[["user_id", "item_id"]].values.tolist() == [[2, 11]]
+    assert items.set_index("item_id")["train_positives"].to_dict() == {10: 3, 11: 2, 13: 2}
+    # users 1 and 3 keep training (they inform the models) although nothing of theirs is tested
+    assert set(train.user_id) == {1, 2, 3}
+
+
+def test_global_time_cut_trains_strictly_before_the_cut():
+    cfg = DataSettings(min_rating=4.0, min_item_positives=1, holdout_per_user=1)
+    frame = ratings_frame()
+    train, test, items = global_time_split(frame, cfg, quantile=0.75)
+    assert train.timestamp.max() < test.timestamp.min()
+    assert set(test.user_id) <= set(train.user_id)
+    assert set(test.item_id) <= set(train.item_id) == set(items.item_id)
+    positives = frame.loc[frame.rating >= 4.0]
+    cut = positives.timestamp.quantile(0.75)
+    assert len(train) == (positives.timestamp < cut).sum()
 
 
 def test_no_positive_is_a_clear_error():

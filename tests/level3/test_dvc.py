@@ -15,7 +15,7 @@ DVC_FILE = PROJECT_ROOT / "level3_recsys" / "dvc.yaml"
 
 def test_stages_dependencies_and_params_exist():
     stages = yaml.safe_load(DVC_FILE.read_text())["stages"]
-    assert set(stages) == {"prepare", "train"}
+    assert set(stages) == {"prepare", "tune", "train"}
     config = yaml.safe_load((PROJECT_ROOT / "level3_recsys" / "config.yaml").read_text())
     for stage in stages.values():
         root = (DVC_FILE.parent / stage["wdir"]).resolve()
@@ -27,6 +27,7 @@ def test_stages_dependencies_and_params_exist():
                 assert (root / file).is_file()
                 assert all(key in config for key in keys)
     assert "artifacts/level3/data" in stages["train"]["deps"]  # train reruns when data changes
+    assert "artifacts/level3/tuning" in stages["train"]["deps"]  # ... and when tuning does
 
 
 def test_dvc_lists_the_stages():

@@ -1,11 +1,13 @@
-"""Models on small cases: EASE against a brute-force ridge solve, kNN cosine, recency bundle."""
+"""Models on small cases: EASE against a brute-force ridge solve, implicit's kNN against cosine
+similarity computed here, recency weighting in training and in the bundle."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
 
 from level3_recsys.bundle import ItemScorer, recency_weights
-from level3_recsys.models import EASE, ItemKNN, Popularity
+from level3_recsys.models import EASE, ItemKNN, Popularity, recency_matrix
 
 
 @pytest.fixture
@@ -28,6 +30,7 @@ def test_ease_matches_per_item_ridge_regression(interactions):
 
 
 def test_itemknn_is_cosine_with_zero_diagonal(interactions):
+    """implicit's CosineRecommender, all neighbours kept, is the plain cosine of item columns."""
     weights = ItemKNN(neighbours=100).fit(interactions).weights
     x = interactions.toarray()
     norms = np.linalg.norm(x, axis=0)
@@ -36,9 +39,24 @@ def test_itemknn_is_cosine_with_zero_diagonal(interactions):
     np.testing.assert_allclose(weights, expected, rtol=1e-5)
 
 
-def test_itemknn_keeps_only_k_neighbours(interactions):
-    weights = ItemKNN(neighbours=2).fit(interactions).weights
-    assert ((weights > 0).sum(axis=0) <= 2 + 1).all()  # ties at the cutoff may keep one more
+def test_itemknn_keeps_each_items_k_most_similar(interactions):
+    """Row i keeps item i's ``neighbours`` largest similarities (the item itself not counted)."""
+    full = ItemKNN(neighbours=100).fit(interactions).weights
+    pruned = ItemKNN(neighbours=2).fit(interactions).weights
+    for row_full, row_pruned in zip(full, pruned, strict=True):
+        kept = np.flatnonzero(row_pruned)
+        assert len(kept) == 2
+        np.testing.assert_allclose(row_pruned[kept], row_full[kept], rtol=1e-6)
+        assert row_full[kept].min() >= np.sort(row_full)[-2] - 1e-6
+
+
+def test_recency_matrix_halves_weight_every_half_life():
+    frame = pd.DataFrame(
+        {"user_id": [7, 7, 7, 8], "item_id": [1, 2, 3, 2], "timestamp": [10, 30, 20, 5]}
+    )
+    rows = recency_matrix(frame, np.array([7, 8]), np.array([1, 2, 3]), half_life=1.0).toarray()
+    # user 7: item 2 latest (1), then item 3 (1/2), then item 1 (1/4); user 8 has one item.
+    np.testing.assert_allclose(rows, [[0.25, 1.0, 0.5], [0.0, 1.0, 0.0]])
 
 
 def test_popularity_scores_are_counts(interactions):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from level4_fraud.features import features_frame
-from level4_fraud.simulate import SimulationConfig, TransactionSimulator
+from level4_fraud.config import SimulationConfig
+from level4_fraud.data.features import features_frame
+from level4_fraud.data.simulate import TransactionSimulator
 
 TINY = {"n_customers": 400, "n_terminals": 800, "seed": 3}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from level4_fraud.abtest import (
+from level4_fraud.experiments.abtest import (
     ExperimentSettings,
     TrafficSplit,
     operating_characteristics,

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from level4_fraud.distributed import flat_parameters, launch, train_distributed
-from level4_fraud.models import FraudNet, TorchConfig, predict_proba
+from level4_fraud.config import TorchConfig
+from level4_fraud.models.fraudnet import FraudNet, predict_proba
+from level4_fraud.training.distributed import flat_parameters, launch, train_distributed
 
 
 def _data(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

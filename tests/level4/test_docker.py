@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from level4_fraud.abtest import TrafficSplit
-from level4_fraud.models import FraudNet
-from level4_fraud.optimize.quantize import export_bundle
+from level4_fraud.models.fraudnet import FraudNet
+from level4_fraud.serving.export import export_bundle
+from level4_fraud.serving.traffic import TrafficSplit
 from ml_common.services import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -69,8 +69,9 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     for relative in [
         "docker/fraud.Dockerfile",
         "level4_fraud/__init__.py",
-        "level4_fraud/abtest.py",
-        "level4_fraud/serve_onnx.py",
+        "level4_fraud/serving/__init__.py",
+        "level4_fraud/serving/traffic.py",
+        "level4_fraud/serving/onnx_service.py",
         "level4_fraud/requirements-serve.txt",
     ]:
         (context / relative).parent.mkdir(parents=True, exist_ok=True)

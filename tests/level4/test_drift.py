@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from level4_fraud.config import MonitorConfig
-from level4_fraud.drift import DriftMonitor, psi
-from level4_fraud.features import FEATURES, features_frame
-from level4_fraud.models import train_isolation_forest
-from level4_fraud.simulate import SimulationConfig, TransactionSimulator
+from level4_fraud.config import MonitorConfig, SimulationConfig
+from level4_fraud.data.features import FEATURES, features_frame
+from level4_fraud.data.simulate import TransactionSimulator
+from level4_fraud.lifecycle.drift import DriftMonitor, psi
+from level4_fraud.models.anomaly import train_isolation_forest
 
 WORLD = {"n_customers": 2000, "n_terminals": 4000, "seed": 1, "n_days": 72}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from level4_fraud.features import FEATURES, FeatureBuilder, features_frame
-from level4_fraud.simulate import TransactionSimulator
+from level4_fraud.data.features import FEATURES, FeatureBuilder, features_frame
+from level4_fraud.data.simulate import TransactionSimulator
 
 
 def _brute_force(raw: pd.DataFrame, row: pd.Series, delay: int = 7) -> dict[str, float]:

@@ -74,7 +74,7 @@ def test_retraining_cronjob_and_distributed_job() -> None:
     trainer = job["spec"]["template"]["spec"]["containers"][0]
     assert trainer["command"][0] == "torchrun"
     args = " ".join(trainer["command"])
-    assert "--rdzv-backend=c10d" in args and "level4_fraud.distributed" in args
+    assert "--rdzv-backend=c10d" in args and "level4_fraud.training.distributed" in args
     nnodes = int(next(a for a in trainer["command"] if a.startswith("--nnodes=")).split("=")[1])
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == nnodes
     # The rendezvous host is pod 0 behind the headless service the job's pods join.

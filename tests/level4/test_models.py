@@ -7,17 +7,12 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from level4_fraud.features import FEATURES
-from level4_fraud.models import (
-    FraudEnsemble,
-    FraudNet,
-    TorchConfig,
-    device_for,
-    predict_proba,
-    train_isolation_forest,
-    train_lightgbm,
-    train_torch_model,
-)
+from level4_fraud.config import TorchConfig
+from level4_fraud.data.features import FEATURES
+from level4_fraud.models.anomaly import train_isolation_forest
+from level4_fraud.models.ensemble import FraudEnsemble
+from level4_fraud.models.fraudnet import FraudNet, device_for, predict_proba, train_torch_model
+from level4_fraud.models.trees import train_lightgbm
 
 
 def _split(frame):

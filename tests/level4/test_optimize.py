@@ -10,15 +10,16 @@ import torch
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from level4_fraud.models import FraudNet, TorchConfig, predict_proba, train_torch_model
-from level4_fraud.optimize.distill import (
+from level4_fraud.config import TorchConfig
+from level4_fraud.data.protocol import walk_forward_folds
+from level4_fraud.experiments.distill import (
     calibrate_teacher,
     count_parameters,
     lightgbm_parameters,
     train_student,
 )
-from level4_fraud.optimize.lora import LoRALinear, add_lora, merge_lora, trainable_parameters
-from level4_fraud.optimize.quantize import (
+from level4_fraud.experiments.lora import LoRALinear, add_lora, merge_lora, trainable_parameters
+from level4_fraud.experiments.quantize import (
     compare_engines,
     export_onnx,
     measure,
@@ -26,7 +27,7 @@ from level4_fraud.optimize.quantize import (
     quantize_dynamic_int8,
     torch_scorer,
 )
-from level4_fraud.optimize.tune import walk_forward_folds
+from level4_fraud.models.fraudnet import FraudNet, predict_proba, train_torch_model
 
 
 def _data(n: int = 8000, seed: int = 0, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -178,26 +179,28 @@ def test_lora_adapts_to_a_shifted_pattern_with_base_frozen(trained) -> None:
 
 # -- the Optuna search ---------------------------------------------------------------------------
 def test_walk_forward_folds_never_train_on_the_future() -> None:
-    rows = np.full(28, 10)
-    folds = walk_forward_folds(rows, n_folds=2)
-    assert len(folds) == 2
-    for train, test in folds:
-        assert train.stop + 7 * 10 == test.start  # a week's gap for the label delay
-        assert test.stop - test.start == 70
-    assert folds[0][1].stop <= folds[1][1].start  # newest fold last
-    with pytest.raises(ValueError, match="too short"):
-        walk_forward_folds(np.full(14, 10))
+    # The protocol's default window: 35 days from day 37, 7-day delay, weekly test folds.
+    folds = walk_forward_folds(37, 35, n_folds=2, delay_days=7, test_days=7)
+    assert folds == [(37, 58, 65, 72), (37, 51, 58, 65)]  # newest first
+    for train_start, train_stop, test_start, test_stop in folds:
+        assert train_start >= 37 and test_stop <= 72  # inside the training window
+        assert train_stop + 7 == test_start  # the label delay between them
+        assert test_stop - test_start == 7
+    # A window too short for a fold's training days gives fewer folds, never a negative one.
+    assert walk_forward_folds(37, 14, n_folds=2, delay_days=7, test_days=7) == []
 
 
 def test_tune_logs_trials_to_mlflow() -> None:
     from types import SimpleNamespace
 
-    from level4_fraud.industrial import IndustrialSettings
-    from level4_fraud.optimize.tune import tune
+    from level4_fraud.config import IndustrialSettings
+    from level4_fraud.training.tune import tune
 
     X, y = _data(2100)
     settings = IndustrialSettings(world={"train_days": 21})
-    result = tune(settings, SimpleNamespace(X_train=X, y_train=y), n_trials=2, n_folds=1)
+    days = np.repeat(np.arange(30, 51), 100)  # the window's 21 days (warm-up 30), 100 rows each
+    data = SimpleNamespace(X_train=X, y_train=y, day_train=days)
+    result = tune(settings, data, n_trials=2, n_folds=1)
     assert len(result["trials"]) == 2 and 0 < result["best_value"] <= 1
     import mlflow
 
@@ -220,9 +223,10 @@ TINY_WORLD = {
 
 
 def test_time_line_windows_hold_what_they_should() -> None:
-    from level4_fraud.industrial import load_industrial_settings, prepare_data
+    from level4_fraud.config import IndustrialSettings
+    from level4_fraud.data.protocol import prepare_data
 
-    splits = prepare_data(load_industrial_settings(world=TINY_WORLD))
+    splits = prepare_data(IndustrialSettings(world=TINY_WORLD))
     for name in ("train", "test", "adapt", "new"):
         X, y = getattr(splits, f"X_{name}"), getattr(splits, f"y_{name}")
         assert len(X) == len(y) > 0 and X.shape[1] == len(splits.features)
@@ -233,20 +237,23 @@ def test_time_line_windows_hold_what_they_should() -> None:
     assert np.median(splits.X_new[splits.y_new == 1, amount]) < 10
     assert splits.X_new[splits.y_new == 1, night].mean() > 0.8
     with pytest.raises(ValueError, match="before new_pattern_day"):
-        prepare_data(load_industrial_settings(world={**TINY_WORLD, "new_pattern_day": 40}))
+        prepare_data(IndustrialSettings(world={**TINY_WORLD, "new_pattern_day": 40}))
 
 
 @pytest.mark.slow
 def test_industrial_bench_returns_the_issue_keys_with_sane_values() -> None:
-    from level4_fraud.industrial import BENCH_KEYS, load_industrial_settings, run_industrial
+    from level4_fraud.config import load_config
+    from level4_fraud.experiments.report import BENCH_KEYS, run_industrial
     from ml_common.paths import level_dir
 
-    settings = load_industrial_settings(
-        world=TINY_WORLD,
-        ab_experiments=40,
-        model={"epochs": 3},
-        distill={"epochs": 6},
-        quant={"seconds": 0.3},
+    settings = load_config(
+        industrial={
+            "world": TINY_WORLD,
+            "ab_experiments": 40,
+            "model": {"epochs": 3},
+            "distill": {"epochs": 6},
+            "quant": {"seconds": 0.3},
+        }
     )
     report = run_industrial(settings)
     bench = report["bench"]

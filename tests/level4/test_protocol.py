@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from level4_fraud.config import load_config
-from level4_fraud.evaluate import card_precision_top_k, fraud_metrics
-from level4_fraud.train import run_protocol
+from level4_fraud.training.evaluate import card_precision_top_k, fraud_metrics
+from level4_fraud.training.train import run_protocol
 
 
 def test_card_precision_removes_cards_already_caught() -> None:

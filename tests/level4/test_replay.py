@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from level4_fraud.config import load_config
-from level4_fraud.replay import print_summary, run_replay
+from level4_fraud.lifecycle.replay import print_summary, run_replay
 
 
 def test_replay_alarms_after_the_switch_only(tmp_path) -> None:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from level4_fraud.config import load_config
-from level4_fraud.retrain import ROLLBACK, gate, retrain_flow, rollback
-from level4_fraud.train import fit_ensemble, load_model
+from level4_fraud.lifecycle.retrain import ROLLBACK, gate, retrain_flow, rollback
+from level4_fraud.training.registry import load_model
+from level4_fraud.training.train import fit_ensemble
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from level4_fraud.__main__ import main
 from level4_fraud.config import load_config
-from level4_fraud.retrain import ROLLBACK, retrain_windows
+from level4_fraud.lifecycle.retrain import ROLLBACK, retrain_windows
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version
 
 TINY_YAML = """

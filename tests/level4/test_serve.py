@@ -7,18 +7,19 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from level4_fraud.config import load_config
-from level4_fraud.feature_store import (
+from level4_fraud.config import SimulationConfig, load_config
+from level4_fraud.data.feature_store import (
     SnapshotWriter,
     online_snapshot,
     open_store,
     push_online,
     training_frame,
 )
-from level4_fraud.features import FEATURES, FeatureBuilder
-from level4_fraud.models import FraudEnsemble, train_lightgbm
-from level4_fraud.serve import ScoringState, create_app, load_test
-from level4_fraud.simulate import SimulationConfig, TransactionSimulator
+from level4_fraud.data.features import FEATURES, FeatureBuilder
+from level4_fraud.data.simulate import TransactionSimulator
+from level4_fraud.models.ensemble import FraudEnsemble
+from level4_fraud.models.trees import train_lightgbm
+from level4_fraud.serving.service import ScoringState, create_app, load_test
 
 N_CUST, N_TERM, DAYS = 200, 400, 40
 _BUILDER: dict[str, FeatureBuilder] = {}
@@ -135,7 +136,7 @@ def test_load_test_over_loopback(client) -> None:
 
 def test_service_features_equal_the_builders(world, tmp_path) -> None:
     """Online snapshot + the service's intraday counters = the batch features, row for row."""
-    from level4_fraud.serve import Transaction
+    from level4_fraud.serving.service import Transaction
 
     sim, store, _, _, _ = world
     day = sim.day(DAYS).head(300)

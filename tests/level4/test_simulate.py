@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from level4_fraud.simulate import SimulationConfig, TransactionSimulator, simulate_to_parquet
+from level4_fraud.config import SimulationConfig
+from level4_fraud.data.simulate import TransactionSimulator, simulate_to_parquet
 
 from .conftest import TINY
 

@@ -1,0 +1,1 @@
+"""Stage 4, lifecycle: drift detection, Prometheus metrics, retraining with a gate, the replay."""

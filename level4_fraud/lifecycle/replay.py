@@ -1,0 +1,349 @@
+"""The whole story, day by day: stable → seasonal change → new fraud → alarm → retrain → recovery.
+
+Day by day the replay streams transactions through the feature builder, scores them with the
+champion, checks drift, updates the Prometheus metrics, and starts :func:`retrain_flow` when the
+drift alarm fires (then every ``after_alarm_every_days`` while the alarm stands) or when the
+schedule is due. Labels arrive ``delay_days`` late: a retrain on day ``t`` trains and holds out only
+on days before ``t − delay``. So the first retrains after the alarm hold no example of the new
+pattern, lose at the gate, and are recorded as such; the champion moves once the challenger has
+seen the pattern and wins on the holdout.
+
+Outputs in ``artifacts/level4/replay/``: ``timeline.json`` (one record per day plus the summary),
+``timeline.png``, ``decisions.jsonl``, ``metrics.prom``, ``config.json``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from level4_fraud.config import Level4Settings
+from level4_fraud.data.features import FEATURES, as_matrix
+from level4_fraud.data.protocol import new_builder
+from level4_fraud.data.simulate import TransactionSimulator
+from level4_fraud.lifecycle.drift import DriftMonitor
+from level4_fraud.lifecycle.metrics import FraudMetrics
+from level4_fraud.lifecycle.retrain import retrain_flow, retrain_windows
+from level4_fraud.models.ensemble import FraudEnsemble
+from level4_fraud.training.evaluate import fraud_metrics
+from level4_fraud.training.registry import log_model
+from level4_fraud.training.train import fit_ensemble
+from ml_common.atomic import atomic_dir, write_json
+from ml_common.config import dump_settings
+from ml_common.paths import level_dir
+from ml_common.tracking import CHAMPION, set_alias
+
+
+def period_of(day: int, settings: Level4Settings) -> str:
+    """``stable``, ``seasonal`` or ``new_pattern`` for a monitored day."""
+    sim = settings.simulation
+    if sim.new_pattern_day is not None and day >= sim.new_pattern_day:
+        return "new_pattern"
+    if sim.seasonal_day is not None and day >= sim.seasonal_day:
+        return "seasonal"
+    return "stable"
+
+
+def _window(history: OrderedDict[int, pd.DataFrame], start: int, stop: int) -> pd.DataFrame:
+    parts = [history[d] for d in range(start, stop) if d in history]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FEATURES)
+
+
+def _push_snapshots(store: Any, builder: Any, day: int) -> None:
+    """Update the Feast online store with ``day``'s start-of-day snapshots."""
+    from level4_fraud.data.feature_store import push_online
+
+    push_online(store, builder.customer_snapshot(day), builder.terminal_snapshot(day))
+
+
+def _new_monitor(
+    champion: FraudEnsemble, reference: pd.DataFrame, settings: Level4Settings
+) -> DriftMonitor:
+    X = as_matrix(reference[FEATURES])
+    return DriftMonitor(
+        champion.members["isolation_forest"], X, champion.predict_proba(X), settings.monitor
+    )
+
+
+def run_replay(
+    settings: Level4Settings, out_dir: Path | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run the replay; write its outputs; return ``{"days": [...], "summary": {...}}``."""
+    sim_cfg, rp, delay = settings.simulation, settings.replay, settings.protocol.delay_days
+    top_k = settings.protocol.top_k
+    train_start, train_stop = rp.first_train_day, rp.first_train_day + rp.first_train_days
+    if rp.monitor_start_day < train_stop + delay:
+        raise ValueError(
+            f"replay.monitor_start_day ({rp.monitor_start_day}) must be at least first_train_day + "
+            f"first_train_days + delay_days ({train_stop + delay}): labels arrive late"
+        )
+    if rp.monitor_start_day >= sim_cfg.n_days:
+        raise ValueError("replay.monitor_start_day must fall inside simulation.n_days")
+    out_dir = out_dir or level_dir(4) / "replay"
+    keep = max(rp.first_train_days, settings.retrain.train_days + settings.retrain.holdout_days)
+    keep += delay + 2
+
+    sim = TransactionSimulator(sim_cfg)
+    builder = new_builder(sim_cfg, delay)
+    store = None
+    if settings.use_feast:
+        from level4_fraud.data.feature_store import open_store
+
+        store = open_store()
+    metrics = FraudMetrics()
+    history: OrderedDict[int, pd.DataFrame] = OrderedDict()
+    scores: dict[int, np.ndarray] = {}
+    records: list[dict[str, Any]] = []
+    decisions: list[dict[str, Any]] = []
+    champion: FraudEnsemble | None = None
+    monitor: DriftMonitor | None = None
+    alarm_active, last_train_day, last_alarm_retrain = False, rp.monitor_start_day, -(10**9)
+    reference_ap: float | None = None
+
+    with atomic_dir(out_dir) as tmp:
+        decisions_path = str(tmp / "decisions.jsonl")
+        for day in tqdm(range(sim_cfg.n_days), desc="replay", unit="day", disable=not progress):
+            if store is not None and day >= rp.monitor_start_day:
+                _push_snapshots(store, builder, day)
+            frame = builder.transform_day(sim.day(day))
+            if day >= train_start:
+                history[day] = frame
+            while champion is not None and history and next(iter(history)) < day - keep:
+                history.popitem(last=False)
+            if day < rp.monitor_start_day:
+                continue
+            if champion is None:
+                train = _window(history, train_start, train_stop)
+                champion = fit_ensemble(train, settings)
+                version = log_model(champion, settings, {}, {"day": day}, run_name="replay-initial")
+                set_alias(settings.model_name, CHAMPION, version)
+                metrics.champion_version.set(version)
+                reference = _window(
+                    history, train_stop - settings.monitor.reference_days, train_stop
+                )
+                monitor = _new_monitor(champion, reference, settings)
+            assert monitor is not None
+            X = as_matrix(frame[FEATURES])
+            day_scores = champion.predict_proba(X)
+            scores[day] = day_scores
+            drift = monitor.check(X, day_scores)
+            record: dict[str, Any] = {
+                "day": day,
+                "period": period_of(day, settings),
+                "n_tx": len(frame),
+                "n_fraud": int(frame["tx_fraud"].sum()),
+                "n_new_pattern": int((frame["tx_fraud_scenario"] == 4).sum()),
+                "tail_ratio": drift.tail_ratio,
+                "p_value": drift.p_value,
+                "signal": drift.signal,
+                "alarm": drift.alarm and not alarm_active,
+                "max_feature_psi": drift.max_feature_psi,
+                "score_ks": drift.score_ks,
+                "retrain": None,
+                "promoted": False,
+            }
+            metrics.tail_ratio.set(drift.tail_ratio)
+            metrics.score_ks.set(drift.score_ks)
+            for name, value in drift.feature_psi.items():
+                metrics.feature_psi.labels(feature=name).set(value)
+            if drift.alarm:
+                alarm_active = True
+            metrics.drift_alarm.set(int(alarm_active))
+            # The day's performance; in the real world it is known only ``delay`` days later,
+            # which is when the exported gauge shows it.
+            day_metrics = fraud_metrics(frame, day_scores, top_k)
+            record.update(day_metrics)
+            record["labels_known_on_day"] = day + delay
+            known = [r for r in records if r["day"] == day - delay]
+            if known:
+                metrics.delayed_ap.set(known[0]["ap"])
+                metrics.delayed_cp.set(known[0][f"cp{top_k}"])
+                if reference_ap is None:  # the first labelled day after deployment
+                    reference_ap = known[0]["ap"]
+                    metrics.reference_ap.set(reference_ap)
+
+            trigger = None
+            if alarm_active and day - last_alarm_retrain >= settings.retrain.after_alarm_every_days:
+                trigger = "drift"
+            elif day - last_train_day >= settings.retrain.schedule_days:
+                trigger = "schedule"
+            if trigger:
+                (train_from, train_to), (hold_from, hold_to) = retrain_windows(day, settings)
+                train = _window(history, train_from, train_to)
+                holdout = _window(history, hold_from, hold_to)
+                decision = retrain_flow(
+                    train,
+                    holdout,
+                    champion,
+                    settings,
+                    trigger=trigger,
+                    day=day,
+                    decisions_path=decisions_path,
+                )
+                decisions.append(decision)
+                metrics.decisions.labels(
+                    outcome="promoted" if decision["promoted"] else "rejected"
+                ).inc()
+                record["retrain"] = trigger
+                last_train_day = day
+                if trigger == "drift":
+                    last_alarm_retrain = day
+                if decision["promoted"]:
+                    from level4_fraud.training.registry import load_model
+
+                    champion = load_model(settings, CHAMPION)
+                    assert champion is not None
+                    # The new champion is deployed for today's traffic: re-baseline the monitor on
+                    # the most recent days (no labels needed) so the alarm is resolved.
+                    recent = _window(history, day - settings.monitor.reference_days + 1, day + 1)
+                    monitor = _new_monitor(champion, recent, settings)
+                    alarm_active = False
+                    record["promoted"] = True
+                    metrics.promotions.inc()
+                    metrics.champion_version.set(decision["challenger_version"])
+                    reference_ap = decision["challenger"]["ap"]
+                    metrics.reference_ap.set(reference_ap)
+            record["alarm_active"] = alarm_active
+            records.append(record)
+            metrics.write_textfile(tmp / "metrics.prom")
+
+        if store is not None:  # what the scoring service serves on the next day
+            _push_snapshots(store, builder, sim_cfg.n_days)
+        summary = summarise(records, decisions, settings)
+        result = {"summary": summary, "days": records}
+        write_json(tmp / "timeline.json", result)
+        write_json(tmp / "config.json", dump_settings(settings))
+        timeline_figure(records, settings, tmp / "timeline.png")
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and v == v]
+    return float(np.mean(values)) if values else None
+
+
+def summarise(
+    records: list[dict[str, Any]], decisions: list[dict[str, Any]], settings: Level4Settings
+) -> dict[str, Any]:
+    """Alarm delay, false alarms per period, AP before the drift and after recovery, promotions."""
+    pattern_day = settings.simulation.new_pattern_day
+    alarms = [r["day"] for r in records if r["alarm"]]
+    false_stable = sum(1 for r in records if r["alarm"] and r["period"] == "stable")
+    false_seasonal = sum(1 for r in records if r["alarm"] and r["period"] == "seasonal")
+    after = [d for d in alarms if pattern_day is not None and d >= pattern_day]
+    delay = after[0] - pattern_day if after else None
+    promotions = [d["day"] for d in decisions if d["promoted"]]
+    ap_before = _mean([r["ap"] for r in records if r["period"] != "new_pattern"])
+    drift_promotions = [d for d in promotions if pattern_day is not None and d >= pattern_day]
+    ap_during = _mean(
+        [
+            r["ap"]
+            for r in records
+            if r["period"] == "new_pattern"
+            and (not drift_promotions or r["day"] < drift_promotions[0])
+        ]
+    )
+    ap_after = (
+        _mean([r["ap"] for r in records if r["day"] > drift_promotions[0]])
+        if drift_promotions
+        else None
+    )
+    ratio = ap_after / ap_before if ap_after is not None and ap_before else None
+    return {
+        "alarm_days": alarms,
+        "alarm_delay_days": delay,
+        "false_alarms_stable": false_stable,
+        "false_alarms_seasonal": false_seasonal,
+        "promotion_days": promotions,
+        "promotions": len(promotions),
+        "retrains": len(decisions),
+        "ap_before_drift": ap_before,
+        "ap_drift_before_promotion": ap_during,
+        "ap_after_recovery": ap_after,
+        "ap_recovery_ratio": ratio,
+        "seasonal_day": settings.simulation.seasonal_day,
+        "new_pattern_day": pattern_day,
+    }
+
+
+def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, path: Path) -> None:
+    """Daily AP and drift score with the switches, alarms, retrains and promotions marked."""
+    import matplotlib.pyplot as plt
+
+    from ml_common.plots import save_figure  # importing it selects the headless Agg backend
+
+    top_k = settings.protocol.top_k
+    days = [r["day"] for r in records]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    ax1.plot(days, [r["ap"] for r in records], label="AP (champion, per day)", color="tab:blue")
+    ax1.plot(
+        days, [r[f"cp{top_k}"] for r in records], label=f"CP@{top_k}", color="tab:cyan", alpha=0.7
+    )
+    ax1.set_ylabel("daily metric")
+    ax1.set_ylim(0, 1)
+    ax2.plot(
+        days, [r["tail_ratio"] for r in records], color="tab:orange", label="anomaly tail ratio"
+    )
+    ax2.axhline(settings.monitor.alarm_ratio, color="tab:orange", ls=":", label="alarm threshold")
+    ax2b = ax2.twinx()
+    ax2b.plot(
+        days,
+        [r["max_feature_psi"] for r in records],
+        color="tab:gray",
+        alpha=0.6,
+        label="max feature PSI (reported)",
+    )
+    ax2b.set_ylabel("max feature PSI")
+    ax2.set_ylabel("tail rate / expected")
+    ax2.set_xlabel("simulated day")
+    sim = settings.simulation
+    for ax in (ax1, ax2):
+        if sim.seasonal_day is not None:
+            ax.axvline(sim.seasonal_day, color="tab:green", ls="--", lw=1)
+        if sim.new_pattern_day is not None:
+            ax.axvline(sim.new_pattern_day, color="tab:red", ls="--", lw=1)
+        for r in records:
+            if r["alarm"]:
+                ax.axvline(r["day"], color="red", lw=2, alpha=0.5)
+            if r["promoted"]:
+                ax.axvline(r["day"], color="green", lw=2, alpha=0.5)
+            elif r["retrain"]:
+                ax.axvline(r["day"], color="gray", lw=1, alpha=0.4, ls=":")
+    ax1.set_title(
+        "green dashed: seasonal change · red dashed: new fraud pattern · red: alarm · "
+        "green: promotion · dotted: retrain rejected",
+        fontsize=9,
+    )
+    ax1.legend(loc="lower left", fontsize=8)
+    ax2.legend(loc="upper left", fontsize=8)
+    ax2b.legend(loc="upper right", fontsize=8)
+    save_figure(fig, path)  # closes the figure
+
+
+def _num(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def print_summary(result: dict[str, Any]) -> str:
+    """A short text timeline for the terminal."""
+    s = result["summary"]
+    lines = ["day  period       AP     tail   alarm retrain promoted"]
+    for r in result["days"]:
+        if r["alarm"] or r["retrain"] or r["day"] % 5 == 0:
+            lines.append(
+                f"{r['day']:>3}  {r['period']:<11} {_num(r['ap']):.3f}"
+                f"  {r['tail_ratio']:5.2f}  {'ALARM' if r['alarm'] else '':5} "
+                f"{r['retrain'] or '':8} {'yes' if r['promoted'] else ''}"
+            )
+    lines.append(
+        f"alarm delay {s['alarm_delay_days']} days · false alarms stable {s['false_alarms_stable']}"
+        f" / seasonal {s['false_alarms_seasonal']} · promotions {s['promotions']} of "
+        f"{s['retrains']} retrains · AP before drift {_num(s['ap_before_drift']):.3f} · after "
+        f"recovery {_num(s['ap_after_recovery']):.3f} · ratio {_num(s['ap_recovery_ratio']):.3f}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""The scoring service: a transaction in, a fraud score and a decision out.
+
+``POST /score`` takes one transaction, reads the customer's and the terminal's snapshot from the
+Feast online store, adds the intraday part from the service's own running counters (the
+customer's payments earlier today), scores the feature row with the champion ensemble and answers
+``{"score", "decision", ...}``. Every score is logged (``artifacts/level4/serve/scores.jsonl``)
+for the monitor, and counted in the Prometheus metrics at ``GET /metrics``.
+
+Bad input gets a 422 with one clear message: missing fields, a negative amount (pydantic), or a
+customer or terminal the feature store does not know.
+
+:func:`load_test` starts the service on a free 127.0.0.1 port, sends a bounded number of requests
+and reports p50/p99 latency as seen by the client.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from level4_fraud.config import Level4Settings
+from level4_fraud.data.feature_store import online_snapshot
+from level4_fraud.data.features import (
+    CUSTOMER_SNAPSHOT,
+    FEATURES,
+    NIGHT_END_SECONDS,
+    TERMINAL_SNAPSHOT,
+    WINDOWS,
+)
+from level4_fraud.lifecycle.metrics import FraudMetrics
+from level4_fraud.models.ensemble import FraudEnsemble
+from ml_common.paths import level_dir
+from ml_common.services import free_port
+
+
+class Transaction(BaseModel):
+    """One card payment to score."""
+
+    tx_id: int | None = Field(None, description="caller's id, echoed back")
+    customer_id: int = Field(..., ge=0)
+    terminal_id: int = Field(..., ge=0)
+    tx_amount: float = Field(..., ge=0, description="amount; negative amounts are rejected")
+    tx_datetime: datetime
+
+
+class Score(BaseModel):
+    """The service's answer."""
+
+    tx_id: int | None
+    score: float
+    decision: str
+    threshold: float
+    model_version: int | None
+
+
+class ScoringState:
+    """What the service holds: store, champion, intraday counters, score log."""
+
+    def __init__(
+        self,
+        settings: Level4Settings,
+        store: Any,
+        champion: FraudEnsemble,
+        version: int | None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.champion = champion
+        self.version = version
+        self.metrics = FraudMetrics()
+        self.today: dict[int, tuple[object, float, float]] = {}
+        self.lock = threading.Lock()
+        self.log_path = log_path or level_dir(4) / "serve" / "scores.jsonl"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("a", buffering=1 << 16)
+
+    def features(self, tx: Transaction) -> np.ndarray:
+        """The model's feature row for ``tx`` (online snapshot + intraday counters)."""
+        snap = online_snapshot(self.store, tx.customer_id, tx.terminal_id)
+        missing_customer = any(snap[c] is None for c in CUSTOMER_SNAPSHOT)
+        missing_terminal = any(snap[c] is None for c in TERMINAL_SNAPSHOT)
+        if missing_customer or missing_terminal:
+            what = "customer_id" if missing_customer else "terminal_id"
+            value = tx.customer_id if missing_customer else tx.terminal_id
+            raise HTTPException(
+                422, f"unknown {what} {value}: the feature store has no features for it"
+            )
+        day = tx.tx_datetime.date()
+        with self.lock:
+            prev_day, count, total = self.today.get(tx.customer_id, (day, 0.0, 0.0))
+            if prev_day != day:
+                count, total = 0.0, 0.0
+            count, total = count + 1, total + tx.tx_amount  # this payment included
+            self.today[tx.customer_id] = (day, count, total)
+        return self.feature_row(tx, snap, count, total)
+
+    @staticmethod
+    def feature_row(
+        tx: Transaction, snap: dict[str, float | None], count: float, total: float
+    ) -> np.ndarray:
+        """The ``FEATURES`` row, computed without pandas (this is the latency-critical path).
+
+        ``count``/``total``: the customer's payments today up to and including this one — the
+        same definitions as :func:`level4_fraud.data.features.combine` (a test checks they agree).
+        """
+        when = tx.tx_datetime
+        values = {
+            "tx_amount": tx.tx_amount,
+            "tx_during_weekend": float(when.weekday() >= 5),
+            "tx_during_night": float(
+                when.hour * 3600 + when.minute * 60 + when.second < NIGHT_END_SECONDS
+            ),
+        }
+        for w in WINDOWS:
+            n, amount = count, total
+            if w > 1:
+                n += float(snap[f"customer_nb_tx_prev_{w - 1}d"] or 0.0)
+                amount += float(snap[f"customer_amount_prev_{w - 1}d"] or 0.0)
+            values[f"customer_nb_tx_{w}d"] = n
+            values[f"customer_avg_amount_{w}d"] = amount / n
+        for name in TERMINAL_SNAPSHOT:
+            values[name] = float(snap[name] or 0.0)
+        return np.array([[values[f] for f in FEATURES]], dtype=np.float32)
+
+    def log(self, tx: Transaction, score: float, decision: str) -> None:
+        """Append the score to the score log (for monitoring and delayed-label evaluation)."""
+        self._log.write(
+            json.dumps(
+                {
+                    "tx_id": tx.tx_id,
+                    "customer_id": tx.customer_id,
+                    "terminal_id": tx.terminal_id,
+                    "tx_datetime": tx.tx_datetime.isoformat(),
+                    "score": score,
+                    "decision": decision,
+                    "model_version": self.version,
+                }
+            )
+            + "\n"
+        )
+
+    def close(self) -> None:
+        """Flush and close the score log."""
+        self._log.close()
+
+
+def create_app(state_factory: Any) -> FastAPI:
+    """The FastAPI app; ``state_factory()`` builds the :class:`ScoringState` at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.scoring = state_factory()
+        yield
+        app.state.scoring.close()
+
+    app = FastAPI(title="level 4 fraud scoring", lifespan=lifespan)
+
+    @app.get("/health")
+    def health(request: Request) -> dict[str, Any]:
+        state: ScoringState = request.app.state.scoring
+        return {"status": "ok", "model_version": state.version}
+
+    @app.post("/score", response_model=Score)
+    def score(tx: Transaction, request: Request) -> Score:
+        state: ScoringState = request.app.state.scoring
+        started = time.perf_counter()
+        row = state.features(tx)
+        value = float(state.champion.predict_proba(row)[0])
+        threshold = state.settings.serve.decision_threshold
+        decision = "block" if value >= threshold else "allow"
+        state.log(tx, value, decision)
+        state.metrics.requests.labels(decision=decision).inc()
+        state.metrics.latency.observe(time.perf_counter() - started)
+        return Score(
+            tx_id=tx.tx_id,
+            score=value,
+            decision=decision,
+            threshold=threshold,
+            model_version=state.version,
+        )
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics(request: Request) -> str:
+        from prometheus_client import generate_latest
+
+        state: ScoringState = request.app.state.scoring
+        return generate_latest(state.metrics.registry).decode()
+
+    return app
+
+
+def default_state(settings: Level4Settings) -> ScoringState:
+    """The champion from the registry and the Feast store under ``artifacts/level4/feast``."""
+    from level4_fraud.data.feature_store import feast_dir, open_store
+    from level4_fraud.training.registry import load_model
+    from ml_common.tracking import CHAMPION, alias_version
+
+    if not (feast_dir() / "online.db").is_file():
+        raise FileNotFoundError(
+            f"no online store at {feast_dir()}: run `python -m level4_fraud train` first"
+        )
+    champion = load_model(settings, CHAMPION)
+    if champion is None:
+        raise FileNotFoundError(
+            f"no '{CHAMPION}' alias on model {settings.model_name}: "
+            "run `python -m level4_fraud train` first"
+        )
+    store = open_store(apply=False)
+    return ScoringState(settings, store, champion, alias_version(settings.model_name, CHAMPION))
+
+
+class BackgroundServer:
+    """uvicorn in a thread on 127.0.0.1 (tests and the load test); stop() shuts it down."""
+
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        import uvicorn
+
+        self.port = port or free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the scoring service did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+def load_test(
+    app: FastAPI, transactions: pd.DataFrame, n_requests: int, warmup: int = 50
+) -> dict[str, float]:
+    """Score ``n_requests`` transactions one by one over loopback; client-side latency in ms."""
+    import httpx
+
+    rows = transactions.head(n_requests + warmup)
+    payloads = [
+        {
+            "tx_id": int(r.tx_id),
+            "customer_id": int(r.customer_id),
+            "terminal_id": int(r.terminal_id),
+            "tx_amount": float(r.tx_amount),
+            "tx_datetime": pd.Timestamp(r.tx_datetime).isoformat(),
+        }
+        for r in rows.itertuples()
+    ]
+    latencies = []
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for i, payload in enumerate(payloads):
+            started = time.perf_counter()
+            response = client.post("/score", json=payload)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            if i >= warmup:
+                latencies.append(elapsed)
+    arr = np.array(latencies)
+    return {
+        "requests": len(arr),
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "mean_ms": float(arr.mean()),
+    }
+
+
+def main(settings: Level4Settings, port: int = 8004) -> int:
+    """Serve until interrupted (127.0.0.1 only)."""
+    import uvicorn
+
+    app = create_app(lambda: default_state(settings))
+    uvicorn.run(app, host=settings.serve.host, port=port, log_level="info")
+    return 0

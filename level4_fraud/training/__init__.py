@@ -1,0 +1,1 @@
+"""Stage 3, training: the protocol, evaluation, the registry, tuning, distributed training."""
