@@ -72,7 +72,8 @@ def _run(args: argparse.Namespace) -> None:
     result = run_notebook(_settings(args))
     metrics = result.metrics
     print(
-        f"best default model: {metrics['best_model']}, {metrics['n_folds']}-fold CV accuracy "
+        f"headline model ({metrics['cv_accuracy_protocol']}): {metrics['headline_model']}, "
+        f"{metrics['n_folds']}-fold CV accuracy "
         f"{metrics['cv_accuracy_mean']:.3f} ± {metrics['cv_accuracy_std']:.3f} "
         f"(sex-only rule {metrics['baseline_sex_only_accuracy']:.3f}); "
         f"leakage gap {metrics['leakage_gap']:+.3f}; notebook {result.notebook_seconds:.1f} s"

@@ -205,8 +205,12 @@ BENCH_KEYS = (
 )
 
 
-def bench_results(result: RunResult) -> dict[str, float]:
-    """The benchmark's flat keys: the metrics the issue names plus ``notebook_seconds``."""
-    payload = {key: round(float(result.metrics[key]), 4) for key in BENCH_KEYS}
+def bench_results(result: RunResult) -> dict[str, float | str]:
+    """The benchmark's flat keys: the metrics the issue names, ``cv_accuracy_protocol`` (how the
+    headline model was chosen: ``pre-declared``) and ``notebook_seconds``."""
+    payload: dict[str, float | str] = {
+        key: round(float(result.metrics[key]), 4) for key in BENCH_KEYS
+    }
+    payload["cv_accuracy_protocol"] = str(result.metrics["cv_accuracy_protocol"])
     payload["notebook_seconds"] = round(result.notebook_seconds, 2)
     return payload

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from level2_churn.settings import DEFAULT_CONFIG, Level2Settings, load_config
+from level2_churn.settings import DEFAULT_CONFIG, EventDataset, Level2Settings, load_config
 from ml_common.atomic import write_json
 from ml_common.bench import stopwatch, write_bench
 from ml_common.cli import report_error, run_main
@@ -46,16 +46,28 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
             continue
         metrics = result["metrics"]
         if "cv" in metrics:
+            protocol = metrics["protocol"]
+            evaluation = f"{protocol['cv_repeats']}x{protocol['cv_folds']}-fold CV (dev part)"
             for model, s in metrics["cv"].items():
                 rows.append(
                     (
                         name,
                         model,
-                        "5-fold CV",
+                        evaluation,
                         f"{s['auc_mean']:.4f} ± {s['auc_std']:.4f}",
                         f"{s['ap_mean']:.4f} ± {s['ap_std']:.4f}",
                     )
                 )
+            holdout = metrics["holdout"]
+            rows.append(
+                (
+                    name,
+                    "champion",
+                    "test part, once",
+                    f"{holdout['test_auc']:.4f}",
+                    f"{holdout['test_ap']:.4f}",
+                )
+            )
         else:
             for model, s in metrics["walk_forward"].items():
                 rows.append(
@@ -71,21 +83,42 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
 
 
 def bench_keys(results: dict[str, Any], cfg: Level2Settings) -> dict[str, Any]:
-    """The flat benchmark keys of issue 4 from one run's results (``main`` checks both ran)."""
-    telco = results["telco"]["metrics"]
-    generated = results["generated"]["metrics"]
-    return {
-        "telco_lgbm_auc_mean": round(telco["cv"]["lgbm"]["auc_mean"], 4),
-        "telco_lgbm_ap_mean": round(telco["cv"]["lgbm"]["ap_mean"], 4),
-        "telco_lr_auc_mean": round(telco["cv"]["lr"]["auc_mean"], 4),
-        "telco_lr_ap_mean": round(telco["cv"]["lr"]["ap_mean"], 4),
-        "telco_best_imbalance_method": telco["best_imbalance_method"],
-        "generated_walk_forward_ap_mean": round(generated["walk_forward"]["lgbm"]["ap_mean"], 4),
-        "generated_lr_walk_forward_ap_mean": round(generated["walk_forward"]["lr"]["ap_mean"], 4),
-        "business_profit_at_best_threshold": round(telco["holdout"]["test_profit"], 2),
-        "pipeline_seconds": round(results["pipeline_seconds"], 1),
-        "optuna_trials": cfg.tune.n_trials,
-    }
+    """Flat benchmark keys for every dataset the config ran, prefixed by the dataset's name.
+
+    Snapshot datasets give ``<name>_lgbm_auc_mean`` ... ``<name>_corrected_p_ap``; event datasets
+    ``<name>_walk_forward_ap_mean``; a ``telco`` run also gives the historical
+    ``business_profit_at_best_threshold``.
+    """
+    keys: dict[str, Any] = {}
+    for name, result in results.items():
+        if not isinstance(result, dict):
+            continue
+        metrics = result["metrics"]
+        if "cv" in metrics:
+            cv, diff = metrics["cv"], metrics["paired_difference_lgbm_minus_lr"]
+            tuned = metrics["paired_difference_lgbm_minus_lgbm_default"]
+            for model in ("lgbm", "lgbm_default", "lr"):
+                keys[f"{name}_{model}_auc_mean"] = round(cv[model]["auc_mean"], 4)
+                keys[f"{name}_{model}_ap_mean"] = round(cv[model]["ap_mean"], 4)
+            keys |= {
+                f"{name}_corrected_p_auc": round(diff["auc"]["p_value"], 4),
+                f"{name}_corrected_p_ap": round(diff["ap"]["p_value"], 4),
+                f"{name}_tuned_vs_default_corrected_p_ap": round(tuned["ap"]["p_value"], 4),
+                f"{name}_best_imbalance_method": metrics["best_imbalance_method"],
+                f"{name}_test_auc": round(metrics["holdout"]["test_auc"], 4),
+                f"{name}_test_ap": round(metrics["holdout"]["test_ap"], 4),
+                f"{name}_test_profit": round(metrics["holdout"]["test_profit"], 2),
+            }
+        else:
+            walk = metrics["walk_forward"]
+            keys[f"{name}_walk_forward_ap_mean"] = round(walk["lgbm"]["ap_mean"], 4)
+            keys[f"{name}_lr_walk_forward_ap_mean"] = round(walk["lr"]["ap_mean"], 4)
+            keys[f"{name}_mechanism_gain_share"] = round(metrics["mechanism_gain_share"], 4)
+    if "telco" in results:
+        keys["business_profit_at_best_threshold"] = keys["telco_test_profit"]
+    keys["pipeline_seconds"] = round(results["pipeline_seconds"], 1)
+    keys["optuna_trials"] = cfg.tune.n_trials
+    return keys
 
 
 def _print_summary(results: dict[str, Any]) -> None:
@@ -104,13 +137,21 @@ def _print_summary(results: dict[str, Any]) -> None:
             continue
         metrics, reg = result["metrics"], result["registered"]
         if "holdout" in metrics:
-            diff = metrics["paired_difference_lgbm_minus_lr"]
+            for label, key in (
+                ("LightGBM tuned - LR", "paired_difference_lgbm_minus_lr"),
+                ("LightGBM tuned - default", "paired_difference_lgbm_minus_lgbm_default"),
+            ):
+                diff = metrics[key]
+                console.print(
+                    f"{name}: {label}: AUC {diff['auc']['mean']:+.4f} (corrected p="
+                    f"{diff['auc']['p_value']:.3f}), AP {diff['ap']['mean']:+.4f} (corrected p="
+                    f"{diff['ap']['p_value']:.3f})"
+                )
             console.print(
-                f"{name}: LightGBM - LR paired over folds: AUC {diff['auc']['mean']:+.4f} "
-                f"(p={diff['auc']['p_value']:.3f}), AP {diff['ap']['mean']:+.4f} "
-                f"(p={diff['ap']['p_value']:.3f}); best imbalance method: "
-                f"{metrics['best_imbalance_method']}; test profit at threshold "
-                f"{metrics['holdout']['threshold']:.3f}: {metrics['holdout']['test_profit']:,.0f}"
+                f"{name}: imbalance method chosen on the development part: "
+                f"{metrics['best_imbalance_method']}; threshold "
+                f"{metrics['holdout']['threshold']:.3f} chosen on validation; "
+                f"test profit {metrics['holdout']['test_profit']:,.0f}"
             )
         else:
             top = ", ".join(list(metrics["top_features"])[:5])
@@ -142,19 +183,29 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
+    # --config is accepted after the command too (``run --config x.yaml``); SUPPRESS keeps the
+    # value given before the command when it is not repeated after it.
+    config_after = argparse.ArgumentParser(add_help=False)
+    config_after.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="YAML config file"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the Prefect flow on every configured dataset"),
         ("bench", "run, then write artifacts/bench/level2.json"),
     ):
-        sub = commands.add_parser(name, help=text)
+        sub = commands.add_parser(name, help=text, parents=[config_after])
         sub.add_argument("--trials", type=int, help="Optuna trials (default: config)")
         sub.add_argument("--customers", type=int, help="generated customers (default: config)")
         sub.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
-    gen = commands.add_parser("generate", help="write the messy multi-source data to a folder")
+    gen = commands.add_parser(
+        "generate", help="write the messy multi-source data to a folder", parents=[config_after]
+    )
     gen.add_argument("--customers", type=int, help="number of customers (default: config)")
     gen.add_argument("--out", type=Path, required=True, help="output folder")
-    stage = commands.add_parser("stage", help="run one stage for one dataset (used by DVC)")
+    stage = commands.add_parser(
+        "stage", help="run one stage for one dataset (used by DVC)", parents=[config_after]
+    )
     stage.add_argument("name", choices=STAGES)
     stage.add_argument("--dataset", required=True)
     args = parser.parse_args(argv)
@@ -165,20 +216,20 @@ def main(argv: list[str] | None = None) -> int:
             from level2_churn.generate import generate
 
             cfg = _settings(args)
-            dataset = cfg.datasets["generated"]
-            paths = generate(args.out, dataset.generator, cfg.seed)  # type: ignore[union-attr]
+            events = [d for d in cfg.datasets.values() if isinstance(d, EventDataset)]
+            if not events:
+                raise ConfigError(f"{args.config}: no generated (kind: events) dataset to write")
+            paths = generate(args.out, events[0].generator, cfg.seed)
             print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
         elif args.command == "stage":
-            from level2_churn import pipeline
+            from level2_churn import stages
 
             cfg = load_config(args.config)
             if args.dataset not in cfg.datasets:
                 raise ConfigError(f"unknown dataset {args.dataset!r}; known: {list(cfg.datasets)}")
-            getattr(pipeline, f"{args.name}_stage")(cfg, args.dataset)
+            getattr(stages, f"{args.name}_stage")(cfg, args.dataset)
         else:
             cfg = _settings(args)
-            if args.command == "bench" and not {"telco", "generated"} <= set(cfg.run):
-                raise ConfigError(f"bench needs telco and generated in run, got {cfg.run}")
             with stopwatch() as timing:
                 results = run(cfg)
             _print_summary(results)

@@ -210,7 +210,8 @@ def clean_snapshot(frame: pd.DataFrame, dataset: SnapshotDataset) -> tuple[pd.Da
         features[column] = values.where(values.notna() & (values != ""), np.nan)
     for column in cols.numeric:
         features[column] = pd.to_numeric(frame[column], errors="coerce")
-    target = (frame[cols.target].astype(str) == str(cols.positive_label)).astype(int)
+    labels = frame[cols.target].astype(str).str.strip()
+    target = (labels == str(cols.positive_label)).astype(int)
     if cols.id:
         features.index = frame[cols.id].to_numpy()
         target.index = features.index

@@ -1,4 +1,14 @@
-"""The Prefect 3 flow: generate -> prepare -> train -> register, for every dataset in the config.
+"""The Prefect 3 flow, and the table of contents of level 2: each task is a stage in ``stages.py``,
+and each stage is built from one file per step.
+
+- ``generate``  generate.py: the messy multi-source data (generated dataset only)
+- ``prepare``   ingest.py (pandera schemas) -> clean.py (domain rules) -> features.py (as of
+                each cut-off, or the configured ratios of a snapshot table)
+- ``train``     split.py (test part set aside / walk-forward) -> tune.py (Optuna) ->
+                compare.py (models and imbalance.py methods, corrected t-tests) ->
+                threshold.py (business metric) -> mechanism.py (generated data);
+                the recipes that order these steps: snapshot_protocol.py, walk_forward.py
+- ``register``  register.py: MLflow registry, champion / challenger on the selection score
 
 Tasks that touch files or the tracking server retry (``retries=2``) unless the error is the
 user's (bad data or config: retrying cannot help). ``generate`` and ``prepare`` are cached by
@@ -19,7 +29,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.context import TaskRunContext
 
-from level2_churn import pipeline
+from level2_churn import stages
 from level2_churn.ingest import file_hash
 from level2_churn.settings import EventDataset, Level2Settings, config_hash
 from ml_common.config import ConfigError
@@ -56,7 +66,7 @@ def _prepare_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
         config_hash(cfg),
         parameters["name"],
         hashes,
-        pipeline.code_version(),
+        stages.code_version(),
         str(level_dir(2)),
     )
 
@@ -68,7 +78,7 @@ def _prepare_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     cache_key_fn=_generate_key,
 )
 def generate(cfg: Level2Settings, name: str) -> Path:
-    return pipeline.generate_stage(cfg, name)
+    return stages.generate_stage(cfg, name)
 
 
 @task(
@@ -78,17 +88,17 @@ def generate(cfg: Level2Settings, name: str) -> Path:
     cache_key_fn=_prepare_key,
 )
 def prepare(cfg: Level2Settings, name: str, raw_dir: Path | None) -> Path:
-    return pipeline.prepare_stage(cfg, name, raw_dir)
+    return stages.prepare_stage(cfg, name, raw_dir)
 
 
 @task
 def train(cfg: Level2Settings, name: str, prepared: Path) -> dict[str, Any]:
-    return pipeline.train_stage(cfg, name)
+    return stages.train_stage(cfg, name)
 
 
 @task(retries=2, retry_delay_seconds=1, retry_condition_fn=_retry_unless_user_error)
 def register(cfg: Level2Settings, name: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.register_stage(cfg, name)
+    return stages.register_stage(cfg, name)
 
 
 @flow(name="level2-churn", log_prints=True, validate_parameters=False)

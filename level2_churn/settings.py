@@ -31,6 +31,9 @@ class ColumnMapping(BaseModel):
     id: str | None = None
     target: str
     positive_label: str | int = 1
+    # The other value of the target. None: the target must hold exactly one other value, which
+    # is then "no churn"; a third value (e.g. "maybe") is refused either way, never guessed.
+    negative_label: str | int | None = None
     categorical: list[str] = Field(default_factory=list)
     numeric: list[str] = Field(default_factory=list)
     # Derived features: name -> [numerator, denominator]; a ratio is a feature in many churn tables.
@@ -80,6 +83,7 @@ class TuneSettings(BaseModel):
 
 class CVSettings(BaseModel):
     folds: int = Field(5, ge=2)
+    repeats: int = Field(2, ge=1)  # repeated K-fold: more resamples for the corrected t-test
     imbalance_methods: list[Literal["none", "class_weight", "smote"]] = [
         "none",
         "class_weight",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold, train_test_split
 
 Fold = tuple[np.ndarray, np.ndarray]
 
@@ -38,6 +38,17 @@ def stratified_folds(y: pd.Series | np.ndarray, k: int, seed: int) -> list[Fold]
     """K stratified, shuffled folds as (train positions, test positions)."""
     y = np.asarray(y)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def repeated_stratified_folds(
+    y: pd.Series | np.ndarray, k: int, repeats: int, seed: int
+) -> list[Fold]:
+    """``repeats`` rounds of K stratified folds, reshuffled each round (``repeats * k`` folds)."""
+    y = np.asarray(y)
+    if repeats == 1:
+        return stratified_folds(y, k, seed)
+    splitter = RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
 
 

@@ -8,6 +8,7 @@ Every trial (finished or pruned) is logged as a nested MLflow run under the tuni
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,11 @@ import optuna
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from level2_churn.settings import ColumnMapping
+from level2_churn.settings import ColumnMapping, Level2Settings
 from level2_churn.split import Fold
+from ml_common.logs import get_logger
+
+log = get_logger(__name__)
 
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -65,9 +69,39 @@ def tune_lgbm(
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
     )
-    callbacks = [on_trial] if on_trial else None
+    callbacks = [progress_logger(n_trials)] + ([on_trial] if on_trial else [])
     study.optimize(objective, n_trials=n_trials, timeout=timeout_s, callbacks=callbacks)
     return study
+
+
+def progress_logger(
+    n_trials: int,
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """A callback that logs one line per trial: ``trial n/N``, its AP (or pruned), the best so far.
+
+    Optuna's own logging is silenced (one warning-free line per trial reads better); a trial
+    takes 1-10 s, so the user never waits long without news.
+    """
+
+    def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        state = trial.state.name
+        if state == "COMPLETE":
+            outcome = f"AP {trial.value:.4f}"
+        elif state == "PRUNED" and trial.intermediate_values:
+            # Optuna stores a pruned trial's last running value as its value: say it is one.
+            last = max(trial.intermediate_values)
+            outcome = (
+                f"pruned after fold {last + 1} (running AP {trial.intermediate_values[last]:.4f})"
+            )
+        else:
+            outcome = state.lower()
+        try:
+            best = f"best {study.best_value:.4f} (trial {study.best_trial.number + 1})"
+        except ValueError:  # no trial has finished yet
+            best = "no finished trial yet"
+        log.info("trial %d/%d: %s; %s", trial.number + 1, n_trials, outcome, best)
+
+    return log_trial
 
 
 def best_params(study: optuna.Study) -> dict[str, Any]:
@@ -79,3 +113,56 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
     frame["duration"] = frame["duration"].dt.total_seconds()
     return frame
+
+
+def tune_and_log(
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: list[Fold],
+    columns: ColumnMapping,
+    cfg: Level2Settings,
+    mlflow: Any,
+    out: Path,
+) -> dict[str, Any]:
+    """Optuna search for LightGBM on ``folds``; trials go to MLflow and ``trials.csv``.
+
+    Returns the tuning summary stored in metrics.json, ``best_params`` included.
+    """
+    study = tune_lgbm(
+        X,
+        y,
+        folds,
+        columns,
+        cfg.tune.n_trials,
+        cfg.seed,
+        cfg.n_jobs,
+        cfg.tune.timeout_s,
+        on_trial=mlflow_trial_logger(mlflow) if mlflow else None,
+    )
+    trials_table(study).to_csv(out / "trials.csv", index=False)
+    return {
+        "n_trials": len(study.trials),
+        "n_pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+        "best_cv_ap": float(study.best_value),
+        "best_params": best_params(study),
+    }
+
+
+def mlflow_trial_logger(mlflow: Any) -> Any:
+    """A callback that logs each trial as a nested MLflow run, with its per-fold running AP.
+
+    Hand-written rather than optuna-integration's ``MLflowCallback``: that one logs only the
+    final value, while the running AP per fold is what shows why the pruner stopped a trial
+    (and it would add a package for ten lines).
+    """
+
+    def on_trial(study: Any, trial: Any) -> None:
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            mlflow.log_params(trial.params)
+            mlflow.set_tag("state", trial.state.name)
+            if trial.state.name == "COMPLETE":  # a pruned trial's value is only a running AP
+                mlflow.log_metric("cv_ap", trial.value)
+            for step, value in trial.intermediate_values.items():
+                mlflow.log_metric("running_ap", value, step=step)
+
+    return on_trial

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from ml_common.paths import artifacts_dir
 
-#: Seconds Prefect's temporary server may take to answer (measured first start on a 2-core
-#: machine at load 8: 25-60 s; Prefect's own default of 20 s failed there).
+#: Seconds Prefect's temporary server may take to answer. Measured on the 2-core machine, first
+#: flow in a fresh PREFECT_HOME at load 7-9: 19-43 s (Prefect's own 20 s made it a coin toss);
+#: the budget leaves room for a machine twice as busy and for a slow disk.
 PREFECT_STARTUP_BUDGET_S = 240
 
 TOOL_DEFAULTS = {

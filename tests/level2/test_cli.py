@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from level2_churn.__main__ import main
@@ -47,6 +48,41 @@ def test_unknown_dataset(command: list[str], capsys) -> None:
     assert "unknown dataset" in capsys.readouterr().err
 
 
-def test_bench_refuses_a_partial_run_before_starting(capsys) -> None:
-    assert main(["bench", "--dataset", "telco"]) == 2
-    assert "bench needs telco and generated" in capsys.readouterr().err
+def test_config_is_accepted_after_the_command_too(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [telco]\ndatasets: {}\n")
+    assert main(["stage", "prepare", "--dataset", "telco", "--config", str(bad)]) == 2
+    assert "run names unknown datasets ['telco']" in capsys.readouterr().err
+
+
+def _own_table(tmp_path: Path, labels: list[str], target: str = "left") -> Path:
+    csv = tmp_path / "mine.csv"
+    n = len(labels)
+    pd.DataFrame({target: labels, "x": range(n)}).to_csv(csv, index=False)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        f"run: [mine]\ndatasets:\n  mine:\n    source: {csv}\n"
+        "    columns: {target: left, positive_label: gone, numeric: [x]}\n"
+    )
+    return cfg
+
+
+def test_a_third_target_value_is_refused(tmp_path: Path, capsys) -> None:
+    cfg = _own_table(tmp_path, ["gone"] * 5 + ["stayed"] * 10 + ["maybe"] * 3)
+    assert main(["stage", "prepare", "--dataset", "mine", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "mine.csv" in err and "'left'" in err and "'maybe' (3 rows)" in err
+
+
+def test_missing_target_column_names_the_column_and_the_file(tmp_path: Path, capsys) -> None:
+    cfg = _own_table(tmp_path, ["gone", "stayed"] * 5, target="churned")
+    assert main(["stage", "prepare", "--dataset", "mine", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "mine.csv" in err and "missing column(s) 'left'" in err
+
+
+def test_generate_needs_a_generated_dataset(tmp_path: Path, capsys) -> None:
+    cfg = _own_table(tmp_path, ["gone", "stayed"] * 5)
+    assert main(["generate", "--out", str(tmp_path / "raw"), "--config", str(cfg)]) == 2
+    assert "no generated (kind: events) dataset" in capsys.readouterr().err
+    assert not (tmp_path / "raw").exists()

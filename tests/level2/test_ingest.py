@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from level2_churn import pipeline
+from level2_churn import stages
 from level2_churn.ingest import SOURCE_SCHEMAS, iter_usage, load_snapshot, read_source
 from level2_churn.settings import SnapshotDataset
 from ml_common.datasets import DataError
@@ -67,10 +67,10 @@ def test_bad_source_leaves_no_partial_output(small_raw: Path, tmp_path: Path) ->
     usage.loc[10, "ts"] = "yesterday-ish"
     usage.to_csv(raw / "usage.csv", index=False)
     cfg = small_config()
-    target = pipeline.dataset_dir("generated") / "prepared"
+    target = stages.dataset_dir("generated") / "prepared"
     shutil.rmtree(target, ignore_errors=True)
     with pytest.raises(DataError, match="ts"):
-        pipeline.prepare_stage(cfg, "generated", raw)
+        stages.prepare_stage(cfg, "generated", raw)
     assert not target.exists()
     assert not list(target.parent.glob(".prepared*"))  # no temporary folder left behind
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from level2_churn import clean, features, split
-from level2_churn.pipeline import event_cutoffs
+from level2_churn.stages import event_cutoffs
 from tests.level2.conftest import small_config
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -45,3 +47,15 @@ def test_study_is_seeded_prunes_and_reports_each_trial() -> None:
     again = tune_lgbm(X, y, folds, COLUMNS, n_trials=12, seed=0, n_jobs=1)
     assert best_params(again) == best_params(study)
     assert best_params(study)["subsample_freq"] == 1
+
+
+def test_each_trial_logs_a_progress_line(caplog) -> None:
+    X, y = _table()
+    folds = split.stratified_folds(y, 3, 0)
+    with caplog.at_level(logging.INFO, logger="level2_churn.tune"):
+        study = tune_lgbm(X, y, folds, COLUMNS, n_trials=12, seed=0, n_jobs=1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
+    assert [line.split(":")[0] for line in lines] == [f"trial {i}/12" for i in range(1, 13)]
+    pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+    assert sum("pruned after fold" in line for line in lines) == pruned > 0
+    assert lines[-1].endswith(f"best {study.best_value:.4f} (trial {study.best_trial.number + 1})")

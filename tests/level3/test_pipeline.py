@@ -116,3 +116,30 @@ def test_deployment_has_the_nightly_cron_schedule(tmp_path):
     crons = [s.schedule.cron for s in deployment.schedules]
     assert crons == [settings.batch.cron] == ["0 3 * * *"]
     assert deployment.parameters["serving_dir"] == str(tmp_path)
+
+
+def test_bench_offline_keys_and_readme_table(trained):
+    from level3_recsys.bench import offline_keys, offline_table
+
+    _, _, summary, _ = trained
+    keys = offline_keys(summary)
+    issue_keys = {
+        "ndcg10_ours_ci_low",
+        "ndcg10_ours_ci_high",
+        "ndcg10_lead_vs_best_peer",
+        "ndcg10_lead_ci_low",
+        "ndcg10_lead_ci_high",
+        "timecut_users",
+        "timecut_ndcg10_ours",
+        "timecut_ndcg10_best_peer",
+    }
+    assert issue_keys <= set(keys)
+    assert keys["ndcg10_ours_ci_low"] < keys["ndcg10_ours"] < keys["ndcg10_ours_ci_high"]
+    assert (
+        keys["ndcg10_lead_ci_low"] < keys["ndcg10_lead_vs_best_peer"] < keys["ndcg10_lead_ci_high"]
+    )
+    assert keys["ndcg10_best_peer"] == keys["ndcg10_als"]
+    assert keys["timecut_users"] == 19
+    table = offline_table(summary)
+    assert f"| ease_recency | {keys['ndcg10_ours']:.4f} [" in table
+    assert table.count("(best peer)") == 2

@@ -121,7 +121,8 @@ def train_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
     """Split, tune, compare models and imbalance methods, evaluate -> ``train/``; log to MLflow."""
     import joblib
 
-    from level2_churn import train
+    from level2_churn.snapshot_protocol import train_snapshot
+    from level2_churn.walk_forward import train_walk_forward
     from ml_common.seeding import seed_everything
     from ml_common.tracking import setup_mlflow
 
@@ -153,12 +154,12 @@ def train_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
         )
         mlflow.log_params({"seed": cfg.seed, "n_trials": cfg.tune.n_trials, "rows": len(table)})
         if isinstance(dataset, SnapshotDataset):
-            metrics, model = train.train_snapshot(table, columns, dataset, cfg, tmp, mlflow)
+            metrics, model = train_snapshot(table, columns, dataset, cfg, tmp, mlflow)
             flat = {f"cv_{m}_{k}": v for m, s in metrics["cv"].items() for k, v in s.items()} | {
                 f"holdout_{k}": v for k, v in metrics["holdout"].items() if k != "confusion"
             }
         else:
-            metrics, model = train.train_events(table, columns, dataset, cfg, tmp, mlflow)
+            metrics, model = train_walk_forward(table, columns, dataset, cfg, tmp, mlflow)
             flat = {
                 f"walk_forward_{m}_{k}": v
                 for m, s in metrics["walk_forward"].items()
@@ -183,7 +184,14 @@ def register_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
     folder = dataset_dir(name) / "train"
     metrics = json.loads((folder / "metrics.json").read_text())
     model = joblib.load(folder / "model.joblib")
-    table = pd.read_parquet(dataset_dir(name) / "prepared" / "table.parquet")
-    result = register_model(cfg, name, model, metrics, table.head(5))
+    prepared = dataset_dir(name) / "prepared"
+    columns = ColumnMapping(**json.loads((prepared / "columns.json").read_text()))
+    dataset = cfg.datasets[name]
+    if isinstance(dataset, SnapshotDataset):
+        # Raw rows as a user would read the source: the signature accepts what the table holds.
+        example = ingest.read_raw_rows(dataset, rows=50)
+    else:
+        example = pd.read_parquet(prepared / "table.parquet").head(50)
+    result = register_model(cfg, name, model, metrics, example, columns)
     write_json(dataset_dir(name) / "registered.json", result)
     return result

@@ -1,0 +1,139 @@
+"""A churn table the pipeline has never seen, run through a YAML config only (issue 13).
+
+The test writes a small CSV (target ``left`` with labels ``gone`` / ``stayed``, integer and text
+columns, an id) and a YAML that maps it, runs ``bench --config`` (the option after the command),
+and checks what a user would: the summary and benchmark keys for *their* dataset, and a
+registered model whose signature takes the raw rows, without the target, and which loads and
+predicts in a fresh Python where this repository cannot be imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from level2_churn.__main__ import main
+from ml_common.paths import bench_dir, level_dir
+
+
+def write_table(path: Path, n: int = 900, seed: int = 3) -> Path:
+    """A small churn table unlike Telco: its own column names, labels and types."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(1, 72, n)  # int64 in the CSV
+    calls = rng.poisson(2, n)
+    plan = rng.choice(["basic", "plus", "max"], n)
+    logit = -0.5 - 0.04 * tenure + 0.5 * calls + 0.8 * (plan == "max")
+    left = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "gone", "stayed")
+    pd.DataFrame(
+        {
+            "account": np.arange(1000, 1000 + n),
+            "plan": plan,
+            "tenure_months": tenure,
+            "support_calls": calls,
+            "monthly_bill": rng.normal(40, 10, n).round(2),
+            "left": left,
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def write_config(folder: Path, csv: Path) -> Path:
+    config = folder / "my_churn.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            run: [my_table]
+            experiment: level2-own-table
+            model_name_prefix: my-churn
+            datasets:
+              my_table:
+                kind: snapshot
+                source: {csv}
+                columns:
+                  id: account
+                  target: left
+                  positive_label: gone
+                  negative_label: stayed
+                  categorical: [plan]
+                  numeric: [tenure_months, support_calls, monthly_bill]
+            cv: {{folds: 3, repeats: 1, imbalance_methods: [none, class_weight]}}
+            tune: {{n_trials: 3, folds: 2}}
+            mlp: {{epochs: 2}}
+            """
+        )
+    )
+    return config
+
+
+LOAD_OUTSIDE = """
+import json, sys
+# This repository's packages must not be importable: the model has to stand on its own.
+for name in ("level2_churn", "ml_common", "tests"):
+    sys.modules[name] = None
+import mlflow.pyfunc
+import pandas as pd
+uri, csv = sys.argv[1], sys.argv[2]
+rows = pd.read_csv(csv).drop(columns=["left"]).head(20)
+assert str(rows["tenure_months"].dtype) == "int64"
+model = mlflow.pyfunc.load_model(uri)
+p = model.predict(rows)
+print(json.dumps(pd.DataFrame(p).to_numpy().tolist()))
+"""
+
+
+@pytest.fixture(scope="module")
+def own_run(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("own_table")
+    csv = write_table(folder / "customers.csv")
+    config = write_config(folder, csv)
+    assert main(["bench", "--config", str(config)]) == 0
+    registered = json.loads((level_dir(2) / "my_table" / "registered.json").read_text())
+    return {"csv": csv, "registered": registered}
+
+
+def test_bench_reports_the_configured_dataset(own_run: dict) -> None:
+    bench = json.loads((bench_dir() / "level2.json").read_text())
+    for key in ("lgbm_auc_mean", "lgbm_default_auc_mean", "corrected_p_auc", "corrected_p_ap"):
+        assert f"my_table_{key}" in bench, key
+    assert bench["my_table_lgbm_auc_mean"] > 0.7  # the planted signal is found
+    assert 0 <= bench["my_table_corrected_p_ap"] <= 1
+    assert not any(key.startswith("telco") for key in bench)
+
+
+def test_registered_model_uses_the_configured_target_and_raw_types(own_run: dict) -> None:
+    inputs = " ".join(own_run["registered"]["signature_inputs"])
+    assert "left" not in inputs and "account" not in inputs
+    assert "'tenure_months': long" in inputs  # raw int64 accepted, not declared as double
+
+
+def test_registered_model_loads_and_predicts_outside_the_repository(
+    own_run: dict, tmp_path: Path
+) -> None:
+    import mlflow
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")} | {
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_OUTSIDE, own_run["registered"]["model_uri"], own_run["csv"]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the repository root, so it is not on sys.path either
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outside = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert outside.shape == (20, 2)
+    np.testing.assert_allclose(outside.sum(axis=1), 1.0)
+    model = mlflow.pyfunc.load_model(own_run["registered"]["model_uri"])
+    rows = pd.read_csv(own_run["csv"]).drop(columns=["left"]).head(20)
+    np.testing.assert_allclose(outside, pd.DataFrame(model.predict(rows)).to_numpy())
