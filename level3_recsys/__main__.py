@@ -106,9 +106,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     use_docker = False if args.no_docker else None
     urls = deploy(_settings(args), use_docker=use_docker)
-    print(f"\nLevel 3 recommender is up ({urls.pop('mode')}):")
+    print(f"\nTry it: {urls.pop('page')}")
+    print(f"Level 3 recommender is up ({urls.pop('mode')}):")
     for name, url in urls.items():
-        print(f"  {name:8s} {url}")
+        print(f"  {name:11s} {url}")
     print("Stop it with: make level3-down")
     return 0
 
@@ -166,6 +167,15 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hostile(args: argparse.Namespace) -> int:
+    from level3_recsys.bundle import default_serving_dir
+    from level3_recsys.fuzz import service_checks
+
+    result = service_checks(_settings(args), default_serving_dir(), args.flood, args.examples)
+    print(json.dumps(result, indent=2))
+    return 0 if result["fuzz"]["failures"] == 0 and result["flood"]["series_growth"] == 0 else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from level3_recsys.bench import bench
 
@@ -216,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="service URL (default: the deployed one, else start one)")
     p.add_argument("--duration", type=int, help="seconds per phase (default from config)")
     p.set_defaults(func=cmd_loadtest)
+    p = sub.add_parser(
+        "hostile", help="schemathesis (all checks) + a forged-feedback flood on the serving bundle"
+    )
+    p.add_argument("--flood", type=int, default=10_000, help="forged /feedback requests")
+    p.add_argument("--examples", type=int, default=100, help="schemathesis examples/operation")
+    p.set_defaults(func=cmd_hostile)
     p = sub.add_parser("bench", help="offline metrics + load test → artifacts/bench/level3.json")
     p.add_argument("--duration", type=int, help="load-test seconds per phase")
     p.set_defaults(func=cmd_bench)

@@ -133,6 +133,8 @@ def drift_report_flow(
     settings: Level3Settings, base_url: str, serving_dir: Path, out_html: Path
 ) -> dict[str, Any]:
     """Batch job: the running service's live features vs the champion's training reference."""
-    current = fetch_live_features(base_url, settings.serve.admin_token)
+    from level3_recsys.deploy import deployed_admin_token
+
+    current = fetch_live_features(base_url, deployed_admin_token(settings))
     reference = json.loads((serving_dir / "champion" / "reference.json").read_text())
     return drift_report(reference, current, out_html)

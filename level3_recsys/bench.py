@@ -120,6 +120,7 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
     from level3_recsys.batch import nightly_batch
     from level3_recsys.data import prepare
     from level3_recsys.deploy import reload_deployed
+    from level3_recsys.fuzz import service_checks
     from level3_recsys.loadtest.run import run_loadtest, update_readme
     from level3_recsys.train import default_dirs, train
 
@@ -132,6 +133,7 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         nightly_batch(settings, serving_dir)
         reload_deployed(settings)
         load = run_loadtest(settings, duration_s=duration_s)
+        hostile = service_checks(settings, serving_dir)
     results = {
         **offline_keys(summary),
         "loadtest_rps": load["loadtest_rps"],
@@ -139,6 +141,9 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         "loadtest_p99_ms": load["loadtest_p99_ms"],
         "loadtest_error_rate": load["loadtest_error_rate"],
         "throughput_ratio_vs_bare_endpoint": load["throughput_ratio_vs_bare_endpoint"],
+        "fuzz_requests": hostile["fuzz"]["requests"],
+        "fuzz_failures": hostile["fuzz"]["failures"],
+        "feedback_flood_series_growth": hostile["flood"]["series_growth"],
     }
     path = write_bench(
         3, {key: round(float(v), 4) for key, v in results.items()}, timing["seconds"]

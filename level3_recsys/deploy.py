@@ -6,13 +6,19 @@
    as ``BASE`` when set; the machine's extra CA certificates copied into the build context only
    for the build, then deleted) and run it with the serving bundle mounted read-only.
    Without one: say so and run the same app with uvicorn in the background (pid file).
-4. Wait for ``/health`` and print the URLs.
+4. Wait for ``/health`` and print the URLs (the try-it page first).
+
+The admin token: the service refuses the public default from ``config.yaml``. Unless
+``LEVEL3_SERVE__ADMIN_TOKEN`` is set, ``deploy`` writes a random one to
+``artifacts/level3/admin_token`` (git-ignored, mode 600) once and passes it to the service; the
+commands that call the admin API (``promote``, ``drift``, ``bench``) read it from there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -58,12 +64,37 @@ def build_image(tag: str, base: str | None = None) -> None:
             CA_CONTEXT.rmdir()
 
 
+def admin_token_file() -> Path:
+    """Where ``make level3`` keeps the deployed service's admin token (git-ignored)."""
+    return level_dir(3) / "admin_token"
+
+
+def deployed_admin_token(settings: Level3Settings, create: bool = False) -> str:
+    """The configured token when it is not the public default, else the token file's
+    (written with a random token first when ``create``)."""
+    from level3_recsys.settings import DEFAULT_ADMIN_TOKEN
+
+    token = settings.serve.admin_token
+    if token and token != DEFAULT_ADMIN_TOKEN:
+        return token
+    path = admin_token_file()
+    if path.is_file():
+        return path.read_text().strip()
+    if not create:
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
+
+
 def reload_deployed(settings: Level3Settings) -> bool:
     """Ask a running ``make level3`` service to load the new bundle (admin token)."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{settings.deploy.port}/admin/reload",
         method="POST",
-        headers={"X-Admin-Token": settings.serve.admin_token},
+        headers={"X-Admin-Token": deployed_admin_token(settings)},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local)
@@ -75,12 +106,18 @@ def reload_deployed(settings: Level3Settings) -> bool:
 def run_container(
     settings: Level3Settings, serving_dir: Path, port: int, extra_env: dict[str, str] | None = None
 ) -> str:
-    """Start the container (replacing one of the same name); return its id."""
+    """Start the container (replacing one of the same name); return its id.
+
+    The admin token goes in through the environment of ``docker run`` (never into the image).
+    """
     name = settings.deploy.container
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     env = {
         "LEVEL3_SERVE__BUNDLE_DIR": "/srv/bundle",
         "LEVEL3_SERVE__ADMIN_TOKEN": settings.serve.admin_token,
+        "LEVEL3_SERVE__ALLOW_DEFAULT_ADMIN_TOKEN": str(
+            settings.serve.allow_default_admin_token
+        ).lower(),
         "LEVEL3_STORE__BACKEND": settings.store.backend,
         "LEVEL3_STORE__REDIS_URL": settings.store.redis_url,
         **(extra_env or {}),
@@ -122,14 +159,17 @@ def start_uvicorn(
     return subprocess.Popen(command, env=env, **popen_kwargs)
 
 
-def run_uvicorn(serving_dir: Path, port: int) -> int:
+def run_uvicorn(serving_dir: Path, port: int, admin_token: str) -> int:
     """The same app with uvicorn in the background; pid in ``artifacts/level3/serve.pid``."""
     stop_uvicorn()
     with (level_dir(3) / "serve.log").open("ab") as log_file:
         process = start_uvicorn(
             SERVICE_APP,
             port,
-            {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)},
+            {
+                "LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir),
+                "LEVEL3_SERVE__ADMIN_TOKEN": admin_token,
+            },
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -172,6 +212,10 @@ def deploy(settings: Level3Settings, use_docker: bool | None = None) -> dict[str
     nightly_batch(settings, serving_dir)
 
     port = settings.deploy.port
+    token = deployed_admin_token(settings, create=True)
+    settings = settings.model_copy(
+        update={"serve": settings.serve.model_copy(update={"admin_token": token})}
+    )
     if use_docker is None:
         use_docker = docker_available()
     if use_docker:
@@ -180,17 +224,21 @@ def deploy(settings: Level3Settings, use_docker: bool | None = None) -> dict[str
         mode = f"docker container {settings.deploy.container}"
     else:
         print("No Docker engine answers (docker info fails): running the service with uvicorn.")
-        run_uvicorn(serving_dir, port)
+        run_uvicorn(serving_dir, port, token)
         mode = f"uvicorn (pid file {pid_file()})"
     base = f"http://127.0.0.1:{port}"
     if not wait_healthy(f"{base}/health"):
         raise RuntimeError(f"service did not become healthy at {base}/health ({mode})")
     urls = {
         "mode": mode,
+        "page": f"{base}/",
         "api": base,
         "docs": f"{base}/docs",
         "example": f"{base}/recommendations/{first_user(serving_dir)}?k=10",
         "metrics": f"{base}/metrics",
+        "admin token": (
+            str(admin_token_file()) if admin_token_file().is_file() else "LEVEL3_SERVE__ADMIN_TOKEN"
+        ),
     }
     return urls
 

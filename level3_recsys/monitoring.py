@@ -259,23 +259,30 @@ class Shadow:
 
 
 class DriftMonitor:
-    """Windows of live feature values, compared with the training reference by PSI."""
+    """Windows of live feature values, compared with the training reference by PSI.
+
+    Thread-safe: request handlers run in the thread pool and append while ``/metrics`` reads.
+    """
 
     def __init__(self, reference: dict[str, list[float]], window: int) -> None:
         self.reference = {name: np.asarray(v, dtype=float) for name, v in reference.items()}
         self.live: dict[str, deque[float]] = {n: deque(maxlen=window) for n in self.reference}
         self.min_samples = 30
+        self._lock = threading.Lock()
 
     def observe(self, feature: str, value: float) -> None:
-        self.live[feature].append(float(value))
+        with self._lock:
+            self.live[feature].append(float(value))
 
     def scores(self) -> dict[str, float]:
         """PSI per feature with enough live values (``min_samples``)."""
         return {
-            name: psi(self.reference[name], np.fromiter(values, float))
-            for name, values in self.live.items()
+            name: psi(self.reference[name], np.asarray(values, dtype=float))
+            for name, values in self.snapshot().items()
             if len(values) >= self.min_samples
         }
 
     def snapshot(self) -> dict[str, list[float]]:
-        return {name: list(values) for name, values in self.live.items()}
+        """A copy of each live window."""
+        with self._lock:
+            return {name: list(values) for name, values in self.live.items()}

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from ml_common.config import LevelSettings, load_settings, settings_config
 
 CONFIG_PATH = Path(__file__).with_name("config.yaml")
+# The token shipped in config.yaml: public, so the service refuses it unless told it is a dev run.
+DEFAULT_ADMIN_TOKEN = "change-me-level3"
 
 
 class DataSettings(BaseModel):
@@ -61,7 +63,11 @@ class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8300, ge=1, le=65535)
     bundle_dir: str | None = None
-    admin_token: str = "change-me-level3"
+    admin_token: str = DEFAULT_ADMIN_TOKEN
+    allow_default_admin_token: bool = False
+    max_body_bytes: int = Field(65536, ge=1024)
+    impression_capacity: int = Field(100_000, ge=1)
+    impression_ttl_s: float = Field(1800.0, gt=0)
     max_k: int = Field(100, ge=1)
     shadow: bool = True
     shadow_sample_rate: float = Field(0.1, ge=0.0, le=1.0)

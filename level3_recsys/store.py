@@ -45,10 +45,12 @@ class SqliteStore:
 
     Connections are per thread (sqlite objects must stay in the thread that made them).
     ``read_only`` opens the file with ``mode=ro`` (the container mounts the bundle read-only).
+    ``busy_timeout_s`` bounds how long a read waits on a locked file (the service passes its
+    store timeout, well under the latency budget: a locked store fails fast to the fallback).
     """
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
-        self.path, self.read_only = Path(path), read_only
+    def __init__(self, path: Path, read_only: bool = False, busy_timeout_s: float = 5.0) -> None:
+        self.path, self.read_only, self.busy_timeout_s = Path(path), read_only, busy_timeout_s
         self._local = threading.local()
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,9 +65,13 @@ class SqliteStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self.read_only:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    timeout=self.busy_timeout_s,
+                )
             else:
-                conn = sqlite3.connect(self.path, timeout=5.0)
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
             self._local.conn = conn
         return conn
 
@@ -91,7 +97,8 @@ class SqliteStore:
         return StoredList(json.loads(row[0]), row[1], float(row[2]))
 
     def ping(self) -> bool:
-        self._connect().execute("SELECT 1").fetchone()
+        """Reads the table (so a missing file, a missing table or a lock all fail)."""
+        self._connect().execute("SELECT 1 FROM recommendations LIMIT 1").fetchall()
         return True
 
     def close(self) -> None:
@@ -139,9 +146,10 @@ class RedisStore:
 
 
 def open_store(
-    cfg: StoreSettings, default_sqlite: Path, read_only: bool = False
+    cfg: StoreSettings, default_sqlite: Path, read_only: bool = False, timeout_s: float = 5.0
 ) -> RecommendationStore:
-    """The store the config selects (``backend: sqlite | redis``)."""
+    """The store the config selects (``backend: sqlite | redis``); ``timeout_s`` bounds a call."""
     if cfg.backend == "redis":
-        return RedisStore(cfg.redis_url)
-    return SqliteStore(Path(cfg.sqlite_path) if cfg.sqlite_path else default_sqlite, read_only)
+        return RedisStore(cfg.redis_url, timeout_s=timeout_s)
+    path = Path(cfg.sqlite_path) if cfg.sqlite_path else default_sqlite
+    return SqliteStore(path, read_only, busy_timeout_s=timeout_s)

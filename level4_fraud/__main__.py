@@ -66,9 +66,15 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from level4_fraud.lifecycle.retrain import format_decision, run_retrain_cycle
     from ml_common.paths import level_dir
 
-    decision = run_retrain_cycle(_settings(args), args.day, args.trigger)
+    settings = _settings(args)
+    decision = run_retrain_cycle(settings, args.day, args.trigger)
     print(format_decision(decision))
     print(f"decision appended to {level_dir(4) / 'retrain' / 'decisions.jsonl'}")
+    if args.export_onnx is not None:  # the CronJob: publish whatever @champion is now
+        from level4_fraud.serving.export import export_from_registry
+
+        meta = export_from_registry(settings, args.export_onnx)
+        print(f"champion {meta['champion']['uri']} exported to {args.export_onnx}")
     return 0
 
 
@@ -112,11 +118,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    """Write the ONNX scoring bundle (the folder the scoring image serves)."""
-    from level4_fraud.serving.export import export_trained_nets
+    """Export the registered champion's scoring path as the ONNX bundle the scoring image serves.
 
-    export_trained_nets(_settings(args), args.out)
-    print(f"ONNX bundle written to {args.out}")
+    Reads ``models:/<model_name>@<alias>`` (default ``champion``) from the MLflow registry,
+    compiles FraudNet + LightGBM and their weights into one ONNX graph carrying the version and
+    run id, checks its scores against the registered ensemble's (1e-5) and replaces ``--out``
+    atomically (a running scoring service picks the new bundle up).
+    """
+    from level4_fraud.serving.export import export_from_registry
+
+    meta = export_from_registry(_settings(args), args.out, alias=args.alias)
+    champion = meta["champion"]
+    print(
+        f"exported {champion['uri']} (run {champion['run_id']}, weights {champion['weights']}) "
+        f"to {args.out}; ONNX vs registered scores: max |diff| "
+        f"{champion['check']['max_abs_diff']:.1e} on {champion['check']['rows']} rows"
+    )
     return 0
 
 
@@ -140,7 +157,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "tune": (cmd_tune, "Optuna search over FraudNet's hyperparameters"),
     "export-onnx": (
         cmd_export_onnx,
-        "train champion/challenger nets and write the ONNX scoring bundle",
+        "ONNX scoring bundle exported from the registry (@champion)",
     ),
 }
 
@@ -171,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
                 default="schedule",
                 help="why the cycle runs (recorded with the decision)",
             )
+            p.add_argument(
+                "--export-onnx",
+                type=Path,
+                default=None,
+                help="then export @champion's ONNX bundle to this folder (what scoring pods read)",
+            )
         if name == "serve":
             p.add_argument("--port", type=int, default=8004)
         if name == "tune":
@@ -179,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--out", type=Path, required=True, help="folder the scoring image mounts"
             )
+            p.add_argument("--alias", default="champion", help="registry alias to export")
     return parser
 
 

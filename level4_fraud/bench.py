@@ -7,7 +7,11 @@ Part 1 measures, in one run on the configured simulation:
 - the replay: ``alarm_delay_days``, ``false_alarms_stable``, ``false_alarms_seasonal``,
   ``ap_recovery_ratio``, ``promotions``;
 - a bounded load test of the scoring service on 127.0.0.1 with the replay's final champion and
-  Feast online store: ``scoring_p50_ms``, ``scoring_p99_ms``.
+  Feast online store: ``scoring_p50_ms``, ``scoring_p99_ms``;
+- lineage: the replay's final ``@champion`` exported from the registry to ONNX and served by the
+  ONNX tier over HTTP answers exactly (1e-5) what the registered ensemble scores on a fixed batch
+  (``deployed_matches_champion``); the alert rules unit-tested firing and not firing by promtool
+  (``alert_rules_tested``).
 
 Part 2's ``industrial.industrial_bench()`` keys are then merged in (part 1's are written first).
 Details of each stage go to ``artifacts/level4/bench/`` (protocol.json, replay outputs).
@@ -40,9 +44,51 @@ def scoring_latency(settings: Level4Settings) -> dict[str, float]:
     return load_test(app, next_day, settings.serve.load_test_requests)
 
 
+def deployed_matches_champion(settings: Level4Settings, rows: int = 512) -> dict[str, Any]:
+    """Export ``@champion`` from the registry, serve it with the ONNX tier over HTTP (the code and
+    bundle the scoring image runs) and compare its answers with the registered ensemble's scores
+    on a fixed batch; ``matches`` when every answer is within 1e-5."""
+    import httpx
+
+    from level4_fraud.data.features import FEATURES
+    from level4_fraud.serving.export import CHECK_TOLERANCE, check_batch, export_from_registry
+    from level4_fraud.serving.onnx_service import create_app
+    from level4_fraud.serving.service import BackgroundServer
+    from level4_fraud.training.registry import load_model
+    from ml_common.tracking import CHAMPION
+
+    bundle = level_dir(4) / "bench" / "onnx"
+    meta = export_from_registry(settings, bundle)
+    champion = load_model(settings, CHAMPION)
+    if champion is None:
+        raise FileNotFoundError("no registered champion to compare with")
+    X = check_batch(champion, rows, seed=1)
+    expected = champion.predict_proba(X)
+    served, versions = [], set()
+    with (
+        BackgroundServer(create_app(bundle)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        for i, row in enumerate(X):
+            features = dict(zip(FEATURES, map(float, row), strict=True))
+            answer = client.post("/score", json={"customer_id": i, "features": features})
+            answer.raise_for_status()
+            served.append(answer.json()["fraud_probability"])
+            versions.add(answer.json()["model_version"])
+    max_diff = float(abs(expected - served).max())
+    return {
+        "matches": bool(max_diff <= CHECK_TOLERANCE and versions == {meta["champion"]["version"]}),
+        "max_abs_diff": max_diff,
+        "rows": rows,
+        "version": meta["champion"]["version"],
+        "run_id": meta["champion"]["run_id"],
+    }
+
+
 def run_bench(settings: Level4Settings) -> Path:
     """Run protocol, replay, load test and part 2's measurements; write the bench JSON."""
     from level4_fraud.experiments.report import industrial_bench
+    from level4_fraud.lifecycle.alerts import tested_alert_rules
     from level4_fraud.lifecycle.replay import run_replay
     from level4_fraud.training.train import protocol_summary, run_protocol
 
@@ -53,6 +99,7 @@ def run_bench(settings: Level4Settings) -> Path:
         write_json(out / "protocol.json", protocol_summary(protocol))
         replay = run_replay(settings, out / "replay")
         latency = scoring_latency(settings)
+        deployed = deployed_matches_champion(settings)
         summary = replay["summary"]
         results: dict[str, Any] = {
             "ap": protocol["ensemble"]["ap"],
@@ -67,9 +114,12 @@ def run_bench(settings: Level4Settings) -> Path:
             "promotions": summary["promotions"],
             "scoring_p50_ms": latency["p50_ms"],
             "scoring_p99_ms": latency["p99_ms"],
+            "deployed_matches_champion": deployed["matches"],
+            "alert_rules_tested": tested_alert_rules(),
         }
         results = {k: _round(v) for k, v in results.items()}
         write_json(out / "latency.json", latency)
+        write_json(out / "deployed.json", deployed)
         write_json(out / "config.json", dump_settings(settings))
         # Part 1's figures are on disk even if part 2's measurements fail or run long.
         write_bench(4, results, time.perf_counter() - started)

@@ -3,7 +3,7 @@
 1. **target** — the service at a fixed offered load (``loadtest.target_rps``, spread over
    ``loadtest.users`` users with ``constant_throughput``): p50/p95/p99, rps, error rate.
 2. **service max** — the same mix with no wait: the service's saturation throughput.
-3. **bare max** — a bare FastAPI JSON endpoint (:mod:`.bare`) the same way.
+3. **bare max** — bare FastAPI JSON endpoints (:mod:`.bare`) with the same request mix.
 ``throughput_ratio_vs_bare_endpoint`` = (2) / (3), both measured in this run on this machine.
 Locust and the servers share the machine's cores, so numbers are only comparable within a run.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,6 @@ def run_locust(
     env = {
         **os.environ,
         "LOADTEST_RATE": str(rate),
-        "LOADTEST_MODE": "bare" if mode.startswith("bare") else "service",
     }
     if users_file:
         env["LOADTEST_USERS_FILE"] = str(users_file)
@@ -125,7 +125,8 @@ def in_process_latency(settings: Level3Settings, serving_dir: Path, n: int = 400
 
     from level3_recsys.serve import create_app
 
-    app = create_app(settings, serving_dir)
+    app = create_app(with_random_admin_token(settings), serving_dir)
+    app.state.service.load()  # what the lifespan does (ASGITransport does not run it)
     users = [int(u) for u in app.state.service.histories.user_ids]
 
     async def measure() -> list[float]:
@@ -171,9 +172,19 @@ def service_url(settings: Level3Settings, url: str | None, serving_dir: Path):
             yield base, "uvicorn started by the load test"
 
 
+def with_random_admin_token(settings: Level3Settings) -> Level3Settings:
+    """``settings`` with a fresh random admin token (the load test never calls the admin API)."""
+    serve = settings.serve.model_copy(update={"admin_token": secrets.token_urlsafe(24)})
+    return settings.model_copy(update={"serve": serve})
+
+
 def local_service(serving_dir: Path):
     """The service under one local uvicorn, serving the bundle in ``serving_dir``."""
-    return uvicorn_server(SERVICE_APP, {"LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir)})
+    env = {
+        "LEVEL3_SERVE__BUNDLE_DIR": str(serving_dir),
+        "LEVEL3_SERVE__ADMIN_TOKEN": secrets.token_urlsafe(24),
+    }
+    return uvicorn_server(SERVICE_APP, env)
 
 
 def run_loadtest(

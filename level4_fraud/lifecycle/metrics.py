@@ -9,7 +9,9 @@ rules in ``docker/prometheus/fraud-rules.yml`` read these names:
 - ``fraud_delayed_ap`` / ``fraud_delayed_cp100`` — the latest day whose labels have arrived,
   ``fraud_reference_ap`` — the champion's AP at deployment (performance-drop alert);
 - ``fraud_champion_version``, ``fraud_promotions_total``, ``fraud_retrain_decisions_total``;
-- ``fraud_scoring_requests_total{decision=…}``, ``fraud_scoring_latency_seconds`` (service).
+- ``fraud_scoring_requests_total{decision=…, model_version=…}``,
+  ``fraud_scoring_latency_seconds{model_version=…}`` (part 1's service; the ONNX tier exports the
+  same names, with ``arm``, plus ``fraud_model_info`` and ``fraud_model_reloads_total``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,15 @@ class FraudMetrics:
             "fraud_retrain_decisions", "retraining decisions", ["outcome"], registry=r
         )
         self.requests = Counter(
-            "fraud_scoring_requests", "scored transactions", ["decision"], registry=r
+            "fraud_scoring_requests",
+            "scored transactions",
+            ["decision", "model_version"],
+            registry=r,
         )
         self.latency = Histogram(
             "fraud_scoring_latency_seconds",
             "scoring latency",
+            ["model_version"],
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
             registry=r,
         )

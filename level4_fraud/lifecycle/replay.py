@@ -15,6 +15,7 @@ Outputs in ``artifacts/level4/replay/``: ``timeline.json`` (one record per day p
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,24 +71,148 @@ def _new_monitor(
     )
 
 
-def run_replay(
-    settings: Level4Settings, out_dir: Path | None = None, progress: bool = True
-) -> dict[str, Any]:
-    """Run the replay; write its outputs; return ``{"days": [...], "summary": {...}}``."""
-    sim_cfg, rp, delay = settings.simulation, settings.replay, settings.protocol.delay_days
-    top_k = settings.protocol.top_k
-    train_start, train_stop = rp.first_train_day, rp.first_train_day + rp.first_train_days
+@dataclass
+class _ReplayState:
+    """What the replay carries from day to day: the deployed champion and the monitor's state."""
+
+    settings: Level4Settings
+    history: OrderedDict[int, pd.DataFrame]
+    metrics: FraudMetrics = field(default_factory=FraudMetrics)
+    champion: FraudEnsemble | None = None
+    monitor: DriftMonitor | None = None
+    alarm_active: bool = False
+    last_train_day: int = 0
+    last_alarm_retrain: int = -(10**9)
+    reference_ap: float | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def deploy_first_champion(self, day: int, train_start: int, train_stop: int) -> None:
+        """Train, register and deploy the first champion; baseline the monitor on its data."""
+        settings = self.settings
+        self.champion = fit_ensemble(_window(self.history, train_start, train_stop), settings)
+        version = log_model(self.champion, settings, {}, {"day": day}, run_name="replay-initial")
+        set_alias(settings.model_name, CHAMPION, version)
+        self.metrics.champion_version.set(version)
+        reference = _window(self.history, train_stop - settings.monitor.reference_days, train_stop)
+        self.monitor = _new_monitor(self.champion, reference, settings)
+
+    def monitor_day(self, day: int, frame: pd.DataFrame) -> dict[str, Any]:
+        """Score the day with the champion, check drift, export the metrics; the day's record."""
+        assert self.champion is not None and self.monitor is not None
+        settings, metrics = self.settings, self.metrics
+        delay, top_k = settings.protocol.delay_days, settings.protocol.top_k
+        X = as_matrix(frame[FEATURES])
+        day_scores = self.champion.predict_proba(X)
+        drift = self.monitor.check(X, day_scores)
+        record: dict[str, Any] = {
+            "day": day,
+            "period": period_of(day, settings),
+            "n_tx": len(frame),
+            "n_fraud": int(frame["tx_fraud"].sum()),
+            "n_new_pattern": int((frame["tx_fraud_scenario"] == 4).sum()),
+            "tail_ratio": drift.tail_ratio,
+            "p_value": drift.p_value,
+            "signal": drift.signal,
+            "alarm": drift.alarm and not self.alarm_active,
+            "max_feature_psi": drift.max_feature_psi,
+            "score_ks": drift.score_ks,
+            "retrain": None,
+            "promoted": False,
+        }
+        metrics.tail_ratio.set(drift.tail_ratio)
+        metrics.score_ks.set(drift.score_ks)
+        for name, value in drift.feature_psi.items():
+            metrics.feature_psi.labels(feature=name).set(value)
+        if drift.alarm:
+            self.alarm_active = True
+        metrics.drift_alarm.set(int(self.alarm_active))
+        # The day's performance; in the real world it is known only ``delay`` days later,
+        # which is when the exported gauge shows it.
+        record.update(fraud_metrics(frame, day_scores, top_k))
+        record["labels_known_on_day"] = day + delay
+        known = [r for r in self.records if r["day"] == day - delay]
+        if known:
+            metrics.delayed_ap.set(known[0]["ap"])
+            metrics.delayed_cp.set(known[0][f"cp{top_k}"])
+            if self.reference_ap is None:  # the first labelled day after deployment
+                self.reference_ap = known[0]["ap"]
+                metrics.reference_ap.set(self.reference_ap)
+        return record
+
+    def maybe_retrain(self, day: int, record: dict[str, Any], decisions_path: str) -> None:
+        """Start the retraining flow when the alarm or the schedule asks; deploy a promotion."""
+        settings, metrics = self.settings, self.metrics
+        trigger = None
+        if (
+            self.alarm_active
+            and day - self.last_alarm_retrain >= settings.retrain.after_alarm_every_days
+        ):
+            trigger = "drift"
+        elif day - self.last_train_day >= settings.retrain.schedule_days:
+            trigger = "schedule"
+        if not trigger:
+            return
+        (train_from, train_to), (hold_from, hold_to) = retrain_windows(day, settings)
+        decision = retrain_flow(
+            _window(self.history, train_from, train_to),
+            _window(self.history, hold_from, hold_to),
+            self.champion,
+            settings,
+            trigger=trigger,
+            day=day,
+            decisions_path=decisions_path,
+        )
+        self.decisions.append(decision)
+        metrics.decisions.labels(outcome="promoted" if decision["promoted"] else "rejected").inc()
+        record["retrain"] = trigger
+        self.last_train_day = day
+        if trigger == "drift":
+            self.last_alarm_retrain = day
+        if decision["promoted"]:
+            self.deploy_promotion(day, decision, record)
+
+    def deploy_promotion(self, day: int, decision: dict[str, Any], record: dict[str, Any]) -> None:
+        """Serve the promoted challenger from today; re-baseline the monitor on recent days."""
+        from level4_fraud.training.registry import load_model
+
+        settings, metrics = self.settings, self.metrics
+        self.champion = load_model(settings, CHAMPION)
+        assert self.champion is not None
+        # The new champion is deployed for today's traffic: re-baseline the monitor on the most
+        # recent days (no labels needed) so the alarm is resolved.
+        recent = _window(self.history, day - settings.monitor.reference_days + 1, day + 1)
+        self.monitor = _new_monitor(self.champion, recent, settings)
+        self.alarm_active = False
+        record["promoted"] = True
+        metrics.promotions.inc()
+        metrics.champion_version.set(decision["challenger_version"])
+        self.reference_ap = decision["challenger"]["ap"]
+        metrics.reference_ap.set(self.reference_ap)
+
+
+def _check_calendar(settings: Level4Settings) -> None:
+    rp, delay = settings.replay, settings.protocol.delay_days
+    train_stop = rp.first_train_day + rp.first_train_days
     if rp.monitor_start_day < train_stop + delay:
         raise ValueError(
             f"replay.monitor_start_day ({rp.monitor_start_day}) must be at least first_train_day + "
             f"first_train_days + delay_days ({train_stop + delay}): labels arrive late"
         )
-    if rp.monitor_start_day >= sim_cfg.n_days:
+    if rp.monitor_start_day >= settings.simulation.n_days:
         raise ValueError("replay.monitor_start_day must fall inside simulation.n_days")
+
+
+def run_replay(
+    settings: Level4Settings, out_dir: Path | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run the replay; write its outputs; return ``{"days": [...], "summary": {...}}``."""
+    _check_calendar(settings)
+    sim_cfg, rp, delay = settings.simulation, settings.replay, settings.protocol.delay_days
+    train_start, train_stop = rp.first_train_day, rp.first_train_day + rp.first_train_days
     out_dir = out_dir or level_dir(4) / "replay"
     keep = max(rp.first_train_days, settings.retrain.train_days + settings.retrain.holdout_days)
     keep += delay + 2
-
     sim = TransactionSimulator(sim_cfg)
     builder = new_builder(sim_cfg, delay)
     store = None
@@ -95,16 +220,7 @@ def run_replay(
         from level4_fraud.data.feature_store import open_store
 
         store = open_store()
-    metrics = FraudMetrics()
-    history: OrderedDict[int, pd.DataFrame] = OrderedDict()
-    scores: dict[int, np.ndarray] = {}
-    records: list[dict[str, Any]] = []
-    decisions: list[dict[str, Any]] = []
-    champion: FraudEnsemble | None = None
-    monitor: DriftMonitor | None = None
-    alarm_active, last_train_day, last_alarm_retrain = False, rp.monitor_start_day, -(10**9)
-    reference_ap: float | None = None
-
+    state = _ReplayState(settings, OrderedDict(), last_train_day=rp.monitor_start_day)
     with atomic_dir(out_dir) as tmp:
         decisions_path = str(tmp / "decisions.jsonl")
         for day in tqdm(range(sim_cfg.n_days), desc="replay", unit="day", disable=not progress):
@@ -112,113 +228,26 @@ def run_replay(
                 _push_snapshots(store, builder, day)
             frame = builder.transform_day(sim.day(day))
             if day >= train_start:
-                history[day] = frame
-            while champion is not None and history and next(iter(history)) < day - keep:
-                history.popitem(last=False)
+                state.history[day] = frame
+            while state.champion is not None and next(iter(state.history), day) < day - keep:
+                state.history.popitem(last=False)
             if day < rp.monitor_start_day:
                 continue
-            if champion is None:
-                train = _window(history, train_start, train_stop)
-                champion = fit_ensemble(train, settings)
-                version = log_model(champion, settings, {}, {"day": day}, run_name="replay-initial")
-                set_alias(settings.model_name, CHAMPION, version)
-                metrics.champion_version.set(version)
-                reference = _window(
-                    history, train_stop - settings.monitor.reference_days, train_stop
-                )
-                monitor = _new_monitor(champion, reference, settings)
-            assert monitor is not None
-            X = as_matrix(frame[FEATURES])
-            day_scores = champion.predict_proba(X)
-            scores[day] = day_scores
-            drift = monitor.check(X, day_scores)
-            record: dict[str, Any] = {
-                "day": day,
-                "period": period_of(day, settings),
-                "n_tx": len(frame),
-                "n_fraud": int(frame["tx_fraud"].sum()),
-                "n_new_pattern": int((frame["tx_fraud_scenario"] == 4).sum()),
-                "tail_ratio": drift.tail_ratio,
-                "p_value": drift.p_value,
-                "signal": drift.signal,
-                "alarm": drift.alarm and not alarm_active,
-                "max_feature_psi": drift.max_feature_psi,
-                "score_ks": drift.score_ks,
-                "retrain": None,
-                "promoted": False,
-            }
-            metrics.tail_ratio.set(drift.tail_ratio)
-            metrics.score_ks.set(drift.score_ks)
-            for name, value in drift.feature_psi.items():
-                metrics.feature_psi.labels(feature=name).set(value)
-            if drift.alarm:
-                alarm_active = True
-            metrics.drift_alarm.set(int(alarm_active))
-            # The day's performance; in the real world it is known only ``delay`` days later,
-            # which is when the exported gauge shows it.
-            day_metrics = fraud_metrics(frame, day_scores, top_k)
-            record.update(day_metrics)
-            record["labels_known_on_day"] = day + delay
-            known = [r for r in records if r["day"] == day - delay]
-            if known:
-                metrics.delayed_ap.set(known[0]["ap"])
-                metrics.delayed_cp.set(known[0][f"cp{top_k}"])
-                if reference_ap is None:  # the first labelled day after deployment
-                    reference_ap = known[0]["ap"]
-                    metrics.reference_ap.set(reference_ap)
-
-            trigger = None
-            if alarm_active and day - last_alarm_retrain >= settings.retrain.after_alarm_every_days:
-                trigger = "drift"
-            elif day - last_train_day >= settings.retrain.schedule_days:
-                trigger = "schedule"
-            if trigger:
-                (train_from, train_to), (hold_from, hold_to) = retrain_windows(day, settings)
-                train = _window(history, train_from, train_to)
-                holdout = _window(history, hold_from, hold_to)
-                decision = retrain_flow(
-                    train,
-                    holdout,
-                    champion,
-                    settings,
-                    trigger=trigger,
-                    day=day,
-                    decisions_path=decisions_path,
-                )
-                decisions.append(decision)
-                metrics.decisions.labels(
-                    outcome="promoted" if decision["promoted"] else "rejected"
-                ).inc()
-                record["retrain"] = trigger
-                last_train_day = day
-                if trigger == "drift":
-                    last_alarm_retrain = day
-                if decision["promoted"]:
-                    from level4_fraud.training.registry import load_model
-
-                    champion = load_model(settings, CHAMPION)
-                    assert champion is not None
-                    # The new champion is deployed for today's traffic: re-baseline the monitor on
-                    # the most recent days (no labels needed) so the alarm is resolved.
-                    recent = _window(history, day - settings.monitor.reference_days + 1, day + 1)
-                    monitor = _new_monitor(champion, recent, settings)
-                    alarm_active = False
-                    record["promoted"] = True
-                    metrics.promotions.inc()
-                    metrics.champion_version.set(decision["challenger_version"])
-                    reference_ap = decision["challenger"]["ap"]
-                    metrics.reference_ap.set(reference_ap)
-            record["alarm_active"] = alarm_active
-            records.append(record)
-            metrics.write_textfile(tmp / "metrics.prom")
+            if state.champion is None:
+                state.deploy_first_champion(day, train_start, train_stop)
+            record = state.monitor_day(day, frame)
+            state.maybe_retrain(day, record, decisions_path)
+            record["alarm_active"] = state.alarm_active
+            state.records.append(record)
+            state.metrics.write_textfile(tmp / "metrics.prom")
 
         if store is not None:  # what the scoring service serves on the next day
             _push_snapshots(store, builder, sim_cfg.n_days)
-        summary = summarise(records, decisions, settings)
-        result = {"summary": summary, "days": records}
+        summary = summarise(state.records, state.decisions, settings)
+        result = {"summary": summary, "days": state.records}
         write_json(tmp / "timeline.json", result)
         write_json(tmp / "config.json", dump_settings(settings))
-        timeline_figure(records, settings, tmp / "timeline.png")
+        timeline_figure(state.records, settings, tmp / "timeline.png")
     return result
 
 

@@ -63,6 +63,7 @@ class Score(BaseModel):
     decision: str
     threshold: float
     model_version: int | None
+    run_id: str | None = None
 
 
 class ScoringState:
@@ -75,11 +76,13 @@ class ScoringState:
         champion: FraudEnsemble,
         version: int | None,
         log_path: Path | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.champion = champion
         self.version = version
+        self.run_id = run_id
         self.metrics = FraudMetrics()
         self.today: dict[int, tuple[object, float, float]] = {}
         self.lock = threading.Lock()
@@ -173,6 +176,16 @@ def create_app(state_factory: Any) -> FastAPI:
         state: ScoringState = request.app.state.scoring
         return {"status": "ok", "model_version": state.version}
 
+    @app.get("/model")
+    def model(request: Request) -> dict[str, Any]:
+        state: ScoringState = request.app.state.scoring
+        return {
+            "registered_model": state.settings.model_name,
+            "version": state.version,
+            "run_id": state.run_id,
+            "weights": dict(state.champion.weights),
+        }
+
     @app.post("/score", response_model=Score)
     def score(tx: Transaction, request: Request) -> Score:
         state: ScoringState = request.app.state.scoring
@@ -182,14 +195,16 @@ def create_app(state_factory: Any) -> FastAPI:
         threshold = state.settings.serve.decision_threshold
         decision = "block" if value >= threshold else "allow"
         state.log(tx, value, decision)
-        state.metrics.requests.labels(decision=decision).inc()
-        state.metrics.latency.observe(time.perf_counter() - started)
+        version = str(state.version)
+        state.metrics.requests.labels(decision=decision, model_version=version).inc()
+        state.metrics.latency.labels(model_version=version).observe(time.perf_counter() - started)
         return Score(
             tx_id=tx.tx_id,
             score=value,
             decision=decision,
             threshold=threshold,
             model_version=state.version,
+            run_id=state.run_id,
         )
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -206,7 +221,7 @@ def default_state(settings: Level4Settings) -> ScoringState:
     """The champion from the registry and the Feast store under ``artifacts/level4/feast``."""
     from level4_fraud.data.feature_store import feast_dir, open_store
     from level4_fraud.training.registry import load_model
-    from ml_common.tracking import CHAMPION, alias_version
+    from ml_common.tracking import CHAMPION
 
     if not (feast_dir() / "online.db").is_file():
         raise FileNotFoundError(
@@ -218,8 +233,13 @@ def default_state(settings: Level4Settings) -> ScoringState:
             f"no '{CHAMPION}' alias on model {settings.model_name}: "
             "run `python -m level4_fraud train` first"
         )
+    from level4_fraud.serving.export import registered_lineage
+
+    lineage = registered_lineage(settings, CHAMPION)
     store = open_store(apply=False)
-    return ScoringState(settings, store, champion, alias_version(settings.model_name, CHAMPION))
+    return ScoringState(
+        settings, store, champion, int(lineage["version"]), run_id=lineage["run_id"]
+    )
 
 
 class BackgroundServer:

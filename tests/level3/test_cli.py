@@ -23,6 +23,7 @@ def test_help_lists_every_command():
         "down",
         "drift",
         "loadtest",
+        "hostile",
         "bench",
     ):
         assert command in result.stdout

@@ -23,7 +23,9 @@ from ml_common.services import free_port, wait_healthy
 
 DOCKER = PROJECT_ROOT / "docker"
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "level3-recsys.json"
-IMAGE = "ml-levels/recsys:test"
+# LEVEL3_TEST_IMAGE lets a shared Docker engine keep each developer's test image apart.
+IMAGE = os.environ.get("LEVEL3_TEST_IMAGE", "ml-levels/recsys:test")
+TOKEN = "docker-token-not-the-default"
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -58,16 +60,25 @@ def test_hadolint_passes():
 
 def test_compose_file_is_valid():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
-    assert {"api", "mlflow", "prometheus", "grafana"} <= set(compose["services"])
-    assert compose["services"]["api"]["build"]["dockerfile"] == "docker/recsys.Dockerfile"
+    assert set(compose["services"]) == {"api", "redis", "prometheus", "grafana"}
+    api, redis = compose["services"]["api"], compose["services"]["redis"]
+    assert api["build"]["dockerfile"] == "docker/recsys.Dockerfile"
+    # the batch on the host fills the Redis the API reads: published on the host's loopback
+    assert api["environment"]["LEVEL3_STORE__REDIS_URL"] == "redis://redis:6379/0"
+    assert any(port.endswith(":6379") and port.startswith("127.0.0.1:") for port in redis["ports"])
+    # no default admin token: compose refuses to start without one
+    assert api["environment"]["LEVEL3_SERVE__ADMIN_TOKEN"].startswith("${LEVEL3_ADMIN_TOKEN:?")
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (DOCKER / source).exists(), source
     if shutil.which("docker-compose"):
+        env = {**os.environ, "LEVEL3_ADMIN_TOKEN": "compose-config-check"}
         subprocess.run(
-            ["docker-compose", "-f", str(DOCKER / "compose.yaml"), "config", "-q"], check=True
+            ["docker-compose", "-f", str(DOCKER / "compose.yaml"), "config", "-q"],
+            check=True,
+            env=env,
         )
 
 
@@ -103,9 +114,7 @@ def container(tiny_bundle, tmp_path_factory):
     bundle.parent.chmod(0o755)
     port = free_port()
     name = f"level3-test-{port}"
-    settings = load(
-        None, deploy={"image": IMAGE, "container": name}, serve={"admin_token": "docker-token"}
-    )
+    settings = load(None, deploy={"image": IMAGE, "container": name}, serve={"admin_token": TOKEN})
     run_container(settings, bundle, port)  # what `make level3` runs, on a free port
     base = f"http://127.0.0.1:{port}"
     try:
@@ -129,12 +138,20 @@ def test_container_serves_real_requests(container):
     assert status == 200 and body["source"] == "session"
     status, body = http("GET", f"{base}/recommendations/2?k=0")
     assert status == 422 and "k" in body["detail"]
+    status, served = http("GET", f"{base}/recommendations/3?k=4")
+    clicked = served["items"][0]["item_id"]
     status, body = http(
-        "POST",
-        f"{base}/feedback",
-        {"model_version": "1", "impressions": [101, 102], "clicks": [101]},
+        "POST", f"{base}/feedback", {"impression_id": served["impression_id"], "clicks": [clicked]}
     )
-    assert status == 200 and body["ctr"] == 0.5
+    assert status == 200 and body["accepted"] == 1 and body["model_version"] == "1"
+    status, body = http("POST", f"{base}/feedback", {"impression_id": "forged", "clicks": [1]})
+    assert status == 404
+    status, body = http("GET", f"{base}/ready")
+    assert status == 200 and body["ready"]
+    with urllib.request.urlopen(f"{base}/", timeout=10) as response:  # the try-it page ships
+        assert b"/static/app.js" in response.read()
+    with urllib.request.urlopen(f"{base}/static/app.js", timeout=10) as response:
+        assert b"impression_id" in response.read()
     status, _ = http("POST", f"{base}/admin/reload")
     assert status == 401
     user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True)
@@ -162,6 +179,17 @@ def test_container_serves_real_requests(container):
         ).stdout.strip()
         time.sleep(1)
     assert health == "healthy"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_schemathesis_against_the_container(container, tmp_path):
+    from level3_recsys.fuzz import run_schemathesis
+
+    _, base, _ = container
+    result = run_schemathesis(base, TOKEN, tmp_path, max_examples=100, seed=7)
+    assert result["failures"] == 0 and result["exit_code"] == 0, result["output"]
+    assert result["requests"] >= 1000, result
 
 
 @pytest.mark.docker
@@ -210,10 +238,14 @@ def test_prometheus_scrapes_container_and_every_panel_has_data(container):
                 http(
                     "POST", f"{base}/recommendations/session", {"item_ids": [101, 116] * 30, "k": 5}
                 )
+                _, served = http("GET", f"{base}/recommendations/5?k=5")
                 http(
                     "POST",
                     f"{base}/feedback",
-                    {"model_version": "1", "impressions": [101, 102], "clicks": [101]},
+                    {
+                        "impression_id": served["impression_id"],
+                        "clicks": [served["items"][0]["item_id"]],
+                    },
                 )
                 http("GET", f"{base}/recommendations/2?k=0")  # a 422
                 time.sleep(0.05)

@@ -14,14 +14,14 @@ def test_challenger_scored_in_shadow_and_never_served(settings, tiny_bundle):
     app = create_app(settings, tiny_bundle)
     service = app.state.service
     calls = []
-    real = service.challenger.score_items
+    with TestClient(app) as client:  # the lifespan loads the bundle
+        real = service.challenger.score_items
 
-    def spy(history, k):
-        calls.append((tuple(history.tolist()), k))
-        return real(history, k)
+        def spy(history, k):
+            calls.append((tuple(history.tolist()), k))
+            return real(history, k)
 
-    service.challenger.score_items = spy
-    with TestClient(app) as client:
+        service.challenger.score_items = spy
         bodies = [client.get(f"/recommendations/{u}?k=5").json() for u in (2, 3, 4)]
         session = client.post("/recommendations/session", json={"item_ids": [101], "k": 5})
         service.shadow.wait()
@@ -40,8 +40,8 @@ def test_challenger_scored_in_shadow_and_never_served(settings, tiny_bundle):
 
 def test_shadow_failure_does_not_reach_the_user(settings, tiny_bundle):
     app = create_app(settings, tiny_bundle)
-    app.state.service.challenger.score_items = lambda history, k: 1 / 0
     with TestClient(app) as client:
+        app.state.service.challenger.score_items = lambda history, k: 1 / 0
         response = client.get("/recommendations/2?k=5")
         app.state.service.shadow.wait()
         assert response.status_code == 200 and response.json()["model_version"] == "1"
@@ -57,9 +57,9 @@ def test_shadow_scores_only_the_sampled_share(settings, tiny_bundle):
     service = app.state.service
     service.shadow.rng = random.Random(7)
     calls = []
-    real = service.challenger.score_items
-    service.challenger.score_items = lambda history, k: calls.append(k) or real(history, k)
     with TestClient(app) as client:
+        real = service.challenger.score_items
+        service.challenger.score_items = lambda history, k: calls.append(k) or real(history, k)
         for i in range(400):
             assert client.get(f"/recommendations/{2 + i % 3}?k=5").json()["model_version"] == "1"
         service.shadow.wait()
@@ -75,8 +75,8 @@ def test_shadow_sample_rate_zero_scores_nothing(settings, tiny_bundle):
     settings.serve.shadow_sample_rate = 0.0
     app = create_app(settings, tiny_bundle)
     service = app.state.service
-    service.challenger.score_items = lambda history, k: pytest.fail("challenger was called")
     with TestClient(app) as client:
+        service.challenger.score_items = lambda history, k: pytest.fail("challenger was called")
         for user in (2, 3, 4):
             assert client.get(f"/recommendations/{user}?k=5").status_code == 200
         service.shadow.wait()

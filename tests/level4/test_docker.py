@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -20,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from level4_fraud.lifecycle.alerts import PROMETHEUS_DIR, alert_rules
 from level4_fraud.models.fraudnet import FraudNet
 from level4_fraud.serving.export import export_bundle
 from level4_fraud.serving.traffic import TrafficSplit
@@ -157,7 +161,7 @@ def test_image_serves_champion_and_challenger(image: str, tmp_path: Path) -> Non
         assert _request(f"{base}/score", negative)[0] == 422
 
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
-            assert "fraud_scores_total" in response.read().decode()
+            assert "fraud_scoring_requests_total" in response.read().decode()
         # Docker's own HEALTHCHECK turns healthy.
         deadline = time.monotonic() + 60
         state = ""
@@ -169,3 +173,141 @@ def test_image_serves_champion_and_challenger(image: str, tmp_path: Path) -> Non
         assert state == "healthy"
     finally:
         _docker("rm", "-f", name, check=False)
+
+
+def _run_scoring_container(image: str, bundle_root: Path) -> tuple[str, str]:
+    """Start the scoring image on a free port with a two-arm bundle; (container name, base URL)."""
+    bundle = export_bundle(
+        bundle_root / "model",
+        _model(0),
+        FEATURES,
+        challenger=_model(1),
+        versions={"champion": "v1", "challenger": "v2"},
+    )
+    bundle.chmod(0o755)
+    for file in bundle.iterdir():
+        file.chmod(0o644)
+    port = free_port()
+    name = f"fraud-test-{uuid.uuid4().hex[:8]}"
+    _docker(
+        "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080",
+        "-e", "FRAUD_CHALLENGER_SHARE=0.5", "-v", f"{bundle}:/srv/model:ro", image,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if _request(f"{base}/health")[0] == 200:
+                return name, base
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            logs = _docker("logs", name, check=False)
+            _docker("rm", "-f", name, check=False)
+            raise AssertionError(f"service never became healthy:\n{logs.stdout}{logs.stderr}")
+        time.sleep(1)
+
+
+def _comparison_free(expr: str) -> str:
+    """A rule's expression without its final threshold (``... > 0.05``): the measured series."""
+    return re.sub(r"\s*(>|<|==|!=|>=|<=)\s*[0-9.]+\s*$", "", " ".join(expr.split()))
+
+
+def test_prometheus_scrapes_the_container_and_every_rule_has_a_series(
+    image: str, tmp_path: Path
+) -> None:
+    """A real Prometheus scrapes the running container with the service's alert rules loaded;
+    every rule's expression (without its threshold) returns a series."""
+    name, base = _run_scoring_container(image, tmp_path)
+    prometheus = None
+    try:
+        prom_port = free_port()
+        target = base.removeprefix("http://")
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(PROMETHEUS_DIR / "fraud-rules.yml")],
+            "scrape_configs": [{"job_name": "fraud", "static_configs": [{"targets": [target]}]}],
+        }
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prometheus = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        api = f"http://127.0.0.1:{prom_port}/api/v1"
+        row = {n: 1.0 for n in FEATURES}
+        deadline = time.monotonic() + 120
+        pending = {
+            rule["alert"]: rule["expr"] for rule in alert_rules(PROMETHEUS_DIR / "fraud-rules.yml")
+        }
+        i = 0
+        while pending and time.monotonic() < deadline:
+            for _ in range(10):  # traffic between scrapes, both arms
+                _request(f"{base}/score", {"customer_id": i, "features": row})
+                i += 1
+            time.sleep(1)
+            for alert, expr in list(pending.items()):
+                query = urllib.parse.urlencode({"query": _comparison_free(expr)})
+                try:
+                    status, answer = _request(f"{api}/query?{query}")
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    break  # Prometheus still starting
+                if status == 200 and answer["data"]["result"]:
+                    del pending[alert]
+        assert not pending, f"rules whose expression returned no series: {sorted(pending)}"
+        status, rules = _request(f"{api}/rules")
+        loaded = [r for g in rules["data"]["groups"] for r in g["rules"]]
+        assert len(loaded) == 4 and all(r["health"] == "ok" for r in loaded)
+        status, targets = _request(f"{api}/targets")
+        assert [t["health"] for t in targets["data"]["activeTargets"]] == ["up"]
+    finally:
+        if prometheus is not None:
+            prometheus.terminate()
+            prometheus.wait(timeout=30)
+        _docker("rm", "-f", name, check=False)
+
+
+# Installs the level4 extra (~2 GB): measured 21 min on a busy 2-core machine.
+@pytest.mark.timeout(3600)
+def test_training_image_builds_with_torch_from_a_build_argument(tmp_path: Path) -> None:
+    """The training image, built as CI can: TORCH_SPEC names the machine's CPU wheel (the
+    default, torch==2.13.0 from PyPI, is the CUDA build for the GPU Job)."""
+    wheels = sorted(Path("/opt/wheels").glob("torch-2.13.0+cpu-*.whl"))
+    if not wheels:
+        pytest.fail("no /opt/wheels/torch-2.13.0+cpu-*.whl on this machine to build with")
+    context = tmp_path / "train-context"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "docs")
+    for folder in ("ml_common", "level4_fraud"):
+        shutil.copytree(ROOT / folder, context / folder, ignore=ignore)
+    for relative in ("pyproject.toml", "constraints.txt", "docker/fraud-train.Dockerfile"):
+        (context / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / relative, context / relative)
+    (context / "docker/wheels").mkdir()
+    shutil.copy(wheels[0], context / "docker/wheels" / wheels[0].name)
+    certificates = sorted(CA_DIR.glob("*.crt")) if CA_DIR.is_dir() else []
+    if certificates:
+        (context / "docker/ca-certificates").mkdir(parents=True)
+        for cert in certificates:
+            shutil.copy(cert, context / "docker/ca-certificates" / cert.name)
+    tag = f"ml-levels/fraud-train:test-{uuid.uuid4().hex[:8]}"
+    build = ["build", "-f", "docker/fraud-train.Dockerfile", "-t", tag]
+    build += ["--build-arg", "TORCH_SPEC=torch==2.13.0+cpu"]
+    if os.environ.get("DOCKER_BASE_IMAGE"):
+        build += ["--build-arg", f"BASE={os.environ['DOCKER_BASE_IMAGE']}"]
+    _docker(*build, str(context), timeout=3300)
+    try:
+        check = (
+            "import torch, level4_fraud.training.distributed, level4_fraud.serving.export;"
+            "print(torch.__version__)"
+        )
+        version = _docker("run", "--rm", "--entrypoint", "python", tag, "-c", check)
+        assert version.stdout.strip() == "2.13.0+cpu"
+        assert "export-onnx" in _docker("run", "--rm", tag, "--help").stdout
+        assert _docker("run", "--rm", "--entrypoint", "id", tag, "-u").stdout.strip() == "10001"
+    finally:
+        _docker("rmi", "-f", tag, check=False)

@@ -81,3 +81,46 @@ def test_retraining_cronjob_and_distributed_job() -> None:
     headless = resources["Service/fraud-train"]
     assert headless["spec"]["clusterIP"] == "None"
     assert job["spec"]["template"]["spec"]["subdomain"] == headless["metadata"]["name"]
+
+
+def test_retrain_cronjob_writes_what_the_scoring_pods_read() -> None:
+    resources = _resources()
+    cron = resources["CronJob/fraud-retrain"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    deployment = resources["Deployment/fraud-scoring"]["spec"]["template"]["spec"]
+    command = cron["containers"][0]["command"]
+    export_dir = command[command.index("--export-onnx") + 1]
+    scorer = deployment["containers"][0]
+    env = {e["name"]: e.get("value") for e in scorer["env"]}
+    assert env["FRAUD_MODEL_DIR"] == export_dir  # the folder the retrain replaces
+    assert float(env["FRAUD_RELOAD_SECONDS"]) > 0  # ...and the pods poll it
+
+    def claim_at(pod: dict, container: dict, path: str) -> str:
+        mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"]))
+        assert "subPath" not in mount  # a subPath would pin the folder of the pod's start
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        return volume["persistentVolumeClaim"]["claimName"]
+
+    assert claim_at(cron, cron["containers"][0], export_dir) == claim_at(
+        deployment, scorer, env["FRAUD_MODEL_DIR"]
+    )
+    cron_env = {e["name"]: e.get("value") for e in cron["containers"][0]["env"]}
+    assert export_dir.startswith(cron_env["ML_ARTIFACTS_DIR"])  # registry on the same claim
+    annotations = resources["Deployment/fraud-scoring"]["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert annotations["prometheus.io/scrape"] == "true"
+    port = scorer["ports"][0]["containerPort"]
+    assert annotations["prometheus.io/port"] == str(port)
+
+
+def test_gpu_job_uses_the_cuda_build_of_the_training_image() -> None:
+    import re
+
+    job = _resources()["Job/fraud-train"]["spec"]["template"]["spec"]["containers"][0]
+    assert job["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "--nproc-per-node=gpu" in job["command"]
+    dockerfile = (ROOT / "docker" / "fraud-train.Dockerfile").read_text()
+    default = re.search(r'^ARG TORCH_SPEC="([^"]+)"', dockerfile, flags=re.M).group(1)
+    assert default == "torch==2.13.0"  # PyPI's Linux wheel of it is the CUDA build
+    assert "download.pytorch.org" not in dockerfile  # no PyTorch index needed
+    assert job["image"].split(":")[0] == "ml-levels/fraud-train"

@@ -106,7 +106,9 @@ def test_scores_a_transaction_and_logs_it(client) -> None:
     huge = test_client.post("/score", json=_payload(tx_id=2, tx_amount=5000.0)).json()
     assert huge["score"] > body["score"]  # scenario 1: very large amounts are fraud
     metrics = test_client.get("/metrics").text
-    assert "fraud_scoring_requests_total" in metrics
+    assert 'fraud_scoring_requests_total{decision="' in metrics
+    assert 'model_version="1"' in metrics  # every metric series names the version that scored
+    assert test_client.get("/model").json()["version"] == 1
     test_client.app.state.scoring._log.flush()
     assert len(log.read_text().splitlines()) >= 2
 
