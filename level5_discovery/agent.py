@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from level5_discovery.env import FEATURES, DiscoveryLabEnv, gene_features
-from level5_discovery.logic import UNKNOWN, Knowledge
+from level5_discovery.logic import UNKNOWN, Knowledge, expected_gain
 
 
 class Designer:
@@ -112,25 +112,42 @@ def contested_claims(knowledge: Knowledge, prior: np.ndarray, threshold: float =
 
 
 class CombinedDesigner(Designer):
-    """z3 split scores, with the learned policy breaking near-ties."""
+    """z3 split scores, with the learned policy breaking near-ties.
+
+    ``policy=None`` breaks ties at random and ``use_z3=False`` scores experiments on the numpy
+    reachability closure instead of z3's backbone: the ablations of the benchmark.
+    """
 
     name = "combined"
 
     def __init__(
-        self, policy: PolicyNet, tolerance: float = 0.1, claim_weight: float = 2.0
+        self,
+        policy: PolicyNet | None,
+        tolerance: float = 0.1,
+        claim_weight: float = 2.0,
+        use_z3: bool = True,
     ) -> None:
         self.symbolic = SymbolicDesigner()
-        self.rl = RLDesigner(policy)
+        self.rl = RLDesigner(policy) if policy is not None else None
         self.tolerance = tolerance
         self.claim_weight = claim_weight
+        self.use_z3 = use_z3
 
     def choose(self, knowledge, prior, rng):  # noqa: ANN001, ANN201, D102
-        scores = self.symbolic.scores(knowledge, prior)
+        if self.use_z3:
+            scores = self.symbolic.scores(knowledge, prior)
+        else:
+            scores = {g: expected_gain(knowledge, knowledge.reach, g, prior)
+                      for g in self.candidates(knowledge)}  # fmt: skip
         if prior is not None:
             contested = contested_claims(knowledge, prior)
             scores = {g: s + self.claim_weight * contested[g] for g, s in scores.items()}
         best = max(scores.values())
         shortlist = [g for g, s in scores.items() if s >= (1 - self.tolerance) * best - 1e-9]
+        if self.rl is None:
+            gene = int(rng.choice(shortlist))
+            return gene, f"split score {scores[gene]:.1f} (best {best:.1f}); drawn among " \
+                f"{len(shortlist)} near-best"
         logits = self.rl.logits(knowledge, prior)
         gene = max(shortlist, key=lambda g: logits[g])
         return int(gene), (
@@ -153,13 +170,21 @@ def train_policy(
     lr: float = 0.02,
     seed: int = 0,
     progress: bool = False,
+    prior_share: float = 0.5,
+    world: dict | None = None,
+    literature: dict | None = None,
 ) -> tuple[PolicyNet, TrainLog]:
-    """REINFORCE across freshly drawn worlds (training seeds only; evaluation uses others)."""
+    """REINFORCE across freshly drawn worlds (training seeds only; evaluation uses others).
+
+    A share ``prior_share`` of the episodes sees a literature prior (the prior-degree
+    features and the prior-informed prediction are then live), the rest none, as in the
+    benchmark; ``world`` and ``literature`` are WorldSpec / corpus keyword arguments.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     policy = PolicyNet()
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
-    envs = {n: DiscoveryLabEnv(n_genes=n) for n in sizes}
+    envs = {n: DiscoveryLabEnv(n_genes=n, world=world, literature=literature) for n in sizes}
     lengths: list[float] = []
     iterator = range(0, episodes, batch)
     if progress:
@@ -172,7 +197,9 @@ def train_policy(
         for _ in range(batch):
             n = int(rng.choice(sizes))
             env = envs[n]
-            obs, _ = env.reset(options={"world_seed": int(rng.integers(0, 10**6))})
+            options = {"world_seed": int(rng.integers(0, 10**6)),
+                       "prior": bool(rng.random() < prior_share)}  # fmt: skip
+            obs, _ = env.reset(options=options)
             done, ep_logp = False, []
             while not done:
                 logits = policy(torch.from_numpy(obs), torch.from_numpy(env.knowledge.tested))

@@ -159,3 +159,9 @@ def wrong_relations(corpus: list[Abstract], world: GeneNetwork) -> set[tuple[int
             a, verb, b = doc.claim
             out.add((index[a], index[b], 1 if verb == "activates" else -1))
     return out
+
+
+def make_corpus(world: GeneNetwork, seed: int, **literature: float) -> list[Abstract]:
+    """The corpus of a world (its own seed stream); ``literature``: :func:`generate_corpus`'s
+    error rates (``LiteratureSettings``), its defaults otherwise."""
+    return generate_corpus(world, seed=seed + 7919, **literature)

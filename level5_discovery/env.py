@@ -16,9 +16,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from level5_discovery.corpus import Abstract, make_corpus
 from level5_discovery.evidence import score_edges
 from level5_discovery.logic import NO, UNKNOWN, YES, Knowledge, closure, expected_gain
-from level5_discovery.world import Intervention, Lab, WorldSpec, draw_world
+from level5_discovery.world import GeneNetwork, Intervention, Lab, WorldSpec, draw_world
 
 FEATURES = (
     "tested",
@@ -62,6 +63,22 @@ def gene_features(knowledge: Knowledge, prior: np.ndarray | None = None) -> np.n
     return np.clip(feats, 0.0, 1.0).astype(np.float32)
 
 
+def stated_prior(world: GeneNetwork, corpus: list[Abstract]) -> np.ndarray:
+    """The literature prior a perfect reader would form: per ordered pair of lab genes, the
+    mean stated sign over the abstracts about it (training only: the agent's LM reads the
+    corpus's claims correctly on held-out worlds, see the README, so this is what it sees).
+    """
+    index = {g: k for k, g in enumerate(world.genes)}
+    n = world.n_genes
+    total, count = np.zeros((n, n)), np.zeros((n, n))
+    for doc in corpus:
+        a, verb, b = doc.claim
+        if a in index and b in index:
+            total[index[a], index[b]] += 1.0 if verb == "activates" else -1.0
+            count[index[a], index[b]] += 1
+    return np.divide(total, count, out=np.zeros((n, n)), where=count > 0)
+
+
 class DiscoveryLabEnv(gym.Env):
     """Identify a hidden gene network with as few knock-outs as possible."""
 
@@ -75,9 +92,13 @@ class DiscoveryLabEnv(gym.Env):
         target_f1: float = 0.9,
         max_steps: int | None = None,
         render_mode: str | None = None,
+        world: dict[str, float] | None = None,
+        literature: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
-        self.spec_world = WorldSpec(n_genes=n_genes)
+        self.spec_world = WorldSpec(n_genes=n_genes, **(world or {}))
+        self.literature = literature or {}
+        self.prior: np.ndarray | None = None
         self.replicates = replicates
         self.control_replicates = control_replicates
         self.target_f1 = target_f1
@@ -102,10 +123,14 @@ class DiscoveryLabEnv(gym.Env):
         self.knowledge = Knowledge(self.world.n_genes)
         self.knowledge.add(self.lab.run(Intervention((), replicates=self.control_replicates)))
         self.steps = 0
-        return gene_features(self.knowledge), self._info()
+        self.prior = None
+        if options and options.get("prior"):
+            self.prior = stated_prior(self.world, make_corpus(self.world, world_seed,
+                                                              **self.literature))  # fmt: skip
+        return gene_features(self.knowledge, self.prior), self._info()
 
     def _info(self) -> dict[str, Any]:
-        scores = score_edges(self.knowledge.estimate(), self.world.adjacency)
+        scores = score_edges(self.knowledge.estimate(self.prior), self.world.adjacency)
         return {"f1": scores.f1, "experiments": self.knowledge.experiments, "cost": self.lab.spent}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -120,7 +145,7 @@ class DiscoveryLabEnv(gym.Env):
         info = self._info()
         terminated = info["f1"] >= self.target_f1
         truncated = not terminated and self.steps >= self.max_steps
-        return gene_features(self.knowledge), -1.0, terminated, truncated, info
+        return gene_features(self.knowledge, self.prior), -1.0, terminated, truncated, info
 
     def render(self) -> str | None:
         """Text view: the reachability the agent has established."""

@@ -50,9 +50,12 @@ def draw(out_dir: Path, session: bool = True) -> list[Path]:
     if details_path.is_file():
         details = json.loads(details_path.read_text())
         counts = details["experiments_per_world"]
-        names = list(counts)  # the designers the benchmark ran, in its order
+        # The designers at equal information (with the literature) and random order without.
+        names = [n for n in ("random", "random_lit", "symbolic_lit", "rl_lit", "agent")
+                 if n in counts]  # fmt: skip
         fig, ax = plt.subplots(figsize=(max(5.5, 0.9 * len(names)), 3.2))
         ax.boxplot([counts[n] for n in names], tick_labels=names, showmeans=True)
+        ax.tick_params(axis="x", labelsize=7)
         ax.axhline(details["n_genes"] - 1, ls="--", c="grey", lw=1, label="N-1")
         ax.set_ylabel("knock-outs to edge F1 >= 0.9")
         ax.set_title(f"{details['worlds']} held-out worlds, {details['n_genes']} genes")

@@ -304,6 +304,34 @@ class Hypothesis:
         return 1 if self.verb == "activates" else -1
 
 
+# Cue words of a negative relation, written by someone who read the corpus: the keyword reader
+# below uses them (an ablation baseline for the language model, not part of the agent).
+_NEGATIVE_CUES = frozenset(
+    ("represses", "suppress", "elevated", "derepressed", "downregulated", "silenced",
+     "negative", "accumulates")
+)  # fmt: skip
+
+
+def keyword_hypotheses(passages: list[str], genes: list[str]) -> list[Hypothesis | None]:
+    """A reader without a language model (ablation): the first lab gene a passage mentions
+    regulates the second, negatively if a negative cue word occurs, positively otherwise.
+
+    It reads the sign as well as the LM does but gets the direction wrong whenever a passage
+    names the target first ("B is upregulated by A"), which is what the LM learned to read.
+    """
+    lab = set(genes)
+    out: list[Hypothesis | None] = []
+    for passage in passages:
+        words = _TOKEN.findall(passage)
+        mentioned = list(dict.fromkeys(w for w in words if w in lab))
+        if len(mentioned) < 2:
+            out.append(None)
+            continue
+        verb = "inhibits" if _NEGATIVE_CUES & set(words) else "activates"
+        out.append(Hypothesis(mentioned[0], verb, mentioned[1], 1.0, 1.0))
+    return out
+
+
 def _prompt(tok: Tokenizer, masked: str, context: int) -> list[int]:
     return [tok.bos, *tok.encode(masked)[: context - 6], tok.hyp]
 

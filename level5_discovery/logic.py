@@ -15,7 +15,8 @@ Two layers:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import z3
@@ -30,6 +31,62 @@ from level5_discovery.structure import MAX_EXACT_GENES, best_guess
 from level5_discovery.world import Measurement
 
 UNKNOWN, NO, YES = -1, 0, 1
+
+
+@dataclass(frozen=True)
+class Z3Budget:
+    """Thinking time of the solver, in z3 resource units (``rlimit``: deterministic, unlike
+    seconds, so the same seed gives the same designs on a fast or a loaded machine).
+
+    ``check_rlimit`` bounds one satisfiability check, ``decision_rlimit`` all the checks of one
+    decision (a backbone, or making the evidence consistent); ``wall_seconds`` is a safety net
+    per check that only a pathological instance on a very slow machine reaches.
+    """
+
+    check_rlimit: int = 1_000_000
+    decision_rlimit: int = 3_000_000
+    wall_seconds: float = 60.0
+
+
+# How often a budget ran out, by kind ("rlimit": deterministic; "wall": the safety net fired,
+# so that run may not reproduce exactly). The benchmark reads and resets it.
+BUDGET_EVENTS: dict[str, int] = {"rlimit": 0, "wall": 0}
+
+
+class _Meter:
+    """Spends one decision's rlimit budget over successive checks of a solver."""
+
+    def __init__(self, solver: z3.Solver, budget: Z3Budget) -> None:
+        self.solver = solver
+        self.budget = budget
+        self.spent = 0
+        self.exhausted = False
+
+    @staticmethod
+    def _count(solver: z3.Solver) -> int:
+        try:
+            return int(solver.statistics().get_key_value("rlimit count"))
+        except z3.Z3Exception:  # no check has run on this solver yet
+            return 0
+
+    def check(self, *assumptions: z3.BoolRef) -> z3.CheckSatResult:
+        """``solver.check`` within what is left of the budget; ``unknown`` when it runs out."""
+        left = self.budget.decision_rlimit - self.spent
+        if left <= 0:
+            self.exhausted = True
+            return z3.unknown
+        self.solver.set("rlimit", min(self.budget.check_rlimit, left))
+        self.solver.set("timeout", int(self.budget.wall_seconds * 1000))
+        before = self._count(self.solver)
+        start = time.perf_counter()
+        result = self.solver.check(*assumptions)
+        self.spent += max(self._count(self.solver) - before, 0)
+        if result == z3.unknown:
+            wall = time.perf_counter() - start >= 0.95 * self.budget.wall_seconds
+            BUDGET_EVENTS["wall" if wall else "rlimit"] += 1
+            if self.spent >= self.budget.decision_rlimit:
+                self.exhausted = True
+        return result
 
 
 def propagate_reachability(reach: np.ndarray) -> np.ndarray:
@@ -73,6 +130,7 @@ class Knowledge:
     reach: np.ndarray = field(init=False)
     edges: EdgeEvidence | None = None
     experiments: int = 0
+    budget: Z3Budget = field(default_factory=Z3Budget)
     # Derived from the facts, so refresh() clears them: the best guess (per prior) and z3's view.
     _guess: tuple | None = field(default=None, init=False, repr=False)
     _space: HypothesisSpace | None = field(default=None, init=False, repr=False)
@@ -172,7 +230,7 @@ class Knowledge:
         """The z3 space of these facts, made consistent; built once per notebook state (the
         designer, the reviewer's view and the literature check all ask it)."""
         if self._space is None:
-            self._space = HypothesisSpace.from_knowledge(self)
+            self._space = HypothesisSpace.from_knowledge(self, budget=self.budget)
         return self._space
 
     def sound_estimate(
@@ -252,6 +310,10 @@ def closure(adjacency: np.ndarray) -> np.ndarray:
     return reach
 
 
+class BudgetExceeded(RuntimeError):
+    """z3 ran out of its thinking budget before it could answer."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """A hypothesis about one edge: ``source activates|inhibits target`` (indices)."""
@@ -272,9 +334,15 @@ class HypothesisSpace:
     traced to the facts that cause it (an unsat core) and those facts dropped.
     """
 
-    def __init__(self, n_genes: int, acyclic: bool = True) -> None:
+    def __init__(
+        self, n_genes: int, acyclic: bool = True, budget: Z3Budget | None = None
+    ) -> None:
         self.n = n_genes
         self.acyclic = acyclic
+        self.budget = budget or Z3Budget()
+        # make_consistent could not finish within the budget: the facts may still contradict
+        # each other, so the backbone is not computed (designers use the numpy closure).
+        self.unresolved = False
         n = n_genes
         # Pure Boolean problems go to the SAT-based finite-domain solver (much faster here).
         self.solver = z3.SolverFor("QF_FD") if acyclic else z3.Solver()
@@ -355,9 +423,11 @@ class HypothesisSpace:
                 self._track(f"edge_{i}_{k}", fact, "positive")
 
     @classmethod
-    def from_knowledge(cls, knowledge: Knowledge, acyclic: bool = True) -> HypothesisSpace:
+    def from_knowledge(
+        cls, knowledge: Knowledge, acyclic: bool = True, budget: Z3Budget | None = None
+    ) -> HypothesisSpace:
         """A space holding all of a notebook's interventions and edge evidence."""
-        space = cls(knowledge.n_genes, acyclic=acyclic)
+        space = cls(knowledge.n_genes, acyclic=acyclic, budget=budget)
         for effect in knowledge.effects.values():
             space.add_intervention(effect)
         if knowledge.edges is not None:
@@ -369,9 +439,11 @@ class HypothesisSpace:
         """Drop facts until the evidence is satisfiable; returns the names dropped.
 
         A noisy lab can produce contradictory facts (most often a missed weak descendant). The
-        unsat core names the facts involved; negative facts in it go first.
+        unsat core names the facts involved; negative facts in it go first. Bounded by the
+        budget: if it runs out, the space is marked ``unresolved`` (see :meth:`backbone`).
         """
-        while self.solver.check(*self._active()) == z3.unsat:
+        meter = _Meter(self.solver, self.budget)
+        while (result := meter.check(*self._active())) == z3.unsat:
             core = {str(c) for c in self.solver.unsat_core()}
             names = [nm for nm, (lit, _) in self._tracked.items() if str(lit) in core]
             negatives = [nm for nm in names if self._tracked[nm][1] == "negative"]
@@ -379,13 +451,16 @@ class HypothesisSpace:
             if not culprits:
                 raise RuntimeError("background constraints are unsatisfiable")
             self.dropped.extend(culprits)
+        self.unresolved = result == z3.unknown
         return list(self.dropped)
 
     def is_consistent(self, claim: Claim) -> bool:
         """Whether some network consistent with the evidence contains the claimed edge."""
         fact = z3.And(self.edge[claim.source][claim.target], self.act[claim.source][claim.target]
                       == bool(claim.sign > 0))  # fmt: skip
-        return self.solver.check(*self._active(), fact) == z3.sat
+        # Within one check's budget; "don't know" keeps the claim (never rejected without proof).
+        meter = _Meter(self.solver, replace(self.budget, decision_rlimit=self.budget.check_rlimit))
+        return meter.check(*self._active(), fact) != z3.unsat
 
     def backbone(
         self, edges: bool = True, known: np.ndarray | None = None
@@ -398,14 +473,24 @@ class HypothesisSpace:
         those facts are taken as they are instead of re-proved. Standard backbone search: one
         model, then for each fact try its negation; every model found marks all facts it flips
         as open.
+
+        Bounded by the budget: when it runs out, facts not yet examined stay open (sound:
+        "open" only means "not proved"), and :class:`BudgetExceeded` is raised if not even
+        one model was found.
         """
+        if self.unresolved:
+            raise BudgetExceeded("the evidence could not be made consistent within the budget")
         n = self.n
         # A fresh solver with the surviving facts asserted outright: each check then carries
         # a single assumption, which is much faster than re-assuming every tracked fact.
         solver = z3.SolverFor("QF_FD") if self.acyclic else z3.Solver()
         solver.add(*self._background)
         solver.add(*[f for name, f in self._facts.items() if name not in self.dropped])
-        if solver.check() != z3.sat:
+        meter = _Meter(solver, self.budget)
+        first = meter.check()
+        if first == z3.unknown:
+            raise BudgetExceeded("no model of the evidence within the budget")
+        if first != z3.sat:
             raise RuntimeError("evidence is inconsistent; call make_consistent first")
         model = solver.model()
         variables = [(("reach", i, j), self.reach[i][j]) for i in range(n) for j in range(n)
@@ -424,8 +509,14 @@ class HypothesisSpace:
         for key, var in variables:
             if key in open_keys or key in settled:
                 continue
+            if meter.exhausted:
+                open_keys.add(key)
+                continue
             flipped = z3.Not(var) if value[key] else var
-            if solver.check(flipped) == z3.sat:
+            outcome = meter.check(flipped)
+            if outcome == z3.unknown:
+                open_keys.add(key)
+            elif outcome == z3.sat:
                 other = solver.model()
                 for key2, var2 in variables:
                     if key2 in settled:
@@ -443,8 +534,12 @@ class HypothesisSpace:
     def design_scores(
         self, knowledge: Knowledge, candidates: list[int], prior: np.ndarray | None = None
     ) -> dict[int, float]:
-        """Split score of do(g) for each candidate: :func:`expected_gain` on the z3 backbone."""
-        reach, _ = self.backbone(edges=False, known=knowledge.reach)
+        """Split score of do(g) for each candidate: :func:`expected_gain` on the z3 backbone
+        (on the numpy closure alone if z3 finds no model within the budget)."""
+        try:
+            reach, _ = self.backbone(edges=False, known=knowledge.reach)
+        except BudgetExceeded:
+            reach = knowledge.reach
         return {g: expected_gain(knowledge, reach, g, prior) for g in candidates}
 
 

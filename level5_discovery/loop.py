@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from level5_discovery.agent import Designer
-from level5_discovery.corpus import Abstract, generate_corpus, wrong_relations
+from level5_discovery.corpus import Abstract, wrong_relations
 from level5_discovery.evidence import EdgeScores, score_edges
 from level5_discovery.human import (
     Decision,
@@ -29,7 +30,7 @@ from level5_discovery.human import (
     ScriptedReviewer,
 )
 from level5_discovery.lm import Hypothesis, TrainResult, generate_constrained
-from level5_discovery.logic import Claim, HypothesisSpace, Knowledge
+from level5_discovery.logic import Claim, HypothesisSpace, Knowledge, Z3Budget, closure
 from level5_discovery.retrieval import Retriever, pair_question
 from level5_discovery.world import GeneNetwork, Intervention, Lab
 
@@ -55,17 +56,23 @@ class Literature:
 def read_literature(
     world: GeneNetwork,
     corpus: list[Abstract],
-    retriever: Retriever,
+    retriever: Retriever | None,
     lm: TrainResult,
     k: int = 5,
     hypothesis_fn: Callable[[list[str], list[str]], list[Hypothesis | None]] | None = None,
 ) -> Literature:
-    """Retrieve passages for every ordered pair, generate hypotheses, pool them into a prior."""
+    """Retrieve passages for every ordered pair, generate hypotheses, pool them into a prior.
+
+    ``retriever=None`` reads every abstract for every pair (the no-retrieval ablation).
+    """
     genes = world.genes
     index = {g: i for i, g in enumerate(genes)}
     n = len(genes)
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
-    hits = retriever.search([pair_question(genes[i], genes[j]) for i, j in pairs], k=k)
+    if retriever is None:
+        hits = [list(range(len(corpus)))] * len(pairs)
+    else:
+        hits = retriever.search([pair_question(genes[i], genes[j]) for i, j in pairs], k=k)
     unique = sorted({pid for row in hits for pid in row})
     texts = [corpus[pid].text for pid in unique]
     generate = hypothesis_fn or (lambda p, g: generate_constrained(lm.model, lm.tokenizer, p, g))
@@ -115,6 +122,10 @@ class SessionResult:
     true_rejected: int = 0
     true_total: int = 0
     story: list[str] = field(default_factory=list)
+    # The agent's own stopping point (it never sees the truth): experiments and F1 there.
+    self_stop_experiments: int | None = None
+    self_stop_f1: float | None = None
+    decision_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -126,8 +137,15 @@ class SessionConfig:
     max_experiments: int = 12
     target_f1: float = 0.9
     prior_threshold: float = 0.3
-    stop_when_decided: bool = True
-    run_to_target: bool = False  # benchmark mode: stop as soon as the grader sees target F1
+    # "confirmed": stop once the best guess predicted the outcome (which genes move) of the
+    # last ``confirmations`` experiments; "decided": once the data decide every edge question;
+    # "none": only the budget stops it.
+    stop_rule: str = "confirmed"
+    confirmations: int = 2
+    # Benchmark mode: run until the grader sees the target F1 (and, unless the rule is "none",
+    # until the stopping rule has fired too, so both points are measured on the same run).
+    run_to_target: bool = False
+    budget: Z3Budget = field(default_factory=Z3Budget)
 
 
 def open_edge_questions(knowledge: Knowledge) -> int:
@@ -172,7 +190,7 @@ def run_session(
     genes = world.genes
     reviewer = reviewer or ScriptedReviewer()
     lab = Lab(world, seed=lab_seed)
-    knowledge = Knowledge(world.n_genes)
+    knowledge = Knowledge(world.n_genes, budget=cfg.budget)
     prior = literature.prior if literature is not None else None
     knowledge.add(lab.run(Intervention((), replicates=cfg.control_replicates)))
     truth = world.adjacency
@@ -187,20 +205,34 @@ def run_session(
     steps: list[StepRecord] = []
     step = 0
     rejected_in_a_row = 0
+    confirmed = 0  # consecutive experiments whose outcome the best guess predicted
+    self_stop: tuple[int, float] | None = None
+    decision_seconds: list[float] = []
     # Genes whose proposal the reviewer rejected, with the experiment count at the time: they
     # are not proposed again until a new experiment has run (new evidence).
     rejected_at: dict[int, int] = {}
     while knowledge.experiments < cfg.max_experiments:
-        if cfg.run_to_target and reached is not None:
-            break
         open_q = open_edge_questions(knowledge)
-        if cfg.stop_when_decided and open_q == 0:
-            say("every edge question is decided by data: stopping")
+        if self_stop is None and (
+            (cfg.stop_rule == "decided" and open_q == 0)
+            or (cfg.stop_rule == "confirmed" and confirmed >= cfg.confirmations)
+        ):
+            self_stop = (knowledge.experiments, f1_curve[-1])
+            if not cfg.run_to_target:
+                say("every edge question is decided by data: stopping"
+                    if cfg.stop_rule == "decided"
+                    else f"the best guess predicted the last {confirmed} experiments: stopping")
+                break
+        if cfg.run_to_target and reached is not None and (
+            cfg.stop_rule == "none" or self_stop is not None
+        ):
             break
         step += 1
         avoid = {g for g, n in rejected_at.items() if n == knowledge.experiments}
         view = _WithoutRejected(knowledge, avoid) if avoid else knowledge
+        started = time.perf_counter()
         gene, reason = designer.choose(view, prior, rng)  # type: ignore[arg-type]
+        decision_seconds.append(time.perf_counter() - started)
         if gene in avoid:
             say("the reviewer rejected every experiment left since the last result: stopping")
             break
@@ -229,10 +261,13 @@ def run_session(
             say(f"    reviewer edited it: {decision.kind} {decision.gene} ({decision.note})")
         target = genes.index(decision.gene)
         intervention = Intervention((target,), decision.kind, cfg.replicates)
+        predicted = closure(knowledge.estimate(prior, cfg.prior_threshold) != 0)[target].copy()
+        predicted[target] = False
         measurement = lab.run(intervention)
         reviewer.ran(measurement)
         knowledge.add(measurement)
         effect = knowledge.effects[target]
+        confirmed = confirmed + 1 if np.array_equal(predicted, effect.changed) else 0
         moved = [f"{genes[j]}{'+' if effect.direction[j] > 0 else '-'}"
                  for j in np.flatnonzero(effect.changed)]  # fmt: skip
         f1_curve.append(grade())
@@ -244,8 +279,11 @@ def run_session(
         steps.append(StepRecord(step, decision.gene, decision.kind, decision.action, reason,
                                 f1_curve[-1], open_q))  # fmt: skip
     estimate = knowledge.estimate(prior, cfg.prior_threshold)
+    self_stop = self_stop or (knowledge.experiments, f1_curve[-1])
     result = SessionResult(world, estimate, score_edges(estimate, truth), knowledge.experiments,
-                           reached, f1_curve, steps, story=story)  # fmt: skip
+                           reached, f1_curve, steps, story=story,
+                           self_stop_experiments=self_stop[0], self_stop_f1=self_stop[1],
+                           decision_seconds=decision_seconds)  # fmt: skip
     if corpus is not None:
         _grade_literature(result, knowledge, corpus)
     return result
@@ -306,8 +344,3 @@ def _grade_literature(result: SessionResult, knowledge: Knowledge, corpus: list[
     stated &= true_claims
     result.true_total = len(stated)
     result.true_rejected = sum(not space.is_consistent(Claim(*c)) for c in stated)
-
-
-def make_corpus(world: GeneNetwork, seed: int) -> list[Abstract]:
-    """The corpus of a world (its own seed stream)."""
-    return generate_corpus(world, seed=seed + 7919)

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from level5_discovery.agent import CombinedDesigner, PolicyNet
-from level5_discovery.corpus import Abstract
+from level5_discovery.corpus import Abstract, make_corpus
 from level5_discovery.human import DecisionLog, Reviewer, ScriptedReviewer
-from level5_discovery.lm import OpenAICompatibleBackend, TrainResult
+from level5_discovery.lm import Hypothesis, OpenAICompatibleBackend, TrainResult
+from level5_discovery.logic import Z3Budget
 from level5_discovery.loop import (
     Literature,
     SessionConfig,
     SessionResult,
-    make_corpus,
     read_literature,
     run_session,
 )
@@ -38,24 +38,39 @@ class Prepared:
     literature: Literature
 
 
-def prepare_world(seed: int, settings: Level5Settings, lm: TrainResult) -> Prepared:
-    """Draw the world, write its literature, index it and read it."""
-    world = draw_world(seed, WorldSpec(n_genes=settings.n_genes))
-    corpus = make_corpus(world, seed)
+def world_spec(settings: Level5Settings) -> WorldSpec:
+    """The lab of these settings (size, density, noise)."""
+    return WorldSpec(n_genes=settings.n_genes, **settings.world.model_dump())
+
+
+def prepare_world(
+    seed: int,
+    settings: Level5Settings,
+    lm: TrainResult,
+    hypothesis_fn: Callable[[list[str], list[str]], list[Hypothesis | None]] | None = None,
+    read_all: bool = False,
+) -> Prepared:
+    """Draw the world, write its literature, index it and read it.
+
+    ``hypothesis_fn`` replaces the language model as the reader (ablation); ``read_all`` skips
+    retrieval: every abstract is read for every pair (ablation).
+    """
+    world = draw_world(seed, world_spec(settings))
+    corpus = make_corpus(world, seed, **settings.literature.model_dump())
     retriever = Retriever(
         [d.text for d in corpus],
         backend=settings.retrieval.backend,
         symbol_bonus=settings.retrieval.symbol_bonus,
     )
-    hypothesis_fn = None
-    if settings.llm_backend.enabled:
+    if hypothesis_fn is None and settings.llm_backend.enabled:
         backend = OpenAICompatibleBackend(
             settings.llm_backend.base_url,
             settings.llm_backend.model,
             os.environ.get(settings.llm_backend.api_key_env),
         )
         hypothesis_fn = backend.generate
-    literature = read_literature(world, corpus, retriever, lm, settings.retrieval.k, hypothesis_fn)
+    literature = read_literature(world, corpus, None if read_all else retriever, lm,
+                                 settings.retrieval.k, hypothesis_fn)  # fmt: skip
     return Prepared(world, corpus, retriever, literature)
 
 
@@ -67,7 +82,16 @@ def session_config(settings: Level5Settings) -> SessionConfig:
         max_experiments=settings.max_experiments,
         target_f1=settings.target_f1,
         prior_threshold=settings.prior_threshold,
+        stop_rule=settings.stopping.rule,
+        confirmations=settings.stopping.confirmations,
+        budget=z3_budget(settings),
     )
+
+
+def z3_budget(settings: Level5Settings) -> Z3Budget:
+    """The solver's thinking budget of these settings."""
+    b = settings.budgets
+    return Z3Budget(b.z3_check_rlimit, b.z3_decision_rlimit, b.wall_seconds)
 
 
 def scripted_reviewer(world: GeneNetwork, settings: Level5Settings, seed: int) -> ScriptedReviewer:

@@ -34,6 +34,58 @@ class RLSettings(BaseModel):
     episodes: int = Field(240, ge=1)
     batch: int = Field(8, ge=1)
     lr: float = Field(0.02, gt=0)
+    sizes: list[int] = [6, 8, 10, 12]  # network sizes of the training worlds
+    prior_share: float = Field(0.5, ge=0, le=1)  # episodes that see a literature prior
+
+
+class WorldSettings(BaseModel):
+    """The simulated lab: graph density and noise (see ``world.WorldSpec``)."""
+
+    expected_parents: float = Field(1.3, gt=0)
+    noise_sd: float = Field(0.4, gt=0)  # biological noise of each gene's equation
+    measurement_sd: float = Field(0.1, ge=0)  # instrument noise added to every reading
+
+
+class LiteratureSettings(BaseModel):
+    """How the generated literature is wrong (see ``corpus.generate_corpus``)."""
+
+    coverage: float = Field(0.8, ge=0, le=1)  # share of true edges stated at all
+    papers_per_edge: float = Field(7.0, gt=0)
+    wrong_sign_rate: float = Field(0.12, ge=0, le=1)  # abstract on a true edge, opposite sign
+    false_edges: int = Field(4, ge=0)  # non-edges the literature asserts
+    irrelevant: int = Field(120, ge=0)  # abstracts about genes outside the lab
+
+
+class BudgetSettings(BaseModel):
+    """Thinking time per decision, in machine-independent units (same seed, same result).
+
+    z3 counts "resource units" (its ``rlimit``: roughly 1e6 per second on this machine); a
+    check that runs out answers *unknown* and the designer falls back to what it has (facts not
+    yet examined stay open; with no model at all, the numpy closure). ``wall_seconds`` is a
+    last-resort safety net per z3 check; it is never reached at the default sizes (the
+    benchmark counts how often it fires: a run where it fired may not reproduce exactly).
+    """
+
+    z3_check_rlimit: int = Field(1_000_000, ge=10_000)
+    z3_decision_rlimit: int = Field(3_000_000, ge=10_000)
+    wall_seconds: float = Field(60.0, gt=0)
+
+
+class StoppingSettings(BaseModel):
+    """When the agent stops by itself (it never sees the hidden network)."""
+
+    rule: str = Field("confirmed", pattern="^(confirmed|decided)$")
+    confirmations: int = Field(2, ge=1)  # consecutive experiments the best guess predicted
+
+
+class MatrixSettings(BaseModel):
+    """The one-factor-at-a-time matrix around the default cell (``bench --matrix``)."""
+
+    genes: list[int] = [8, 12, 16, 20]
+    noise_scale: list[float] = [0.5, 1.0, 4.0]
+    wrong_sign_rate: list[float] = [0.05, 0.12, 0.30]
+    worlds: int = Field(4, ge=1)  # held-out worlds per cell at <= 12 genes
+    worlds_large: int = Field(2, ge=1)  # per cell at 16 and 20 genes (z3 and the DP cost more)
 
 
 class BenchSettings(BaseModel):
@@ -42,6 +94,8 @@ class BenchSettings(BaseModel):
     worlds: int = Field(20, ge=1)
     first_seed: int = 50000
     lm_eval_worlds: int = Field(2, ge=1)
+    bootstrap: int = Field(2000, ge=100)
+    matrix: MatrixSettings = MatrixSettings()
 
 
 class LLMBackendSettings(BaseModel):
@@ -69,6 +123,10 @@ class Level5Settings(LevelSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     lm: LMSettings = LMSettings()
     rl: RLSettings = RLSettings()
+    world: WorldSettings = WorldSettings()
+    literature: LiteratureSettings = LiteratureSettings()
+    budgets: BudgetSettings = BudgetSettings()
+    stopping: StoppingSettings = StoppingSettings()
     bench: BenchSettings = BenchSettings()
     llm_backend: LLMBackendSettings = LLMBackendSettings()
 

@@ -9,6 +9,7 @@ benchmark use other seeds (held-out worlds). Trained weights are cached under
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from level5_discovery.agent import PolicyNet, load_policy, save_policy, train_policy
-from level5_discovery.corpus import Abstract
+from level5_discovery.corpus import Abstract, make_corpus
 from level5_discovery.lm import (
     TrainResult,
     generate_constrained,
@@ -27,7 +28,6 @@ from level5_discovery.lm import (
     save_lm,
     train_lm,
 )
-from level5_discovery.loop import make_corpus
 from level5_discovery.settings import Level5Settings
 from level5_discovery.world import WorldSpec, draw_world
 from ml_common.atomic import write_json
@@ -35,6 +35,10 @@ from ml_common.logs import get_logger
 from ml_common.paths import level_dir
 
 LM_SEED_BASE = 1000
+# The reader learns the language of the literature, which does not depend on the lab's size or
+# on how often the literature is wrong: it is trained once, on 12-gene worlds with the default
+# literature, and serves every size and error rate of the matrix.
+LM_TRAIN_GENES = 12
 RL_SEED_BASE = 100_000
 log = get_logger(__name__)
 
@@ -46,13 +50,29 @@ def models_dir() -> Path:
     return path
 
 
-def _key(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+def _key(payload: dict, sources: tuple[str, ...] = (), extra: str = "") -> str:
+    """Cache key of a trained model: its settings and the source of the code that trains it.
+
+    The code is part of the key because a cache trained by an older version under the same
+    settings is how a fresh benchmark once disagreed with the README (agent 2.20 vs 2.05,
+    perplexity 1.509 vs 1.52): the README had been measured with a stale cached model.
+    """
+    here = Path(__file__).parent
+    code = hashlib.sha256(
+        b"".join((here / f).read_bytes() for f in sources) + extra.encode()
+    ).hexdigest()
+    blob = json.dumps({**payload, "code": code}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+LM_SOURCES = ("lm.py", "corpus.py", "world.py")
+POLICY_SOURCES = ("agent.py", "env.py", "logic.py", "evidence.py", "structure.py", "corpus.py",
+                  "world.py")  # fmt: skip
 
 
 def training_corpus(settings: Level5Settings) -> list[Abstract]:
     """Abstracts of the LM's training worlds."""
-    spec = WorldSpec(n_genes=settings.n_genes)
+    spec = WorldSpec(n_genes=LM_TRAIN_GENES)
     docs: list[Abstract] = []
     for k in range(settings.lm.train_worlds):
         seed = LM_SEED_BASE + k
@@ -62,11 +82,15 @@ def training_corpus(settings: Level5Settings) -> list[Abstract]:
 
 def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
     """The trained language model (cached)."""
-    key = _key({"lm": settings.lm.model_dump(), "n": settings.n_genes, "v": 3})
+    key = _key({"lm": settings.lm.model_dump(), "n": LM_TRAIN_GENES}, LM_SOURCES,
+               inspect.getsource(training_corpus))  # fmt: skip
     path = models_dir() / f"lm-{key}.pt"
     if path.is_file():
         return load_lm(path)
     docs = training_corpus(settings)
+    # One intra-op thread: reductions then run in one order, so training is bit-reproducible
+    # (measured: two trainings give identical weights); more threads give different weights.
+    torch.set_num_threads(1)
     log.info("training the language model on %d abstracts", len(docs))
     result = train_lm(
         [d.text for d in docs],
@@ -82,11 +106,15 @@ def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
 
 
 def rl_policy(settings: Level5Settings, progress: bool = True) -> PolicyNet:
-    """The trained RL policy (cached)."""
-    key = _key({"rl": settings.rl.model_dump(), "v": 3})
+    """The trained RL policy (cached; the key holds everything that changes its training:
+    its own settings, the training sizes, the lab's noise and the literature's error rates)."""
+    key = _key({"rl": settings.rl.model_dump(), "world": settings.world.model_dump(),
+                "literature": settings.literature.model_dump()}, POLICY_SOURCES,
+               inspect.getsource(rl_policy))  # fmt: skip
     path = models_dir() / f"policy-{key}.pt"
     if path.is_file():
         return load_policy(path)
+    torch.set_num_threads(1)  # bit-reproducible training, as for the LM
     log.info("training the RL policy over %d episodes", settings.rl.episodes)
     policy, train_log = train_policy(
         episodes=settings.rl.episodes,
@@ -94,6 +122,10 @@ def rl_policy(settings: Level5Settings, progress: bool = True) -> PolicyNet:
         lr=settings.rl.lr,
         seed=RL_SEED_BASE,
         progress=progress,
+        sizes=tuple(settings.rl.sizes),
+        prior_share=settings.rl.prior_share,
+        world=settings.world.model_dump(),
+        literature=settings.literature.model_dump(),
     )
     save_policy(policy, path)
     write_json(path.with_suffix(".json"), {"batch_lengths": train_log.batch_lengths})

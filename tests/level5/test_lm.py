@@ -35,13 +35,15 @@ def test_loss_falls(trained) -> None:  # noqa: ANN001
     assert last < 0.5 * first
 
 
-def test_held_out_perplexity_is_far_below_vocabulary_size(trained) -> None:  # noqa: ANN001
+def test_held_out_perplexity_near_the_measured_figure(trained) -> None:  # noqa: ANN001
+    """Measured 4.81 (vocabulary 210) for this 80-step, 1-layer model, identical on every run
+    (one torch thread); the 15% margin covers other BLAS builds, not run-to-run noise."""
     result, _ = trained
     held = generate_corpus(draw_world(99), 99)[:60]
     ppl = perplexity(
         result.model, result.tokenizer, [d.text for d in held], [d.claim for d in held]
     )
-    assert 1.0 < ppl < len(result.tokenizer) / 10
+    assert 1.0 < ppl < 5.5
 
 
 def test_constrained_decoding_always_parses(trained) -> None:  # noqa: ANN001
@@ -82,3 +84,12 @@ def test_save_and_load_roundtrip(trained, tmp_path) -> None:  # noqa: ANN001
     loaded = load_lm(tmp_path / "lm.pt")
     ids = torch.tensor([result.tokenizer.encode(docs[0].text)[:20]])
     torch.testing.assert_close(loaded.model(ids), result.model.eval()(ids))
+
+
+def test_training_is_bit_reproducible() -> None:
+    """Same seed, same weights (one torch thread): why a fresh benchmark reproduces the README."""
+    docs = generate_corpus(draw_world(5), 5)[:80]
+    runs = [train_lm([d.text for d in docs], [d.claim for d in docs], steps=15, seed=3,
+                     cfg_overrides={"n_embd": 32, "n_layer": 1}) for _ in range(2)]  # fmt: skip
+    for name, tensor in runs[0].model.state_dict().items():
+        assert torch.equal(tensor, runs[1].model.state_dict()[name]), name
