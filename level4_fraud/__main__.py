@@ -85,6 +85,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_main(_settings(args), port=args.port)
 
 
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    """Replay the drift story on the scenario matrix (config ``scenarios``); write its table."""
+    from level4_fraud.lifecycle.scenarios import run_matrix
+    from ml_common.paths import level_dir
+
+    settings = _settings(args)
+    result = run_matrix(settings, settings.scenarios)
+    print((level_dir(4) / "scenarios" / "table.md").read_text())
+    print(json.dumps(result["summary"], indent=2))
+    return 0
+
+
 def cmd_industrial(args: argparse.Namespace) -> int:
     """Part 2: DDP, quantization, distillation, LoRA and the A/B test, measured in one run."""
     from level4_fraud.experiments.report import markdown_tables, run_industrial
@@ -152,6 +164,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "replay": (cmd_replay, "stable → seasonal → new fraud → alarm → retrain → recovery"),
     "retrain": (cmd_retrain, "one retraining cycle: challenger vs champion, gate, aliases"),
     "serve": (cmd_serve, "FastAPI scoring service on 127.0.0.1"),
+    "scenarios": (cmd_scenarios, "the replay on a matrix: seeds x pattern day x volume x season"),
     "bench": (cmd_bench, "measure everything into artifacts/bench/level4.json"),
     "industrial": (cmd_industrial, "part 2: DDP, quantization, distillation, LoRA, A/B test"),
     "tune": (cmd_tune, "Optuna search over FraudNet's hyperparameters"),

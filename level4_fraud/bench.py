@@ -6,6 +6,9 @@ Part 1 measures, in one run on the configured simulation:
   the LightGBM baseline alone (``lgbm_ap``, ``lgbm_cp100``);
 - the replay: ``alarm_delay_days``, ``false_alarms_stable``, ``false_alarms_seasonal``,
   ``ap_recovery_ratio``, ``promotions``;
+- the scenario matrix (``lifecycle/scenarios.py``, also ``python -m level4_fraud scenarios``):
+  ``scenario_cases``, ``scenario_detected_share``, ``scenario_false_alarms_per_100d``,
+  ``min_detectable_volume``;
 - a bounded load test of the scoring service on 127.0.0.1 with the replay's final champion and
   Feast online store: ``scoring_p50_ms``, ``scoring_p99_ms``;
 - lineage: the replay's final ``@champion`` exported from the registry to ONNX and served by the
@@ -90,6 +93,7 @@ def run_bench(settings: Level4Settings) -> Path:
     from level4_fraud.experiments.report import industrial_bench
     from level4_fraud.lifecycle.alerts import tested_alert_rules
     from level4_fraud.lifecycle.replay import run_replay
+    from level4_fraud.lifecycle.scenarios import run_matrix
     from level4_fraud.training.train import protocol_summary, run_protocol
 
     out = level_dir(4) / "bench"
@@ -98,6 +102,7 @@ def run_bench(settings: Level4Settings) -> Path:
         protocol = run_protocol(settings)
         write_json(out / "protocol.json", protocol_summary(protocol))
         replay = run_replay(settings, out / "replay")
+        matrix = run_matrix(settings, settings.scenarios)["summary"]
         latency = scoring_latency(settings)
         deployed = deployed_matches_champion(settings)
         summary = replay["summary"]
@@ -112,6 +117,15 @@ def run_bench(settings: Level4Settings) -> Path:
             "false_alarms_seasonal": summary["false_alarms_seasonal"],
             "ap_recovery_ratio": summary["ap_recovery_ratio"],
             "promotions": summary["promotions"],
+            **{
+                key: matrix[key]
+                for key in (
+                    "scenario_cases",
+                    "scenario_detected_share",
+                    "scenario_false_alarms_per_100d",
+                    "min_detectable_volume",
+                )
+            },
             "scoring_p50_ms": latency["p50_ms"],
             "scoring_p99_ms": latency["p99_ms"],
             "deployed_matches_champion": deployed["matches"],

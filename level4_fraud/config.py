@@ -11,6 +11,7 @@ checks it), and the Python defaults are the YAML's values (a test checks that to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,7 +37,9 @@ class SimulationConfig(BaseModel):
     customer_fraud_share: float = Field(1 / 3, ge=0, le=1)
     customer_fraud_multiplier: float = 5.0
     new_pattern_day: int | None = None
-    new_pattern_cards_per_day: int = Field(6, ge=0)
+    # A fraction (e.g. 1.5) means 1 card a day plus a second one on half the days: the volume
+    # knob of the scenario matrix. Whole numbers give exactly that many cards every day.
+    new_pattern_cards_per_day: float = Field(6, ge=0)
     new_pattern_burst: tuple[int, int] = (6, 14)
     new_pattern_amount: tuple[float, float] = (0.5, 5.0)
     seasonal_day: int | None = None
@@ -74,7 +77,17 @@ class EnsembleConfig(BaseModel):
 class MonitorConfig(BaseModel):
     """Drift monitor: anomaly-tail test (the alarm), feature and score drift (reported)."""
 
-    reference_days: int = Field(14, ge=1)
+    alarm: Literal["cusum", "tail_ratio"] = Field(
+        "cusum", description="cusum: Page's CUSUM on the tail rate; tail_ratio: the old 2-of-3 rule"
+    )
+    cusum_k: float = Field(0.5, gt=0, description="half the standardised shift to detect fastest")
+    false_alarm_budget_days: float = Field(
+        1000, gt=1, description="mean stable days between false alarms the CUSUM is set for"
+    )
+    harmless_tail_change: float = Field(
+        0.3, ge=0, description="relative rise of the tail rate that must not page (the tolerance)"
+    )
+    reference_days: int = Field(14, ge=2, description="threshold days + calibration days")
     tail_quantile: float = Field(0.995, gt=0.5, lt=1)
     alarm_ratio: float = Field(1.5, gt=1)
     alarm_p_value: float = Field(1e-3, gt=0, lt=1)
@@ -111,6 +124,27 @@ class ServeConfig(BaseModel):
     port: int = 0
     decision_threshold: float = Field(0.5, ge=0, le=1)
     load_test_requests: int = Field(2000, ge=10)
+
+
+class ScenarioMatrixConfig(BaseModel):
+    """The scenario matrix (``scenarios.py``): its axes and the smaller world each case replays."""
+
+    seeds: list[int] = [0, 1]
+    pattern_days: list[int] = [70, 80]
+    volumes: list[float] = [1.0, 0.5, 0.25]
+    seasonal: list[bool] = [True, False]
+    include_no_pattern: bool = True
+    detect_within_days: int = Field(7, ge=1)
+    world_customers: int = Field(2000, ge=100)
+    world_terminals: int = Field(4000, ge=100)
+    n_days: int = Field(100, ge=30)
+    seasonal_day: int = 60
+    first_train_day: int = 31
+    first_train_days: int = 21
+    monitor_start_day: int = 60
+    retrain_train_days: int = 14
+    torch_epochs: int = 2
+    lightgbm_estimators: int = 60
 
 
 class TorchConfig(BaseModel):
@@ -246,6 +280,7 @@ class Level4Settings(LevelSettings):
     retrain: RetrainConfig = RetrainConfig()
     replay: ReplayConfig = ReplayConfig()
     serve: ServeConfig = ServeConfig()
+    scenarios: ScenarioMatrixConfig = ScenarioMatrixConfig()
     industrial: IndustrialSettings = IndustrialSettings()
     experiment: str = "level4_fraud"
     model_name: str = "level4-fraud"

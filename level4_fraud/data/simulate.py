@@ -27,8 +27,10 @@ Two switches make the world drift (both off by default):
   anywhere on the map. A model trained before that day has never seen it.
 - ``seasonal_day``: from that day, a harmless change in the legitimate population: customers spend
   more (amounts × ``seasonal_amount_factor`` and transactions per day ×
-  ``seasonal_tx_factor``, ramped in over ``seasonal_ramp_days``). Fraud is unchanged; a drift
-  detector must not call this fraud drift.
+  ``seasonal_tx_factor``, ramped in over ``seasonal_ramp_days``). The fraud mechanisms keep their
+  counts: scenario 1's "unusually large amount" threshold rises with the same factor (otherwise
+  ordinary payments pushed over 220 would become fraud by the rule and double the fraud rate).
+  A drift detector must not call this fraud drift.
 
 Interface (stable; level 4 part 2 builds on it):
 
@@ -70,7 +72,7 @@ COLUMNS = [
     "tx_fraud_scenario",
 ]
 # Stream identifiers inside one day's generator keys, so draws never collide.
-_LEGIT, _TERMINALS, _CUSTOMERS, _SCENARIO3, _PATTERN, _PATTERN_PICK = range(6)
+_LEGIT, _TERMINALS, _CUSTOMERS, _SCENARIO3, _PATTERN, _PATTERN_PICK, _PATTERN_COUNT = range(7)
 
 
 class TransactionSimulator:
@@ -230,7 +232,9 @@ class TransactionSimulator:
 
     def _apply_fraud(self, frame: pd.DataFrame, day: int) -> pd.DataFrame:
         cfg = self.config
-        over = frame["tx_amount"].to_numpy() > cfg.amount_threshold
+        # The threshold follows the season's spending level so the rule labels as many payments.
+        threshold = cfg.amount_threshold * self.seasonal_factor(day)[0]
+        over = frame["tx_amount"].to_numpy() > threshold
         frame.loc[over, ["tx_fraud", "tx_fraud_scenario"]] = (1, 1)
         bad_terminal = frame["terminal_id"].isin(self.compromised_terminals(day)).to_numpy()
         frame.loc[bad_terminal, ["tx_fraud", "tx_fraud_scenario"]] = (1, 2)
@@ -246,7 +250,11 @@ class TransactionSimulator:
         """Scenario 4: night-time bursts of tiny payments on tested cards, at far terminals."""
         cfg = self.config
         rng = self._rng(day, _PATTERN)
-        n_cards = min(cfg.new_pattern_cards_per_day, cfg.n_customers)
+        whole = int(cfg.new_pattern_cards_per_day)
+        extra = cfg.new_pattern_cards_per_day - whole
+        if extra > 0:  # the fractional part: one more card on that share of days
+            whole += int(self._rng(day, _PATTERN_COUNT).random() < extra)
+        n_cards = min(whole, cfg.n_customers)
         cards = self._rng(day, _PATTERN_PICK).choice(cfg.n_customers, n_cards, replace=False)
         bursts = rng.integers(cfg.new_pattern_burst[0], cfg.new_pattern_burst[1] + 1, n_cards)
         customer_id = np.repeat(cards, bursts)

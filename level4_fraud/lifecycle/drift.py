@@ -4,12 +4,13 @@ Three signals per day, each compared with a reference period (the champion's tra
 
 - **the alarm — anomaly tail rate**: the share of today's transactions whose isolation-forest
   score lies above the ``tail_quantile`` (99.5 %) of the reference traffic's scores. The forest
-  sees each transaction relative to its customer's own history (``models.behaviour_matrix``), so a
-  population-wide,
-  harmless change (everyone spends 30 % more) leaves the tail alone while cards used unlike their
-  past fill it. The alarm fires when the rate is ``alarm_ratio`` times the expected one, a one-sided
-  binomial test rejects "no change" at ``alarm_p_value``, on ``signal_days`` of the last
-  ``window_days`` days.
+  sees each transaction relative to its customer's own history (``models.anomaly``), so cards used
+  unlike their past fill the tail. With ``alarm: cusum`` (the default) the daily tail counts feed
+  Page's CUSUM (:mod:`level4_fraud.lifecycle.sequential_alarm`), calibrated on ``calibration``
+  days the champion trained on to a false-alarm budget, with a stated tolerance for harmless
+  movement of the tail (the seasonal change moves it by up to ~30 %). ``alarm: tail_ratio`` keeps
+  the previous rule (ratio ≥ ``alarm_ratio`` and binomial p ≤ ``alarm_p_value`` on
+  ``signal_days`` of the last ``window_days`` days) for comparison.
 - **feature drift** (reported, exported, not the alarm): population stability index (PSI) of each
   feature against reference quantile bins. It fires on the seasonal change too — that is the point
   of showing it next to the alarm.
@@ -27,6 +28,7 @@ from scipy import stats
 
 from level4_fraud.config import MonitorConfig
 from level4_fraud.data.features import FEATURES, as_matrix
+from level4_fraud.lifecycle.sequential_alarm import TailCusum
 from level4_fraud.models.anomaly import AnomalyDetector
 from ml_common.drift import psi
 
@@ -43,6 +45,8 @@ class DayDrift:
     feature_psi: dict[str, float] = field(default_factory=dict)
     max_feature_psi: float = 0.0
     score_ks: float = 0.0
+    cusum: float | None = None  # Page's CUSUM statistic (alarm "cusum")
+    z: float | None = None  # today's standardised tail rate (alarm "cusum")
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-safe dict."""
@@ -57,6 +61,8 @@ class DriftMonitor:
         reference: feature rows of the reference period.
         reference_scores: the champion's scores on ``reference``.
         config: thresholds.
+        calibration: feature rows of each calibration day (days that did not set the threshold,
+            from the champion's training period); required by the ``cusum`` alarm.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class DriftMonitor:
         reference: pd.DataFrame | np.ndarray,
         reference_scores: np.ndarray,
         config: MonitorConfig,
+        calibration: list[np.ndarray] | None = None,
     ) -> None:
         self.detector = detector
         self.config = config
@@ -80,6 +87,18 @@ class DriftMonitor:
         # re-baselined on recent (unlabelled) traffic after a new champion is deployed.
         self.threshold = float(np.quantile(detector.raw_score(X), config.tail_quantile))
         self.recent: deque[bool] = deque(maxlen=config.window_days)
+        self.cusum: TailCusum | None = None
+        if config.alarm == "cusum":
+            if not calibration:
+                raise ValueError("the cusum alarm needs calibration days")
+            days = [as_matrix(day) for day in calibration]
+            self.cusum = TailCusum.calibrate(
+                [int((detector.raw_score(d) > self.threshold).sum()) for d in days],
+                [len(d) for d in days],
+                config.cusum_k,
+                config.false_alarm_budget_days,
+                config.harmless_tail_change,
+            )
 
     def check(self, frame: pd.DataFrame | np.ndarray, scores: np.ndarray) -> DayDrift:
         """Today's signals; ``alarm`` is true on the day the window first holds ``signal_days``."""
@@ -94,10 +113,17 @@ class DriftMonitor:
             if n
             else 1.0
         )
-        signal = ratio >= cfg.alarm_ratio and p_value <= cfg.alarm_p_value
-        before = sum(self.recent)
-        self.recent.append(signal)
-        alarm = sum(self.recent) >= cfg.signal_days > before
+        statistic = z = None
+        if self.cusum is not None:
+            was_above = self.cusum.statistic >= self.cusum.h
+            z = self.cusum.standardise(tail, n)
+            statistic, signal = self.cusum.update(tail, n)
+            alarm = signal and not was_above
+        else:
+            signal = ratio >= cfg.alarm_ratio and p_value <= cfg.alarm_p_value
+            before = sum(self.recent)
+            self.recent.append(signal)
+            alarm = sum(self.recent) >= cfg.signal_days > before
         feature_psi = {
             name: psi(self.reference[:, i], X[:, i], cfg.psi_bins)
             for i, name in enumerate(FEATURES)
@@ -112,4 +138,6 @@ class DriftMonitor:
             feature_psi=feature_psi,
             max_feature_psi=max(feature_psi.values()),
             score_ks=score_ks,
+            cusum=statistic,
+            z=z,
         )

@@ -63,11 +63,25 @@ def _push_snapshots(store: Any, builder: Any, day: int) -> None:
 
 
 def _new_monitor(
-    champion: FraudEnsemble, reference: pd.DataFrame, settings: Level4Settings
+    champion: FraudEnsemble,
+    history: OrderedDict[int, pd.DataFrame],
+    train_window: tuple[int, int],
+    settings: Level4Settings,
 ) -> DriftMonitor:
-    X = as_matrix(reference[FEATURES])
+    """A monitor whose reference is the last ``reference_days`` of the champion's training data:
+    the first half sets the tail threshold, the second half calibrates the alarm's null."""
+    stop = train_window[1]
+    start = max(train_window[0], stop - settings.monitor.reference_days)
+    middle = start + (stop - start) // 2
+    threshold_rows = _window(history, start, middle)
+    X = as_matrix(threshold_rows[FEATURES])
+    calibration = [as_matrix(history[d][FEATURES]) for d in range(middle, stop) if d in history]
     return DriftMonitor(
-        champion.members["isolation_forest"], X, champion.predict_proba(X), settings.monitor
+        champion.members["isolation_forest"],
+        X,
+        champion.predict_proba(X),
+        settings.monitor,
+        calibration=calibration,
     )
 
 
@@ -80,6 +94,7 @@ class _ReplayState:
     metrics: FraudMetrics = field(default_factory=FraudMetrics)
     champion: FraudEnsemble | None = None
     monitor: DriftMonitor | None = None
+    champion_window: tuple[int, int] = (0, 0)  # the days the champion was trained on
     alarm_active: bool = False
     last_train_day: int = 0
     last_alarm_retrain: int = -(10**9)
@@ -94,8 +109,8 @@ class _ReplayState:
         version = log_model(self.champion, settings, {}, {"day": day}, run_name="replay-initial")
         set_alias(settings.model_name, CHAMPION, version)
         self.metrics.champion_version.set(version)
-        reference = _window(self.history, train_stop - settings.monitor.reference_days, train_stop)
-        self.monitor = _new_monitor(self.champion, reference, settings)
+        self.champion_window = (train_start, train_stop)
+        self.monitor = _new_monitor(self.champion, self.history, self.champion_window, settings)
 
     def monitor_day(self, day: int, frame: pd.DataFrame) -> dict[str, Any]:
         """Score the day with the champion, check drift, export the metrics; the day's record."""
@@ -117,6 +132,10 @@ class _ReplayState:
             "alarm": drift.alarm and not self.alarm_active,
             "max_feature_psi": drift.max_feature_psi,
             "score_ks": drift.score_ks,
+            "cusum": drift.cusum,
+            "cusum_h": self.monitor.cusum.h if self.monitor.cusum is not None else None,
+            "z": drift.z,
+            "champion_trained_on": list(self.champion_window),
             "retrain": None,
             "promoted": False,
         }
@@ -173,16 +192,16 @@ class _ReplayState:
             self.deploy_promotion(day, decision, record)
 
     def deploy_promotion(self, day: int, decision: dict[str, Any], record: dict[str, Any]) -> None:
-        """Serve the promoted challenger from today; re-baseline the monitor on recent days."""
+        """Serve the promoted challenger from today; its monitor referenced on its training days."""
         from level4_fraud.training.registry import load_model
 
         settings, metrics = self.settings, self.metrics
         self.champion = load_model(settings, CHAMPION)
         assert self.champion is not None
-        # The new champion is deployed for today's traffic: re-baseline the monitor on the most
-        # recent days (no labels needed) so the alarm is resolved.
-        recent = _window(self.history, day - settings.monitor.reference_days + 1, day + 1)
-        self.monitor = _new_monitor(self.champion, recent, settings)
+        # The new champion's monitor is referenced on the data it was trained on, never on recent
+        # traffic: a pattern the champion has not seen keeps the alarm up.
+        self.champion_window = retrain_windows(day, settings)[0]
+        self.monitor = _new_monitor(self.champion, self.history, self.champion_window, settings)
         self.alarm_active = False
         record["promoted"] = True
         metrics.promotions.inc()
@@ -259,40 +278,54 @@ def _mean(values: list[float]) -> float | None:
 def summarise(
     records: list[dict[str, Any]], decisions: list[dict[str, Any]], settings: Level4Settings
 ) -> dict[str, Any]:
-    """Alarm delay, false alarms per period, AP before the drift and after recovery, promotions."""
+    """Alarm delay, false alarms per period, AP before, during and after the new pattern.
+
+    Recovery is defined once: the **fix** is the first promotion, on or after the pattern day, of
+    a champion whose training window holds at least one pattern day (a model that never saw the
+    pattern cannot have learnt it). ``ap_drift_unfixed`` averages the daily AP from the pattern
+    day to the fix (exclusive; to the end when there is no fix), ``ap_after_recovery`` the days
+    after the fix to the end, ``ap_recovery_ratio`` divides it by ``ap_before_drift`` (all
+    monitored days before the pattern). Without a pattern, or without a fix, they are ``None``.
+    """
     pattern_day = settings.simulation.new_pattern_day
     alarms = [r["day"] for r in records if r["alarm"]]
     false_stable = sum(1 for r in records if r["alarm"] and r["period"] == "stable")
     false_seasonal = sum(1 for r in records if r["alarm"] and r["period"] == "seasonal")
+    stable_days = sum(1 for r in records if r["period"] != "new_pattern")
     after = [d for d in alarms if pattern_day is not None and d >= pattern_day]
     delay = after[0] - pattern_day if after else None
     promotions = [d["day"] for d in decisions if d["promoted"]]
     ap_before = _mean([r["ap"] for r in records if r["period"] != "new_pattern"])
-    drift_promotions = [d for d in promotions if pattern_day is not None and d >= pattern_day]
-    ap_during = _mean(
-        [
-            r["ap"]
-            for r in records
-            if r["period"] == "new_pattern"
-            and (not drift_promotions or r["day"] < drift_promotions[0])
-        ]
-    )
-    ap_after = (
-        _mean([r["ap"] for r in records if r["day"] > drift_promotions[0]])
-        if drift_promotions
-        else None
-    )
-    ratio = ap_after / ap_before if ap_after is not None and ap_before else None
+    fix_day = fixed_by = None
+    if pattern_day is not None:
+        by_day = {r["day"]: r for r in records}
+        for i, r in enumerate(records):
+            # The champion of the day after a promotion is the promoted model.
+            if r["promoted"] and r["day"] >= pattern_day and i + 1 < len(records):
+                trained_to = records[i + 1]["champion_trained_on"][1]
+                if trained_to > pattern_day:
+                    fix_day, fixed_by = r["day"], by_day[r["day"]]["retrain"]
+                    break
+    ap_unfixed = ap_after = ratio = None
+    if pattern_day is not None:
+        stop = fix_day if fix_day is not None else 10**9
+        ap_unfixed = _mean([r["ap"] for r in records if pattern_day <= r["day"] < stop])
+    if fix_day is not None:
+        ap_after = _mean([r["ap"] for r in records if r["day"] > fix_day])
+        ratio = ap_after / ap_before if ap_after is not None and ap_before else None
     return {
         "alarm_days": alarms,
         "alarm_delay_days": delay,
         "false_alarms_stable": false_stable,
         "false_alarms_seasonal": false_seasonal,
+        "days_without_pattern": stable_days,
         "promotion_days": promotions,
         "promotions": len(promotions),
         "retrains": len(decisions),
         "ap_before_drift": ap_before,
-        "ap_drift_before_promotion": ap_during,
+        "fix_day": fix_day,
+        "fixed_by": fixed_by,
+        "ap_drift_unfixed": ap_unfixed,
         "ap_after_recovery": ap_after,
         "ap_recovery_ratio": ratio,
         "seasonal_day": settings.simulation.seasonal_day,
@@ -315,10 +348,20 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
     )
     ax1.set_ylabel("daily metric")
     ax1.set_ylim(0, 1)
-    ax2.plot(
-        days, [r["tail_ratio"] for r in records], color="tab:orange", label="anomaly tail ratio"
-    )
-    ax2.axhline(settings.monitor.alarm_ratio, color="tab:orange", ls=":", label="alarm threshold")
+    if records and records[0].get("cusum") is not None:
+        ax2.plot(days, [r["cusum"] for r in records], color="tab:orange", label="tail-rate CUSUM")
+        ax2.plot(
+            days, [r["cusum_h"] for r in records], color="tab:orange", ls=":", label="alarm at h"
+        )
+        ax2.set_ylabel("CUSUM of standardised tail rate")
+    else:
+        ax2.plot(
+            days, [r["tail_ratio"] for r in records], color="tab:orange", label="anomaly tail ratio"
+        )
+        ax2.axhline(
+            settings.monitor.alarm_ratio, color="tab:orange", ls=":", label="alarm threshold"
+        )
+        ax2.set_ylabel("tail rate / expected")
     ax2b = ax2.twinx()
     ax2b.plot(
         days,
@@ -328,7 +371,6 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
         label="max feature PSI (reported)",
     )
     ax2b.set_ylabel("max feature PSI")
-    ax2.set_ylabel("tail rate / expected")
     ax2.set_xlabel("simulated day")
     sim = settings.simulation
     for ax in (ax1, ax2):
@@ -358,21 +400,40 @@ def _num(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
+def summary_line(s: dict[str, Any]) -> str:
+    """The run's outcome in one line, with only the figures that mean something for it."""
+    parts = [
+        f"false alarms stable {s['false_alarms_stable']} / seasonal {s['false_alarms_seasonal']}",
+        f"promotions {s['promotions']} of {s['retrains']} retrains",
+        f"AP before the pattern {_num(s['ap_before_drift']):.3f}",
+    ]
+    if s["new_pattern_day"] is None:
+        return " · ".join(["no new fraud pattern in this run", *parts])
+    if s["alarm_delay_days"] is None:
+        parts.insert(0, f"NO ALARM for the pattern of day {s['new_pattern_day']}")
+    else:
+        parts.insert(0, f"alarm delay {s['alarm_delay_days']} days")
+    parts.append(f"AP while unfixed {_num(s['ap_drift_unfixed']):.3f}")
+    if s["fix_day"] is None:
+        parts.append("never fixed: no champion trained on the pattern was promoted")
+    else:
+        parts.append(
+            f"fixed on day {s['fix_day']} ({s['fixed_by']}) · AP after {s['ap_after_recovery']:.3f}"
+            f" · ratio {_num(s['ap_recovery_ratio']):.3f}"
+        )
+    return " · ".join(parts)
+
+
 def print_summary(result: dict[str, Any]) -> str:
     """A short text timeline for the terminal."""
-    s = result["summary"]
-    lines = ["day  period       AP     tail   alarm retrain promoted"]
+    lines = ["day  period       AP     tail  cusum alarm retrain promoted"]
     for r in result["days"]:
         if r["alarm"] or r["retrain"] or r["day"] % 5 == 0:
+            cusum = "" if r.get("cusum") is None else f"{r['cusum']:5.1f}"
             lines.append(
                 f"{r['day']:>3}  {r['period']:<11} {_num(r['ap']):.3f}"
-                f"  {r['tail_ratio']:5.2f}  {'ALARM' if r['alarm'] else '':5} "
+                f"  {r['tail_ratio']:5.2f} {cusum:>5}  {'ALARM' if r['alarm'] else '':5} "
                 f"{r['retrain'] or '':8} {'yes' if r['promoted'] else ''}"
             )
-    lines.append(
-        f"alarm delay {s['alarm_delay_days']} days · false alarms stable {s['false_alarms_stable']}"
-        f" / seasonal {s['false_alarms_seasonal']} · promotions {s['promotions']} of "
-        f"{s['retrains']} retrains · AP before drift {_num(s['ap_before_drift']):.3f} · after "
-        f"recovery {_num(s['ap_after_recovery']):.3f} · ratio {_num(s['ap_recovery_ratio']):.3f}"
-    )
+    lines.append(summary_line(result["summary"]))
     return "\n".join(lines)

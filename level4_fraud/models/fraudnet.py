@@ -152,6 +152,10 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 loss = loss_fn(model(xb).float(), yb)
+            # A mixture of experts adds its load-balancing term (set by its forward pass).
+            auxiliary = getattr(getattr(model, "module", model), "auxiliary_loss", None)
+            if auxiliary is not None:
+                loss = loss + auxiliary
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(xb)
@@ -165,6 +169,7 @@ def train_torch_model(
     X: np.ndarray | pd.DataFrame,
     y: np.ndarray | pd.Series,
     config: TorchConfig | dict[str, Any] | None = None,
+    model: nn.Module | None = None,
 ) -> FraudNet:
     """Train a :class:`FraudNet` with :func:`fit`, the same code on CPU or GPU.
 
@@ -173,6 +178,8 @@ def train_torch_model(
         y: 0/1 fraud labels.
         config: a :class:`TorchConfig` (or its fields as a dict); defaults when ``None``.
             ``config.device`` picks the device (``None``: CUDA when present).
+        model: another untrained logit model with ``set_scaler`` (e.g. the mixture of experts)
+            to train with the same :func:`fit` instead of a fresh :class:`FraudNet`.
 
     Returns:
         The trained model in eval mode, on the device it trained on.
@@ -185,7 +192,11 @@ def train_torch_model(
     device = device_for(config.device)
     if config.num_threads and device.type == "cpu":
         torch.set_num_threads(config.num_threads)
-    model = build_model(X, config).to(device)
+    if model is None:
+        model = build_model(X, config)
+    else:
+        model.set_scaler(X.mean(axis=0), X.std(axis=0))
+    model = model.to(device)
     fit(model, X, y, config, device=device, loss_fn=weighted_bce(y, config, device))
     return model
 

@@ -6,8 +6,14 @@ customer's payments earlier today), scores the feature row with the champion ens
 ``{"score", "decision", ...}``. Every score is logged (``artifacts/level4/serve/scores.jsonl``)
 for the monitor, and counted in the Prometheus metrics at ``GET /metrics``.
 
-Bad input gets a 422 with one clear message: missing fields, a negative amount (pydantic), or a
-customer or terminal the feature store does not know.
+Every public input is treated as hostile (the validation is the only way in, so no payment is
+ever let through unscored): ids are strict integers in ``0 … 2³¹−1`` (``"12"`` and ``true`` are
+refused, and Feast never sees an id it cannot hold); the amount is a finite number between 0 and
+``MAX_AMOUNT`` (``NaN``, ``Infinity``, ``1e309`` and ``1e39`` are refused, so the customer's
+intraday counters stay finite); the timestamp is an ISO-8601 string between 2000 and 2100,
+converted to UTC (a naive one is taken as UTC); unknown fields are refused; a body over
+``MAX_BODY_BYTES`` gets a 413 before it is read further. Errors are 4xx with one line naming
+the field and the rule, never echoing the input; every accepted request gets a finite score.
 
 :func:`load_test` starts the service on a free 127.0.0.1 port, sends a bounded number of requests
 and reports p50/p99 latency as seen by the client.
@@ -20,15 +26,16 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
 from level4_fraud.config import Level4Settings
 from level4_fraud.data.feature_store import online_snapshot
@@ -44,15 +51,39 @@ from level4_fraud.models.ensemble import FraudEnsemble
 from ml_common.paths import level_dir
 from ml_common.services import free_port
 
+MAX_ID = 2**31 - 1
+MAX_AMOUNT = 1_000_000.0  # far above any simulated payment; a bound keeps the counters finite
+EARLIEST, LATEST = datetime(2000, 1, 1), datetime(2100, 1, 1)
+
 
 class Transaction(BaseModel):
-    """One card payment to score."""
+    """One card payment to score (strict: see the module docstring)."""
 
-    tx_id: int | None = Field(None, description="caller's id, echoed back")
-    customer_id: int = Field(..., ge=0)
-    terminal_id: int = Field(..., ge=0)
-    tx_amount: float = Field(..., ge=0, description="amount; negative amounts are rejected")
+    model_config = ConfigDict(extra="forbid")
+
+    tx_id: StrictInt | None = Field(None, ge=0, le=2**63 - 1, description="caller's id, echoed")
+    customer_id: StrictInt = Field(..., ge=0, le=MAX_ID)
+    terminal_id: StrictInt = Field(..., ge=0, le=MAX_ID)
+    tx_amount: StrictFloat = Field(..., ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     tx_datetime: datetime
+
+    @field_validator("tx_datetime", mode="before")
+    @classmethod
+    def _iso_string_only(cls, value: object) -> object:
+        # Pydantic would also take a number as seconds since 1970; a payment time is a string
+        # (or a datetime, from Python callers).
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("must be an ISO-8601 date-time string")
+        return value
+
+    @field_validator("tx_datetime")
+    @classmethod
+    def _utc_and_plausible(cls, value: datetime) -> datetime:
+        if value.tzinfo is not None:  # the features use UTC wall-clock time
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        if not EARLIEST <= value < LATEST:
+            raise ValueError(f"must lie between {EARLIEST:%Y} and {LATEST:%Y}")
+        return value
 
 
 class Score(BaseModel):
@@ -170,6 +201,14 @@ def create_app(state_factory: Any) -> FastAPI:
         app.state.scoring.close()
 
     app = FastAPI(title="level 4 fraud scoring", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One line naming the field and the rule; the input itself is never echoed back.
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return JSONResponse({"detail": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, 422)
 
     @app.get("/health")
     def health(request: Request) -> dict[str, Any]:
@@ -192,6 +231,8 @@ def create_app(state_factory: Any) -> FastAPI:
         started = time.perf_counter()
         row = state.features(tx)
         value = float(state.champion.predict_proba(row)[0])
+        if not np.isfinite(value):  # never "allow" a payment the model could not score
+            raise HTTPException(503, "the model returned no score for this payment")
         threshold = state.settings.serve.decision_threshold
         decision = "block" if value >= threshold else "allow"
         state.log(tx, value, decision)
@@ -215,6 +256,55 @@ def create_app(state_factory: Any) -> FastAPI:
         return generate_latest(state.metrics.registry).decode()
 
     return app
+
+
+MAX_BODY_BYTES = 4096  # a transaction is ~150 bytes
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: a 413 for bodies over ``max_bytes`` (declared or streamed), unread."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass the request on, counting its body bytes."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._reject(send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Any) -> None:
+        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def default_state(settings: Level4Settings) -> ScoringState:

@@ -29,11 +29,21 @@ def test_psi_is_zero_for_same_and_large_for_shifted() -> None:
     assert psi(a, rng.normal(1.0, 1, size=20_000)) > 0.3
 
 
-def test_alarm_fires_on_new_pattern_not_on_stable_or_seasonal(worlds) -> None:
+@pytest.mark.parametrize("alarm", ["cusum", "tail_ratio"])
+def test_alarm_fires_on_new_pattern_not_on_stable_or_seasonal(worlds, alarm) -> None:
     frame = worlds
     reference = frame[frame["tx_time_days"].between(30, 43)]
     detector = train_isolation_forest(reference[FEATURES], n_estimators=100)
-    monitor = DriftMonitor(detector, reference[FEATURES], np.zeros(len(reference)), MonitorConfig())
+    # The threshold from days 30-36, the CUSUM's null calibrated on days 37-43.
+    threshold_days = reference[reference["tx_time_days"] <= 36]
+    calibration = [frame.loc[frame["tx_time_days"] == d, FEATURES] for d in range(37, 44)]
+    monitor = DriftMonitor(
+        detector,
+        threshold_days[FEATURES],
+        np.zeros(len(threshold_days)),
+        MonitorConfig(alarm=alarm),
+        calibration=calibration,
+    )
     signals = {}
     for day in range(44, 72):
         part = frame[frame["tx_time_days"] == day]
@@ -42,7 +52,17 @@ def test_alarm_fires_on_new_pattern_not_on_stable_or_seasonal(worlds) -> None:
     assert quiet == [], f"drift signal on stable/seasonal days {quiet}"
     alarms = [d for d, s in signals.items() if s.alarm]
     assert alarms and 62 <= alarms[0] <= 65, alarms
+    if alarm == "cusum":  # one alarm, then the statistic stays above h until handled
+        assert len(alarms) == 1 and all(signals[d].signal for d in range(alarms[0], 72))
     # Feature PSI reacts to the harmless seasonal change: it is reported, not the alarm.
     seasonal = np.mean([signals[d].feature_psi["tx_amount"] for d in range(58, 62)])
     stable = np.mean([signals[d].feature_psi["tx_amount"] for d in range(44, 46)])
     assert seasonal > 2 * stable
+
+
+def test_cusum_alarm_needs_calibration_days() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, len(FEATURES))).astype(np.float32)
+    detector = train_isolation_forest(X, n_estimators=10)
+    with pytest.raises(ValueError, match="calibration"):
+        DriftMonitor(detector, X, np.zeros(len(X)), MonitorConfig(alarm="cusum"))

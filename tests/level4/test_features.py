@@ -35,7 +35,6 @@ def test_features_match_their_definition(tiny_sim: TransactionSimulator, tiny_fe
         expected = _brute_force(raw, row)
         for name, value in expected.items():
             assert np.isclose(row[name], value), (name, row[name], value)
-    assert list(tiny_features.columns[-len(FEATURES) :]) != []
     assert tiny_features[FEATURES].notna().all().all()
 
 

@@ -28,7 +28,8 @@ def test_fraudnet_learns_on_cpu(tiny_features) -> None:
     scores = predict_proba(model, test)
     assert scores.shape == (len(test),) and ((scores >= 0) & (scores <= 1)).all()
     ap = average_precision_score(test["tx_fraud"], scores)
-    assert ap > 3 * test["tx_fraud"].mean()  # far better than chance
+    # Measured 0.689-0.692 over seeds 0-2 (fraud rate 0.106): the floor allows ~10x that spread.
+    assert ap >= 0.66
     # Same seed, same model.
     again = train_torch_model(train[FEATURES], train["tx_fraud"], {"epochs": 8, "device": "cpu"})
     assert np.allclose(predict_proba(again, test), scores, atol=1e-5)
@@ -46,7 +47,7 @@ def test_fraudnet_trains_on_gpu(tiny_features) -> None:
     model = train_torch_model(train[FEATURES], train["tx_fraud"], TorchConfig(epochs=8))
     assert next(model.parameters()).device.type == "cuda"
     ap = average_precision_score(test["tx_fraud"], predict_proba(model, test))
-    assert ap > 3 * test["tx_fraud"].mean()
+    assert ap >= 0.66  # as on CPU (0.689-0.692 over seeds 0-2)
 
 
 def test_lightgbm_forest_and_ensemble(tiny_features) -> None:
@@ -66,7 +67,10 @@ def test_lightgbm_forest_and_ensemble(tiny_features) -> None:
         0.5 * members["lightgbm"] + 0.4 * members["fraudnet"] + 0.1 * members["isolation_forest"],
     )
     rate = test["tx_fraud"].mean()
-    assert average_precision_score(test["tx_fraud"], members["lightgbm"]) > 3 * rate
+    # Measured 0.744-0.747 (LightGBM) and 0.271-0.280 (forest) over seeds 0-2, fraud rate 0.106.
+    assert average_precision_score(test["tx_fraud"], members["lightgbm"]) >= 0.72
     # The unsupervised detector ranks fraud above chance without seeing a label.
-    assert average_precision_score(test["tx_fraud"], members["isolation_forest"]) > rate
+    assert average_precision_score(test["tx_fraud"], members["isolation_forest"]) >= max(
+        0.24, 2 * rate
+    )
     assert ((members["isolation_forest"] >= 0) & (members["isolation_forest"] <= 1)).all()

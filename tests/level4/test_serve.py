@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,3 +162,126 @@ def test_service_features_equal_the_builders(world, tmp_path) -> None:
     )
     state.close()
     assert np.allclose(rows, expected[FEATURES].to_numpy(dtype=np.float32), rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def own_client(world, tmp_path_factory):
+    """A client whose app no other test restarts (the load test runs the app's lifespan again)."""
+    _, store, _, built, _ = world
+    model = train_lightgbm(built[FEATURES], built["tx_fraud"].to_numpy())
+    ensemble = FraudEnsemble({"lightgbm": model}, {"lightgbm": 1.0})
+    log = tmp_path_factory.mktemp("serve-hostile") / "scores.jsonl"
+    app = create_app(lambda: ScoringState(load_config(), store, ensemble, 1, log))
+    with TestClient(app) as test_client:
+        yield test_client, log
+
+
+def _raw(test_client, body: str | bytes):
+    return test_client.post("/score", content=body, headers={"content-type": "application/json"})
+
+
+def _body(customer: str = "3", amount: str = "1", when: str = '"2026-05-11T10:15:00"') -> str:
+    """A request body with raw JSON tokens (NaN, Infinity, huge numbers) left as written."""
+    return (
+        f'{{"customer_id": {customer}, "terminal_id": 5, "tx_amount": {amount}, '
+        f'"tx_datetime": {when}}}'
+    )
+
+
+HOSTILE_BODIES = [
+    # Non-finite or absurd amounts: each used to give 200 {score: null, decision: allow} or a 500.
+    _body(amount="Infinity"),
+    _body(amount="1e309"),
+    _body(amount="1e39"),
+    _body(amount="NaN"),
+    _body(amount="-Infinity"),
+    _body(amount='"12"'),
+    _body(amount="true"),
+    # Ids: beyond int64 (Feast gave a 500), beyond int32, strings, booleans, floats, objects.
+    _body(customer="9223372036854775808"),
+    _body(customer="2147483648"),
+    _body(customer='"12"'),
+    _body(customer="true"),
+    _body(customer="3.5"),
+    _body(customer='{"$gt": 0}'),
+    # Timestamps: 1970, a number, the far future, nonsense.
+    _body(when='"1970-01-01T00:00:00"'),
+    _body(when="0"),
+    _body(when='"9999-12-31T23:59:59"'),
+    _body(when='"yesterday"'),
+    # Shapes: empty, not an object, unknown fields, broken JSON, bad bytes, deep nesting.
+    "",
+    "null",
+    "[]",
+    "{}",
+    _body()[:-1] + ', "x": 1}',
+    _body()[:-1],
+    _body(when='"\\udcff"'),
+    b'{"customer_id": 3, "terminal_id": 5, "tx_amount": 1, "tx_datetime": "\xff\xfe"}',
+    "[" * 5000 + "]" * 5000,
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+def test_hostile_input_gets_a_4xx_that_does_not_echo_it(own_client, body) -> None:
+    test_client = own_client[0]
+    response = _raw(test_client, body)
+    assert response.status_code in (400, 413, 422), response.text  # 400: undecodable bytes
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    assert len(response.content) < 300
+    for token in ("Infinity", "1e309", "1e39", "9223372036854775808", "$gt", "1970-01-01T"):
+        if token in text:
+            assert token not in detail
+
+
+def test_body_size_limit_rejects_a_large_body_without_reading_or_echoing_it(own_client) -> None:
+    test_client = own_client[0]
+    big = '{"customer_id": 3, "terminal_id": 5, "tx_amount": 1, "pad": "' + "x" * 22_000_000 + '"}'
+    response = _raw(test_client, big)
+    assert response.status_code == 413 and len(response.content) < 200
+
+
+def test_rejected_amounts_do_not_poison_the_customers_counters(own_client) -> None:
+    test_client, log = own_client
+    for bad in ("Infinity", "1e309", "1e39", "NaN"):
+        body = (
+            f'{{"customer_id": 8, "terminal_id": 5, "tx_amount": {bad}, '
+            '"tx_datetime": "2026-05-12T09:00:00"}'
+        )
+        assert _raw(test_client, body).status_code == 422
+    poisoned = test_client.post(
+        "/score",
+        json=_payload(customer_id=8, tx_amount=5000.0, tx_datetime="2026-05-12T09:05:00"),
+    ).json()
+    control = test_client.post(
+        "/score",
+        json=_payload(customer_id=9, tx_amount=5000.0, tx_datetime="2026-05-12T09:05:00"),
+    ).json()
+    assert poisoned["score"] is not None and poisoned["decision"] == control["decision"] == "block"
+    test_client.app.state.scoring._log.flush()
+
+    def no_constants(name: str) -> float:
+        raise AssertionError(f"{name} in the score log")
+
+    for line in log.read_text().splitlines():  # strict JSON: no bare NaN in the score log
+        assert 0 <= json.loads(line, parse_constant=no_constants)["score"] <= 1
+
+
+def test_timestamps_are_normalised_to_utc() -> None:
+    from datetime import datetime
+
+    from level4_fraud.serving.service import Transaction
+
+    base = {"customer_id": 3, "terminal_id": 5, "tx_amount": 1.0}
+    shifted = Transaction(**base, tx_datetime="2026-05-11T12:15:00+02:00")
+    naive = Transaction(**base, tx_datetime="2026-05-11T10:15:00")
+    zulu = Transaction(**base, tx_datetime="2026-05-11T10:15:00Z")
+    assert (
+        shifted.tx_datetime
+        == naive.tx_datetime
+        == zulu.tx_datetime
+        == datetime(2026, 5, 11, 10, 15)
+    )
+    assert shifted.tx_datetime.tzinfo is None

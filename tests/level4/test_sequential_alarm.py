@@ -1,0 +1,56 @@
+"""Page's CUSUM: Siegmund's run length against a simulation, calibration, the alarm's recursion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from level4_fraud.lifecycle.sequential_alarm import TailCusum, siegmund_arl, threshold_for_budget
+
+
+def _monte_carlo_run_length(k: float, h: float, runs: int, seed: int) -> float:
+    """Mean days to the first alarm of the same recursion on N(0, 1) days (vectorised)."""
+    rng = np.random.default_rng(seed)
+    statistic = np.zeros(runs)
+    alive = np.ones(runs, dtype=bool)
+    lengths = np.zeros(runs)
+    day = 0
+    while alive.any() and day < 100_000:
+        day += 1
+        statistic[alive] = np.maximum(0, statistic[alive] + rng.normal(size=alive.sum()) - k)
+        fired = alive & (statistic >= h)
+        lengths[fired] = day
+        alive &= ~fired
+    return float(lengths.mean())
+
+
+def test_siegmund_matches_a_simulated_in_control_run_length() -> None:
+    h = threshold_for_budget(0.5, 200)
+    assert siegmund_arl(0.5, h) == pytest.approx(200, rel=1e-6)
+    simulated = _monte_carlo_run_length(0.5, h, runs=2000, seed=0)
+    # Siegmund's approximation is known to be within a few per cent for normal data.
+    assert simulated == pytest.approx(200, rel=0.1)
+
+
+def test_calibration_estimates_rate_and_overdispersion() -> None:
+    rng = np.random.default_rng(1)
+    sizes = [10_000] * 50
+    binomial = TailCusum.calibrate(list(rng.binomial(10_000, 0.005, 50)), sizes, 0.5, 1000)
+    assert binomial.mu0 == pytest.approx(0.005, rel=0.05) and binomial.phi < 1.5
+    # Days whose rate itself varies (sd 30 % of the mean): far wider than binomial.
+    rates = 0.005 * rng.lognormal(0, 0.3, 50)
+    wide = TailCusum.calibrate(list(rng.binomial(10_000, rates)), sizes, 0.5, 1000)
+    assert wide.phi > 2.0
+    with pytest.raises(ValueError, match="two"):
+        TailCusum.calibrate([5], [1000], 0.5, 1000)
+
+
+def test_alarm_within_tolerance_is_quiet_and_a_real_rise_fires_fast() -> None:
+    rng = np.random.default_rng(2)
+    cusum = TailCusum(mu0=0.005, phi=1.0, k=0.5, h=threshold_for_budget(0.5, 1000), tolerance=0.3)
+    # 300 days with the tail 20 % up (inside the tolerance): no alarm.
+    fired = [cusum.update(int(rng.binomial(10_000, 0.006)), 10_000)[1] for _ in range(300)]
+    assert not any(fired)
+    # The tail doubles: z ≈ (0.010 - 0.0065) / 0.0007 ≈ 5 a day, alarm on the first or second day.
+    days = next(i for i in range(1, 10) if cusum.update(100, 10_000)[1])
+    assert days <= 2
