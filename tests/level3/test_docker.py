@@ -60,7 +60,9 @@ def test_hadolint_passes():
 
 def test_compose_file_is_valid():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"api", "redis", "prometheus", "grafana"}
+    # level 3's stack (no MLflow server: the registry is the host's store) plus level 4's scoring
+    # tier, which the same Prometheus scrapes
+    assert set(compose["services"]) == {"api", "redis", "prometheus", "grafana", "fraud"}
     api, redis = compose["services"]["api"], compose["services"]["redis"]
     assert api["build"]["dockerfile"] == "docker/recsys.Dockerfile"
     # the batch on the host fills the Redis the API reads: published on the host's loopback
