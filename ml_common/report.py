@@ -34,23 +34,29 @@ def _fmt(value: Any) -> str:
 
 
 def render_table(folder: Path) -> str:
-    """Markdown rows for every benchmark file found in ``folder``."""
+    """Markdown rows for every benchmark file found in ``folder``.
+
+    A level without a file gets a row that says so, so an old figure never stands in for it.
+    """
+    paths = {level: folder / f"level{level}.json" for level in LEVEL_NAMES}
     lines = ["| level | measure | value |", "|---|---|---|"]
-    found = False
+    if not any(path.is_file() for path in paths.values()):
+        lines.append("| – | no benchmark has been run yet (`make bench`) | – |")
+        return "\n".join(lines)
     for level, name in LEVEL_NAMES.items():
-        path = folder / f"level{level}.json"
-        if not path.is_file():
+        if not paths[level].is_file():
+            missing = f"| {level} · {name} | not measured in this run | `make bench-level{level}` |"
+            lines.append(missing)
             continue
-        found = True
-        results = json.loads(path.read_text())
+        results = json.loads(paths[level].read_text())
         machine = results.pop("machine", {}) or {}
         seconds = results.pop("seconds", None)
         for key, value in results.items():
+            if isinstance(value, dict):
+                continue  # an object a level adds for tools (level 5's ablation) has flat twins
             lines.append(f"| {level} · {name} | `{key}` | {_fmt(value)} |")
         where = f"{machine.get('cores')} cores, GPU: {machine.get('gpu') or 'none'}"
         lines.append(f"| {level} · {name} | benchmark wall time | {_fmt(seconds)} s ({where}) |")
-    if not found:
-        lines.append("| – | no benchmark has been run yet (`make bench`) | – |")
     return "\n".join(lines)
 
 

@@ -90,3 +90,12 @@ def test_replace_section_keeps_the_text_around_and_names_missing_markers(tmp_pat
         assert "<!-- other:start -->" in str(exc)
     else:
         raise AssertionError("missing markers must be named")
+
+
+def test_report_table_names_levels_without_a_benchmark(tmp_path):
+    (tmp_path / "level2.json").write_text(json.dumps({"ap": 0.6, "seconds": 1, "machine": {}}))
+    table = report.render_table(tmp_path)
+    assert "`ap` | 0.6" in table
+    for level in (1, 3, 4, 5):
+        assert f"`make bench-level{level}`" in table
+    assert "`make bench-level2`" not in table
