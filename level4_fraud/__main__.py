@@ -97,6 +97,21 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_handbook(args: argparse.Namespace) -> int:
+    """The handbook's exact protocol (7 days train, 7 delay, 7 test, known-compromised cards
+    removed) with its baseline models beside ours; writes artifacts/level4/handbook/."""
+    from level4_fraud.training.handbook import markdown_table, run_handbook
+    from ml_common.paths import level_dir
+
+    settings = _settings(args)
+    result = run_handbook(settings)
+    print(markdown_table(result, settings.handbook.top_k))
+    for key, value in result["bench"].items():
+        print(f"{key:24s} {value:.4f}")
+    print(f"results: {level_dir(4) / 'handbook' / 'results.json'}")
+    return 0
+
+
 def cmd_industrial(args: argparse.Namespace) -> int:
     """Part 2: DDP, quantization, distillation, LoRA and the A/B test, measured in one run."""
     from level4_fraud.experiments.report import markdown_tables, run_industrial
@@ -165,6 +180,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "retrain": (cmd_retrain, "one retraining cycle: challenger vs champion, gate, aliases"),
     "serve": (cmd_serve, "FastAPI scoring service on 127.0.0.1"),
     "scenarios": (cmd_scenarios, "the replay on a matrix: seeds x pattern day x volume x season"),
+    "handbook": (cmd_handbook, "the handbook's exact protocol: its baseline models beside ours"),
     "bench": (cmd_bench, "measure everything into artifacts/bench/level4.json"),
     "industrial": (cmd_industrial, "part 2: DDP, quantization, distillation, LoRA, A/B test"),
     "tune": (cmd_tune, "Optuna search over FraudNet's hyperparameters"),

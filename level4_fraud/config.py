@@ -147,6 +147,25 @@ class ScenarioMatrixConfig(BaseModel):
     lightgbm_estimators: int = 60
 
 
+class HandbookConfig(BaseModel):
+    """``python -m level4_fraud handbook``: the Fraud Detection Handbook's exact protocol
+    (7 days train, 7 days delay, 7 days test, known-compromised cards removed from each test day)
+    and its baseline models beside ours, on one window of the simulation."""
+
+    train_start_day: int = Field(65, ge=0)
+    train_days: int = Field(7, ge=1)
+    delay_days: int = Field(7, ge=0)
+    test_days: int = Field(7, ge=1)
+    long_train_days: int | None = Field(
+        35, ge=1, description="ours again, trained on this many days ending where the 7 end"
+    )
+    forest_trees: int = Field(100, ge=1)  # scikit-learn's default, as the handbook uses
+    boosting_trees: int = Field(100, ge=1)  # XGBoost's default
+    bootstrap: int = Field(200, ge=0, description="card-level bootstrap resamples of AP")
+    n_jobs: int = Field(1, ge=1)
+    top_k: int = Field(100, ge=1)
+
+
 class TorchConfig(BaseModel):
     """Training knobs of :class:`FraudNet`."""
 
@@ -281,6 +300,7 @@ class Level4Settings(LevelSettings):
     replay: ReplayConfig = ReplayConfig()
     serve: ServeConfig = ServeConfig()
     scenarios: ScenarioMatrixConfig = ScenarioMatrixConfig()
+    handbook: HandbookConfig = HandbookConfig()
     industrial: IndustrialSettings = IndustrialSettings()
     experiment: str = "level4_fraud"
     model_name: str = "level4-fraud"

@@ -1,6 +1,8 @@
 """The evaluation protocol's data: periods, walk-forward folds, and the feature frames they cut.
 
 - :func:`protocol_periods` — the handbook's train period, feedback delay and test week;
+- :func:`known_compromised_removed` — the handbook's test set: cards already known to be
+  compromised (a labelled fraud past the delay) dropped from each test day;
 - :func:`walk_forward_folds` — the prequential folds inside a training window, written once and
   used by model selection (:mod:`level4_fraud.training.train`) and tuning
   (:mod:`level4_fraud.training.tune`);
@@ -55,6 +57,30 @@ def day_slice(frame: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
     """Rows of days ``start … stop − 1``."""
     days = frame["tx_time_days"]
     return frame[(days >= start) & (days < stop)]
+
+
+def known_compromised_removed(
+    frame: pd.DataFrame, train_start: int, test_start: int, test_stop: int, delay_days: int
+) -> pd.DataFrame:
+    """The handbook's test set: days ``test_start … test_stop − 1`` without known-compromised cards.
+
+    As ``get_train_test_set`` in the Fraud Detection Handbook (chapter "Baseline fraud detection
+    system"): a card is known compromised on test day ``t`` when it had a fraud on a day from
+    ``train_start`` up to ``t − delay_days − 1``, i.e. a fraud already labelled once the feedback
+    delay has passed; its payments of day ``t`` are dropped (it would have been blocked). Labels of
+    the delay period enter day by day, never the test day's own. ``frame`` must hold every day
+    from ``train_start`` to ``test_stop − 1`` (``customer_id``, ``tx_time_days``, ``tx_fraud``).
+    """
+    days = frame["tx_time_days"].to_numpy()
+    fraud = frame["tx_fraud"].to_numpy() == 1
+    cards = frame["customer_id"].to_numpy()
+    kept = []
+    for day in range(test_start, test_stop):
+        known_until = day - delay_days  # exclusive: labels of earlier days are known on ``day``
+        known = np.unique(cards[fraud & (days >= train_start) & (days < known_until)])
+        today = days == day
+        kept.append(np.flatnonzero(today & ~np.isin(cards, known)))
+    return frame.iloc[np.concatenate(kept)] if kept else frame.iloc[:0]
 
 
 def walk_forward_folds(
