@@ -61,6 +61,7 @@ def test_worker_failure_is_reported(tmp_path: Path) -> None:
 
 
 REPLICA_SCRIPT = """
+import os
 import torch, torch.distributed as dist
 from level4_fraud.training.distributed import replica_max_abs_diff
 dist.init_process_group("gloo")
@@ -69,7 +70,9 @@ model = torch.nn.Linear(3, 1)
 with torch.no_grad():
     for p in model.parameters():
         p.fill_(1.0 + {offset} * rank)
-print(f"rank {{rank}} diff {{replica_max_abs_diff(model)}}", flush=True)
+# one write per line: under PYTHONUNBUFFERED print() writes the text and the newline apart, and
+# the two ranks' lines interleaved; a single small write to a pipe is atomic
+os.write(1, f"rank {{rank}} diff {{replica_max_abs_diff(model)}}\\n".encode())
 dist.destroy_process_group()
 """
 
