@@ -41,10 +41,12 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, Header, HTTPException, Response
+from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -53,18 +55,34 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
+from level4_fraud.serving.limits import BodySizeLimit
 from level4_fraud.serving.traffic import TrafficSplit
 
 log = logging.getLogger(__name__)
 
 
-class ScoreRequest(BaseModel):
-    """One transaction: who pays, and its feature row by name."""
+MAX_BODY_BYTES = 4096  # a feature row is ~500 bytes
 
-    customer_id: int = Field(ge=0)
-    features: dict[str, float]
+
+def _safe_name(part: object) -> str:
+    """A field name fit to print in an error: short identifiers as they are, anything else (a
+    caller's 300-character key, say) as ``<name>``."""
+    text = str(part)
+    return text if len(text) <= 32 and text.isidentifier() else "<name>"
+# Every feature is a count, a share, a flag or an amount: finite, and well inside float32.
+FeatureValue = Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-1e9, le=1e9)]
+
+
+class ScoreRequest(BaseModel):
+    """One transaction: who pays, and its feature row by name. Strict: no booleans or strings for
+    numbers, no NaN/Infinity, ids that fit a signed 64-bit integer, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: StrictInt = Field(ge=0, lt=2**63)
+    features: dict[str, FeatureValue] = Field(max_length=64)
 
 
 class ScoreResponse(BaseModel):
@@ -287,6 +305,14 @@ def create_app(
         stop.set()
 
     app = FastAPI(title="Level 4 fraud scoring (ONNX)", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # One line naming the field and the rule, never the input (it may be huge or hostile).
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(_safe_name(part) for part in first.get("loc", ()) if part != "body")
+        return JSONResponse({"detail": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, 422)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -332,10 +358,10 @@ def create_app(
         missing = [n for n in names if n not in request.features]
         unknown = sorted(set(request.features) - set(names))
         if missing or unknown:
-            raise HTTPException(
+            raise HTTPException(  # names the model's features, counts the caller's (no echo)
                 422,
                 f"feature row must have exactly the model's features; missing {missing}, "
-                f"unknown {unknown}",
+                f"{len(unknown)} unknown",
             )
         if request.features.get("tx_amount", 0.0) < 0:
             raise HTTPException(422, "tx_amount must be >= 0")
@@ -344,6 +370,8 @@ def create_app(
         arm = arm if arm in deployment.models else "champion"  # a bundle without a challenger
         model = deployment.models[arm]
         probability = model.score(row)
+        if not np.isfinite(probability):  # never "allow" a payment the model could not score
+            raise HTTPException(503, "the model returned no score for this payment")
         decision = "block" if probability >= deployment.meta["threshold"] else "allow"
         metrics.requests.labels(arm, decision, model.version).inc()
         metrics.latency.labels(model.version).observe(time.perf_counter() - start)

@@ -74,6 +74,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
         "docker/fraud.Dockerfile",
         "level4_fraud/__init__.py",
         "level4_fraud/serving/__init__.py",
+        "level4_fraud/serving/limits.py",
         "level4_fraud/serving/traffic.py",
         "level4_fraud/serving/onnx_service.py",
         "level4_fraud/requirements-serve.txt",

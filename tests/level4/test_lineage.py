@@ -179,3 +179,50 @@ def test_bench_deployed_matches_champion(registered) -> None:
     result = deployed_matches_champion(settings, rows=64)
     assert result["matches"] is True and result["max_abs_diff"] <= 1e-5
     assert int(result["version"]) in ensembles and len(result["run_id"]) == 32
+
+
+def test_the_deployed_tier_refuses_hostile_input_and_scores_every_accepted_request(
+    registered, tmp_path
+) -> None:
+    """The ONNX tier is what k8s and compose deploy: no input may skip the model or cause a 500,
+    and no 422 echoes what it was sent."""
+    from fastapi.testclient import TestClient
+
+    settings, _, batch = registered
+    bundle = tmp_path / "bundle"
+    export_from_registry(settings, bundle)
+    good = _score_payload(batch[0], 7)
+    marker = "x" * 300  # a hostile field name: it must not come back in the answer
+    hostile: list[tuple[object, int]] = [
+        ({**good, "features": {**good["features"], "tx_amount": float("inf")}}, 422),
+        ({**good, "features": {**good["features"], "tx_amount": float("nan")}}, 422),
+        ({**good, "features": {**good["features"], "tx_amount": 1e39}}, 422),
+        ({**good, "features": {**good["features"], "tx_amount": True}}, 422),
+        ({**good, "features": {**good["features"], "tx_amount": "12"}}, 422),
+        ({**good, "features": {**good["features"], "tx_amount": -1.0}}, 422),
+        ({**good, "customer_id": 2**63}, 422),
+        ({**good, "customer_id": "12"}, 422),
+        ({**good, "customer_id": True}, 422),
+        ({**good, "features": {**good["features"], marker: 1.0}}, 422),
+        ({**good, marker: 1}, 422),
+        ({"customer_id": 1}, 422),
+        ([1, 2, 3], 422),
+    ]
+    with TestClient(create_app(bundle), raise_server_exceptions=False) as client:
+        for body, status in hostile:
+            raw = json.dumps(body, allow_nan=True)  # NaN/Infinity as a hostile client sends them
+            answer = client.post(
+                "/score", content=raw, headers={"content-type": "application/json"}
+            )
+            assert answer.status_code == status, (raw[:200], answer.status_code, answer.text)
+            assert marker not in answer.text and "Infinity" not in answer.text
+            assert set(answer.json()) == {"detail"}
+        huge = client.post(
+            "/score", content=b"{" + b" " * 50_000 + b"}",
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        assert huge.status_code == 413
+        for i, row in enumerate(batch[:50]):  # every accepted request gets a score
+            answer = client.post("/score", json=_score_payload(row, i))
+            assert answer.status_code == 200
+            assert 0.0 <= answer.json()["fraud_probability"] <= 1.0
