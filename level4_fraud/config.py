@@ -87,6 +87,15 @@ class MonitorConfig(BaseModel):
     harmless_tail_change: float = Field(
         0.3, ge=0, description="relative rise of the tail rate that must not page (the tolerance)"
     )
+    card_alarm: bool = Field(
+        True, description="also watch cards with several tail payments a day (Poisson CUSUM)"
+    )
+    card_tail_payments: int = Field(
+        3, ge=2, description="tail payments on one card in one day that make it a suspect card"
+    )
+    card_shift_per_day: float = Field(
+        0.5, gt=0, description="rise of suspect cards a day the card CUSUM detects fastest"
+    )
     reference_days: int = Field(14, ge=2, description="threshold days + calibration days")
     tail_quantile: float = Field(0.995, gt=0.5, lt=1)
     alarm_ratio: float = Field(1.5, gt=1)
@@ -129,7 +138,7 @@ class ServeConfig(BaseModel):
 class ScenarioMatrixConfig(BaseModel):
     """The scenario matrix (``scenarios.py``): its axes and the smaller world each case replays."""
 
-    seeds: list[int] = [0, 1]
+    seeds: list[int] = [0, 1, 2]
     pattern_days: list[int] = [70, 80]
     volumes: list[float] = [1.0, 0.5, 0.25]
     seasonal: list[bool] = [True, False]
@@ -145,6 +154,9 @@ class ScenarioMatrixConfig(BaseModel):
     retrain_train_days: int = 14
     torch_epochs: int = 2
     lightgbm_estimators: int = 60
+    workers: int = Field(
+        2, ge=1, description="cases replayed at once, each in its own process and registry"
+    )
 
 
 class HandbookConfig(BaseModel):

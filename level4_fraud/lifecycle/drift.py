@@ -8,7 +8,13 @@ Three signals per day, each compared with a reference period (the champion's tra
   unlike their past fill the tail. With ``alarm: cusum`` (the default) the daily tail counts feed
   Page's CUSUM (:mod:`level4_fraud.lifecycle.sequential_alarm`), calibrated on ``calibration``
   days the champion trained on to a false-alarm budget, with a stated tolerance for harmless
-  movement of the tail (the seasonal change moves it by up to ~30 %). ``alarm: tail_ratio`` keeps
+  movement of the tail (the seasonal change moves it by up to ~30 %). With ``card_alarm`` (the
+  default) and the day's card ids, a second CUSUM watches **where** the tail falls: the number of
+  cards with ``card_tail_payments`` or more tail payments that day. Fraud clusters by card, harmless
+  change does not, so a new pattern that lifts the tail too little for the rate test (a quarter of
+  the card-testing payments reach it) can still show as a few suspect cards a day. The
+  false-alarm budget is split between the two tests (each gets twice the budget: by the union
+  bound the pair raises at most one false alarm per budget). ``alarm: tail_ratio`` keeps
   the previous rule (ratio ≥ ``alarm_ratio`` and binomial p ≤ ``alarm_p_value`` on
   ``signal_days`` of the last ``window_days`` days) for comparison.
 - **feature drift** (reported, exported, not the alarm): population stability index (PSI) of each
@@ -28,7 +34,7 @@ from scipy import stats
 
 from level4_fraud.config import MonitorConfig
 from level4_fraud.data.features import FEATURES, as_matrix
-from level4_fraud.lifecycle.sequential_alarm import TailCusum
+from level4_fraud.lifecycle.sequential_alarm import CardCusum, TailCusum
 from level4_fraud.models.anomaly import AnomalyDetector
 from ml_common.drift import psi
 
@@ -47,6 +53,9 @@ class DayDrift:
     score_ks: float = 0.0
     cusum: float | None = None  # Page's CUSUM statistic (alarm "cusum")
     z: float | None = None  # today's standardised tail rate (alarm "cusum")
+    suspect_cards: int | None = None  # cards with card_tail_payments+ tail payments today
+    card_cusum: float | None = None  # the card CUSUM's statistic
+    alarm_by: str | None = None  # "tail rate" or "suspect cards": which test fired
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-safe dict."""
@@ -63,6 +72,9 @@ class DriftMonitor:
         config: thresholds.
         calibration: feature rows of each calibration day (days that did not set the threshold,
             from the champion's training period); required by the ``cusum`` alarm.
+        card_days: ``(feature rows, card ids)`` of each day the champion trained on; with
+            ``card_alarm`` they calibrate the suspect-card CUSUM, and :meth:`check` then needs
+            the day's card ids.
     """
 
     def __init__(
@@ -72,6 +84,7 @@ class DriftMonitor:
         reference_scores: np.ndarray,
         config: MonitorConfig,
         calibration: list[np.ndarray] | None = None,
+        card_days: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self.detector = detector
         self.config = config
@@ -88,24 +101,44 @@ class DriftMonitor:
         self.threshold = float(np.quantile(detector.raw_score(X), config.tail_quantile))
         self.recent: deque[bool] = deque(maxlen=config.window_days)
         self.cusum: TailCusum | None = None
+        self.card_cusum: CardCusum | None = None
         if config.alarm == "cusum":
             if not calibration:
                 raise ValueError("the cusum alarm needs calibration days")
+            with_cards = config.card_alarm and bool(card_days)
+            budget = config.false_alarm_budget_days * (2 if with_cards else 1)
             days = [as_matrix(day) for day in calibration]
             self.cusum = TailCusum.calibrate(
                 [int((detector.raw_score(d) > self.threshold).sum()) for d in days],
                 [len(d) for d in days],
                 config.cusum_k,
-                config.false_alarm_budget_days,
+                budget,
                 config.harmless_tail_change,
             )
+            if with_cards:
+                assert card_days is not None
+                self.card_cusum = CardCusum.calibrate(
+                    [self.suspect_cards(X_day, cards) for X_day, cards in card_days],
+                    config.card_shift_per_day,
+                    budget,
+                )
 
-    def check(self, frame: pd.DataFrame | np.ndarray, scores: np.ndarray) -> DayDrift:
-        """Today's signals; ``alarm`` is true on the day the window first holds ``signal_days``."""
+    def suspect_cards(self, X: np.ndarray | pd.DataFrame, cards: np.ndarray) -> int:
+        """Cards with ``card_tail_payments`` or more payments above the tail threshold."""
+        in_tail = self.detector.raw_score(as_matrix(X)) > self.threshold
+        return _suspect_cards(in_tail, cards, self.config.card_tail_payments)
+
+    def check(
+        self, frame: pd.DataFrame | np.ndarray, scores: np.ndarray, cards: np.ndarray | None = None
+    ) -> DayDrift:
+        """Today's signals; ``alarm`` is true on the day a test first crosses its threshold
+        (``tail_ratio``: the window first holds ``signal_days``). ``cards``: each row's card id,
+        required when the monitor watches suspect cards."""
         cfg = self.config
         X = as_matrix(frame)
         n = len(X)
-        tail = int((self.detector.raw_score(X) > self.threshold).sum())
+        raw = self.detector.raw_score(X)
+        tail = int((raw > self.threshold).sum())
         rate = tail / max(n, 1)
         ratio = rate / self.expected_rate
         p_value = (
@@ -113,12 +146,23 @@ class DriftMonitor:
             if n
             else 1.0
         )
-        statistic = z = None
+        statistic = z = suspect = card_statistic = alarm_by = None
         if self.cusum is not None:
-            was_above = self.cusum.statistic >= self.cusum.h
+            # The alarm is the day the pair first signals: either statistic crosses its h.
+            was_signalling = self.cusum.statistic >= self.cusum.h
             z = self.cusum.standardise(tail, n)
             statistic, signal = self.cusum.update(tail, n)
-            alarm = signal and not was_above
+            alarm_by = "tail rate" if signal else None
+            if self.card_cusum is not None:
+                if cards is None:
+                    raise ValueError("this monitor watches suspect cards: pass the day's card ids")
+                was_signalling |= self.card_cusum.statistic >= self.card_cusum.h - 1e-9
+                suspect = _suspect_cards(raw > self.threshold, cards, cfg.card_tail_payments)
+                card_statistic, card_signal = self.card_cusum.update(suspect)
+                if card_signal and not signal:
+                    alarm_by = "suspect cards"
+                signal = signal or card_signal
+            alarm = signal and not was_signalling
         else:
             signal = ratio >= cfg.alarm_ratio and p_value <= cfg.alarm_p_value
             before = sum(self.recent)
@@ -140,4 +184,14 @@ class DriftMonitor:
             score_ks=score_ks,
             cusum=statistic,
             z=z,
+            suspect_cards=suspect,
+            card_cusum=card_statistic,
+            alarm_by=alarm_by,
         )
+
+
+def _suspect_cards(in_tail: np.ndarray, cards: np.ndarray, at_least: int) -> int:
+    if not in_tail.any():
+        return 0
+    per_card = np.unique(np.asarray(cards)[in_tail], return_counts=True)[1]
+    return int((per_card >= at_least).sum())

@@ -69,19 +69,26 @@ def _new_monitor(
     settings: Level4Settings,
 ) -> DriftMonitor:
     """A monitor whose reference is the last ``reference_days`` of the champion's training data:
-    the first half sets the tail threshold, the second half calibrates the alarm's null."""
+    the first half sets the tail threshold, the second half calibrates the tail-rate test's null;
+    every training day calibrates the suspect-card test's null."""
     stop = train_window[1]
     start = max(train_window[0], stop - settings.monitor.reference_days)
     middle = start + (stop - start) // 2
     threshold_rows = _window(history, start, middle)
     X = as_matrix(threshold_rows[FEATURES])
     calibration = [as_matrix(history[d][FEATURES]) for d in range(middle, stop) if d in history]
+    card_days = [
+        (as_matrix(history[d][FEATURES]), history[d]["customer_id"].to_numpy())
+        for d in range(train_window[0], stop)
+        if d in history
+    ]
     return DriftMonitor(
         champion.members["isolation_forest"],
         X,
         champion.predict_proba(X),
         settings.monitor,
         calibration=calibration,
+        card_days=card_days,
     )
 
 
@@ -119,7 +126,7 @@ class _ReplayState:
         delay, top_k = settings.protocol.delay_days, settings.protocol.top_k
         X = as_matrix(frame[FEATURES])
         day_scores = self.champion.predict_proba(X)
-        drift = self.monitor.check(X, day_scores)
+        drift = self.monitor.check(X, day_scores, frame["customer_id"].to_numpy())
         record: dict[str, Any] = {
             "day": day,
             "period": period_of(day, settings),
@@ -135,6 +142,10 @@ class _ReplayState:
             "cusum": drift.cusum,
             "cusum_h": self.monitor.cusum.h if self.monitor.cusum is not None else None,
             "z": drift.z,
+            "suspect_cards": drift.suspect_cards,
+            "card_cusum": drift.card_cusum,
+            "card_cusum_h": self.monitor.card_cusum.h if self.monitor.card_cusum else None,
+            "alarm_by": drift.alarm_by if drift.alarm else None,
             "champion_trained_on": list(self.champion_window),
             "retrain": None,
             "promoted": False,
@@ -294,6 +305,7 @@ def summarise(
     stable_days = sum(1 for r in records if r["period"] != "new_pattern")
     after = [d for d in alarms if pattern_day is not None and d >= pattern_day]
     delay = after[0] - pattern_day if after else None
+    fired_by = next((r.get("alarm_by") for r in records if after and r["day"] == after[0]), None)
     promotions = [d["day"] for d in decisions if d["promoted"]]
     ap_before = _mean([r["ap"] for r in records if r["period"] != "new_pattern"])
     fix_day = fixed_by = None
@@ -316,6 +328,7 @@ def summarise(
     return {
         "alarm_days": alarms,
         "alarm_delay_days": delay,
+        "alarm_by": fired_by,
         "false_alarms_stable": false_stable,
         "false_alarms_seasonal": false_seasonal,
         "days_without_pattern": stable_days,
@@ -426,14 +439,17 @@ def summary_line(s: dict[str, Any]) -> str:
 
 def print_summary(result: dict[str, Any]) -> str:
     """A short text timeline for the terminal."""
-    lines = ["day  period       AP     tail  cusum alarm retrain promoted"]
+    lines = ["day  period       AP     tail  cusum cards card-cusum alarm retrain promoted"]
     for r in result["days"]:
         if r["alarm"] or r["retrain"] or r["day"] % 5 == 0:
             cusum = "" if r.get("cusum") is None else f"{r['cusum']:5.1f}"
+            cards = "" if r.get("suspect_cards") is None else str(r["suspect_cards"])
+            card_cusum = "" if r.get("card_cusum") is None else f"{r['card_cusum']:5.2f}"
             lines.append(
                 f"{r['day']:>3}  {r['period']:<11} {_num(r['ap']):.3f}"
-                f"  {r['tail_ratio']:5.2f} {cusum:>5}  {'ALARM' if r['alarm'] else '':5} "
-                f"{r['retrain'] or '':8} {'yes' if r['promoted'] else ''}"
+                f"  {r['tail_ratio']:5.2f} {cusum:>5} {cards:>5} {card_cusum:>10}"
+                f"  {'ALARM' if r['alarm'] else '':5} {r['retrain'] or '':8} "
+                f"{'yes' if r['promoted'] else ''}"
             )
     lines.append(summary_line(result["summary"]))
     return "\n".join(lines)

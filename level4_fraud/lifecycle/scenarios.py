@@ -13,14 +13,22 @@ AP while it runs unfixed, the fix day. Summary (bench keys): ``scenario_cases``,
 ``scenario_false_alarms_per_100d`` (per 100 monitored days without the pattern),
 ``min_detectable_volume`` (smallest volume at which every case was detected in time; ``None`` if
 none). Outputs in ``artifacts/level4/scenarios/``: ``cases.json``, ``table.md``, ``matrix.png``,
-``config.json``.
+``config.json`` and each case's log in ``logs/``.
+
+Cases are independent (each seeds its own world and models), so ``workers`` of them run at once,
+each in a fresh process with its own throw-away MLflow registry and artifacts folder: a case's
+promotions cannot move another case's ``@champion`` or the level's own registry, and the figures
+do not depend on the number of workers or on the order cases finish in.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing
+import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +108,7 @@ def run_case(
     row = {
         **case,
         "alarm_delay_days": delay,
+        "alarm_by": s["alarm_by"],
         "detected_in_time": delay is not None and delay <= m.detect_within_days,
         "false_alarms": s["false_alarms_stable"] + s["false_alarms_seasonal"],
         "days_without_pattern": no_pattern_days,
@@ -123,6 +132,11 @@ def _mean_pattern(days: list[dict[str, Any]]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _median(delays: list[int | None]) -> float | None:
+    fired = [d for d in delays if d is not None]
+    return float(np.median(fired)) if fired else None
+
+
 def summarise_matrix(rows: list[dict[str, Any]], m: ScenarioMatrixConfig) -> dict[str, Any]:
     """The bench keys of the matrix."""
     pattern = [r for r in rows if r["pattern_day"] is not None]
@@ -139,12 +153,23 @@ def summarise_matrix(rows: list[dict[str, Any]], m: ScenarioMatrixConfig) -> dic
         if not by_volume[volume]:
             break
         minimum = volume
+    alarmed = {  # an alarm at all, however late, and the median delay where one fired
+        str(v): {
+            "alarmed": sum(r["alarm_delay_days"] is not None for r in pattern if r["volume"] == v),
+            "cases": sum(r["volume"] == v for r in pattern),
+            "median_delay_days": _median(
+                [r["alarm_delay_days"] for r in pattern if r["volume"] == v]
+            ),
+        }
+        for v in sorted({r["volume"] for r in pattern})
+    }
     return {
         "scenario_cases": len(rows),
         "scenario_detected_share": len(detected) / len(pattern) if pattern else None,
         "scenario_false_alarms_per_100d": 100 * false_alarms / days if days else None,
         "min_detectable_volume": minimum,
         "detected_by_volume": {str(v): ok for v, ok in by_volume.items()},
+        "alarms_by_volume": alarmed,
         "monitored_days_without_pattern": days,
         "false_alarms": false_alarms,
     }
@@ -210,22 +235,75 @@ def matrix_figure(rows: list[dict[str, Any]], m: ScenarioMatrixConfig, path: Pat
     save_figure(fig, path)
 
 
+def _run_isolated_case(
+    base: Level4Settings,
+    m: ScenarioMatrixConfig,
+    case: dict[str, Any],
+    scratch: Path,
+    log_path: Path,
+) -> dict[str, Any]:
+    """:func:`run_case` in a worker process, with MLflow and artifacts inside ``scratch`` and the
+    case's own output (MLflow's registration chatter included) in ``log_path``."""
+    from ml_common.logs import setup_logging
+
+    (scratch / "artifacts").mkdir(parents=True, exist_ok=True)
+    os.environ["ML_ARTIFACTS_DIR"] = str(scratch / "artifacts")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'artifacts' / 'mlflow.db'}"
+    with open(log_path, "w") as log_file:  # the worker's stdout and stderr, at the descriptors
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+    setup_logging()
+    log.info("case %s", case)
+    return run_case(base, m, case, scratch / "replay")
+
+
 def run_matrix(
     base: Level4Settings, m: ScenarioMatrixConfig, out_dir: Path | None = None
 ) -> dict[str, Any]:
-    """Run every case; write the table, picture and JSON; return ``{summary, cases}``."""
+    """Run every case (``m.workers`` at once); write the table, picture and JSON; return
+    ``{summary, cases}``."""
     from ml_common.config import dump_settings
 
     out_dir = out_dir or level_dir(4) / "scenarios"
     cases = matrix_cases(m)
-    rows = []
-    with atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory() as scratch:
-        for i, case in enumerate(tqdm(cases, desc="scenario matrix", unit="case")):
-            log.info("case %d/%d: %s", i + 1, len(cases), case)
-            rows.append(run_case(base, m, case, Path(scratch) / f"case{i}"))
-        summary = summarise_matrix(rows, m)
-        write_json(tmp / "cases.json", {"summary": summary, "cases": rows})
-        write_text(tmp / "table.md", markdown_table(rows))
+    rows: list[dict[str, Any] | None] = [None] * len(cases)
+    # "spawn": a fresh interpreter per worker, no forked torch/OpenMP thread state.
+    context = multiprocessing.get_context("spawn")
+    with (
+        atomic_dir(out_dir) as tmp,
+        tempfile.TemporaryDirectory() as scratch,
+        ProcessPoolExecutor(min(m.workers, len(cases)), mp_context=context) as pool,
+        tqdm(total=len(cases), desc="scenario matrix", unit="case") as bar,
+    ):
+        log.info("scenario matrix: %d cases, %d at once", len(cases), m.workers)
+        (tmp / "logs").mkdir()
+        futures = {
+            pool.submit(
+                _run_isolated_case,
+                base,
+                m,
+                case,
+                Path(scratch) / f"case{i}",
+                tmp / "logs" / f"case{i + 1}.log",
+            ): i
+            for i, case in enumerate(cases)
+        }
+        for future in as_completed(futures):
+            i = futures[future]
+            rows[i] = row = future.result()
+            bar.update()
+            log.info(
+                "case %d/%d done: %s → alarm delay %s, false alarms %d",
+                i + 1,
+                len(cases),
+                cases[i],
+                row["alarm_delay_days"],
+                row["false_alarms"],
+            )
+        done = [row for row in rows if row is not None]
+        summary = summarise_matrix(done, m)
+        write_json(tmp / "cases.json", {"summary": summary, "cases": done})
+        write_text(tmp / "table.md", markdown_table(done))
         write_json(tmp / "config.json", {"matrix": m.model_dump(), "base": dump_settings(base)})
-        matrix_figure(rows, m, tmp / "matrix.png")
-    return {"summary": summary, "cases": rows}
+        matrix_figure(done, m, tmp / "matrix.png")
+    return {"summary": summary, "cases": done}

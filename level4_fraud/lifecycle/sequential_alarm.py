@@ -108,3 +108,92 @@ class TailCusum:
     def reset(self) -> None:
         """Start again from 0 (after an alarm is handled by a new champion)."""
         self.statistic = 0.0
+
+
+# -- the card-concentration alarm ------------------------------------------------------------
+#
+# Fraud clusters by card (a tested card makes 6-14 payments in half an hour; a leaked card a
+# third of its payments for two weeks), legitimate anomalies do not: on stable days a card with
+# several payments in the anomaly tail on one day is rare. The second statistic counts, each day,
+# the cards with at least ``m`` tail payments. Such counts are small (0-2 a day), so a normal
+# approximation would be wrong; the CUSUM below is the exact Poisson one (Lucas 1985):
+#
+#   S_t = max(0, S_{t-1} + C_t - k),  k = (lam1 - lam0) / ln(lam1 / lam0),
+#
+# the likelihood-ratio CUSUM for a rise of the daily rate from ``lam0`` to ``lam1``, with ``h``
+# chosen so that the in-control average run length, computed exactly by a Markov chain on S's
+# grid (below), meets the false-alarm budget.
+
+_GRID = 20  # S moves on multiples of 1/20: k is rounded up to that grid (a slightly slower test)
+
+
+def poisson_cusum_arl(lam0: float, k: float, h: float) -> float:
+    """Exact average run length (days) of the Poisson CUSUM above while the rate is ``lam0``.
+
+    ``k`` and ``h`` are rounded up to multiples of 1/20; S's states below ``h`` form a Markov
+    chain, and the expected days to absorption solve ``(I - Q) L = 1`` (Brook & Evans 1972).
+    """
+    from scipy import stats
+
+    k_steps, n_states = math.ceil(k * _GRID - 1e-9), max(1, math.ceil(h * _GRID - 1e-9))
+    counts = np.arange(0, n_states // _GRID + k_steps // _GRID + 3)
+    pmf = stats.poisson.pmf(counts, lam0)
+    Q = np.zeros((n_states, n_states))
+    for i in range(n_states):
+        for c, p in zip(counts, pmf, strict=True):
+            j = max(0, i + c * _GRID - k_steps)
+            if j < n_states:
+                Q[i, j] += p
+    run_lengths = np.linalg.solve(np.eye(n_states) - Q, np.ones(n_states))
+    return float(run_lengths[0])
+
+
+def poisson_threshold_for_budget(lam0: float, k: float, budget_days: float) -> float:
+    """The smallest ``h`` on the 1/20 grid whose in-control run length is at least the budget."""
+    if budget_days <= 1:
+        raise ValueError("the false-alarm budget must be more than one day between alarms")
+    lo, hi = 1, _GRID
+    while poisson_cusum_arl(lam0, k, hi / _GRID) < budget_days:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # bisection on grid steps: the run length grows with h
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if poisson_cusum_arl(lam0, k, mid / _GRID) >= budget_days else (mid, hi)
+    return hi / _GRID
+
+
+@dataclass
+class CardCusum:
+    """Poisson CUSUM of the daily number of cards with several payments in the anomaly tail.
+
+    Args:
+        lam0: cards a day expected on stable days (a 95 % upper bound from calibration days).
+        lam1: the raised rate the test is tuned to detect fastest (``lam0 + shift``).
+        k: reference value, ``(lam1 - lam0) / ln(lam1 / lam0)`` rounded up to 1/20.
+        h: decision interval for the false-alarm budget (:func:`poisson_threshold_for_budget`).
+    """
+
+    lam0: float
+    lam1: float
+    k: float
+    h: float
+    statistic: float = 0.0
+
+    @classmethod
+    def calibrate(cls, daily_counts: list[int], shift: float, budget_days: float) -> CardCusum:
+        """``lam0`` from the calibration days' counts: the one-sided 95 % upper confidence bound
+        of a Poisson mean (with a handful of days and counts near 0 the point estimate, often
+        0, would make one concentrated card an alarm)."""
+        from scipy import stats
+
+        if len(daily_counts) < 2:
+            raise ValueError("calibrating the card alarm needs at least two days")
+        total = int(np.sum(daily_counts))
+        lam0 = float(stats.chi2.ppf(0.95, 2 * (total + 1)) / (2 * len(daily_counts)))
+        lam1 = lam0 + shift
+        k = math.ceil((lam1 - lam0) / math.log(lam1 / lam0) * _GRID - 1e-9) / _GRID
+        return cls(lam0=lam0, lam1=lam1, k=k, h=poisson_threshold_for_budget(lam0, k, budget_days))
+
+    def update(self, count: int) -> tuple[float, bool]:
+        """Add one day's count; return ``(S_t, S_t ≥ h)``."""
+        self.statistic = max(0.0, self.statistic + count - self.k)
+        return self.statistic, self.statistic >= self.h - 1e-9

@@ -71,6 +71,8 @@ def _safe_name(part: object) -> str:
     caller's 300-character key, say) as ``<name>``."""
     text = str(part)
     return text if len(text) <= 32 and text.isidentifier() else "<name>"
+
+
 # Every feature is a count, a share, a flag or an amount: finite, and well inside float32.
 FeatureValue = Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-1e9, le=1e9)]
 

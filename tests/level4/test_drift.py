@@ -29,25 +29,29 @@ def test_psi_is_zero_for_same_and_large_for_shifted() -> None:
     assert psi(a, rng.normal(1.0, 1, size=20_000)) > 0.3
 
 
-@pytest.mark.parametrize("alarm", ["cusum", "tail_ratio"])
+@pytest.mark.parametrize("alarm", ["cusum", "cusum+cards", "tail_ratio"])
 def test_alarm_fires_on_new_pattern_not_on_stable_or_seasonal(worlds, alarm) -> None:
     frame = worlds
     reference = frame[frame["tx_time_days"].between(30, 43)]
     detector = train_isolation_forest(reference[FEATURES], n_estimators=100)
-    # The threshold from days 30-36, the CUSUM's null calibrated on days 37-43.
+    # The threshold from days 30-36, the CUSUM's null calibrated on days 37-43, the card test's
+    # on all 14.
     threshold_days = reference[reference["tx_time_days"] <= 36]
-    calibration = [frame.loc[frame["tx_time_days"] == d, FEATURES] for d in range(37, 44)]
+    days = {d: frame[frame["tx_time_days"] == d] for d in range(30, 72)}
+    with_cards = alarm == "cusum+cards"
     monitor = DriftMonitor(
         detector,
         threshold_days[FEATURES],
         np.zeros(len(threshold_days)),
-        MonitorConfig(alarm=alarm),
-        calibration=calibration,
+        MonitorConfig(alarm=alarm.removesuffix("+cards"), card_alarm=with_cards),
+        calibration=[days[d][FEATURES] for d in range(37, 44)],
+        card_days=[(days[d][FEATURES], days[d]["customer_id"]) for d in range(30, 44)],
     )
+    assert (monitor.card_cusum is not None) == with_cards
     signals = {}
     for day in range(44, 72):
-        part = frame[frame["tx_time_days"] == day]
-        signals[day] = monitor.check(part[FEATURES], np.zeros(len(part)))
+        part = days[day]
+        signals[day] = monitor.check(part[FEATURES], np.zeros(len(part)), part["customer_id"])
     quiet = [d for d in range(44, 62) if signals[d].signal]
     assert quiet == [], f"drift signal on stable/seasonal days {quiet}"
     alarms = [d for d, s in signals.items() if s.alarm]
@@ -66,3 +70,34 @@ def test_cusum_alarm_needs_calibration_days() -> None:
     detector = train_isolation_forest(X, n_estimators=10)
     with pytest.raises(ValueError, match="calibration"):
         DriftMonitor(detector, X, np.zeros(len(X)), MonitorConfig(alarm="cusum"))
+
+
+def test_suspect_cards_counts_cards_with_several_tail_payments() -> None:
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(4000, len(FEATURES)))).astype(np.float32)
+    detector = train_isolation_forest(X, n_estimators=20)
+    config = MonitorConfig(card_tail_payments=3)
+    monitor = DriftMonitor(detector, X, np.zeros(len(X)), config, calibration=[X[:2000], X[2000:]])
+    in_tail = detector.raw_score(X) > monitor.threshold
+    cards = np.arange(len(X))  # every payment its own card: none has two
+    assert monitor.suspect_cards(X, cards) == 0
+    tail_rows = np.flatnonzero(in_tail)
+    cards[tail_rows[:3]] = -1  # one card with three tail payments
+    cards[tail_rows[3:5]] = -2  # one with two: below the bar
+    cards[np.flatnonzero(~in_tail)[:5]] = -3  # five payments, none in the tail
+    assert monitor.suspect_cards(X, cards) == 1
+
+
+def test_a_card_watching_monitor_needs_the_days_card_ids(worlds) -> None:
+    part = worlds[worlds["tx_time_days"] == 40]
+    detector = train_isolation_forest(part[FEATURES], n_estimators=10)
+    monitor = DriftMonitor(
+        detector,
+        part[FEATURES],
+        np.zeros(len(part)),
+        MonitorConfig(),
+        calibration=[part[FEATURES], part[FEATURES]],
+        card_days=[(part[FEATURES], part["customer_id"])] * 2,
+    )
+    with pytest.raises(ValueError, match="card ids"):
+        monitor.check(part[FEATURES], np.zeros(len(part)))

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from level4_fraud.lifecycle.sequential_alarm import TailCusum, siegmund_arl, threshold_for_budget
+from level4_fraud.lifecycle.sequential_alarm import (
+    CardCusum,
+    TailCusum,
+    poisson_cusum_arl,
+    poisson_threshold_for_budget,
+    siegmund_arl,
+    threshold_for_budget,
+)
 
 
 def _monte_carlo_run_length(k: float, h: float, runs: int, seed: int) -> float:
@@ -54,3 +61,49 @@ def test_alarm_within_tolerance_is_quiet_and_a_real_rise_fires_fast() -> None:
     # The tail doubles: z ≈ (0.010 - 0.0065) / 0.0007 ≈ 5 a day, alarm on the first or second day.
     days = next(i for i in range(1, 10) if cusum.update(100, 10_000)[1])
     assert days <= 2
+
+
+def _poisson_run_length(lam: float, k: float, h: float, runs: int, seed: int) -> float:
+    """Mean days to the first alarm of the card CUSUM's recursion on Poisson(lam) days."""
+    rng = np.random.default_rng(seed)
+    statistic, lengths = np.zeros(runs), np.zeros(runs)
+    alive = np.ones(runs, dtype=bool)
+    day = 0
+    while alive.any() and day < 1_000_000:
+        day += 1
+        statistic[alive] = np.maximum(0, statistic[alive] + rng.poisson(lam, alive.sum()) - k)
+        fired = alive & (statistic >= h - 1e-9)
+        lengths[fired] = day
+        alive &= ~fired
+    return float(lengths.mean())
+
+
+@pytest.mark.parametrize(("lam", "k", "h"), [(0.2, 0.45, 2.0), (0.7, 0.45, 4.15), (1.0, 0.6, 3.0)])
+def test_poisson_run_length_is_exact(lam, k, h) -> None:
+    exact = poisson_cusum_arl(lam, k, h)
+    simulated = _poisson_run_length(lam, k, h, runs=4000, seed=3)
+    # 4,000 runs: the mean's standard error is ~ run length / sqrt(4000) ≈ 1.6 %.
+    assert simulated == pytest.approx(exact, rel=0.06)
+
+
+def test_card_threshold_meets_the_budget_and_the_calibration_is_an_upper_bound() -> None:
+    h = poisson_threshold_for_budget(0.2, 0.45, 2000)
+    assert poisson_cusum_arl(0.2, 0.45, h) >= 2000 > poisson_cusum_arl(0.2, 0.45, h - 0.05)
+    # No suspect card in 14 calibration days: lam0 is the 95 % upper bound 3.0 / 14, not 0.
+    quiet = CardCusum.calibrate([0] * 14, shift=0.5, budget_days=2000)
+    assert quiet.lam0 == pytest.approx(2.9957 / 14, rel=1e-3)
+    assert quiet.k == pytest.approx(0.45)  # (0.714 - 0.214) / ln(0.714 / 0.214) = 0.415, rounded up
+    # Fewer days, same zero counts: a wider bound, so a higher h and a slower test.
+    assert CardCusum.calibrate([0] * 7, 0.5, 2000).h > quiet.h
+    with pytest.raises(ValueError, match="two days"):
+        CardCusum.calibrate([0], 0.5, 2000)
+
+
+def test_card_alarm_is_quiet_at_the_null_and_fires_on_a_suspect_card_a_day() -> None:
+    rng = np.random.default_rng(4)
+    cusum = CardCusum.calibrate([0] * 14, shift=0.5, budget_days=2000)
+    fired = [cusum.update(int(rng.poisson(0.15)))[1] for _ in range(300)]
+    assert not any(fired)
+    cusum.statistic = 0.0
+    days = next(i for i in range(1, 30) if cusum.update(1)[1])
+    assert days == 8  # 8 x (1 - 0.45) = 4.4 >= h = 4.15
