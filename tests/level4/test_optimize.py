@@ -301,14 +301,22 @@ def test_industrial_bench_returns_the_issue_keys_with_sane_values() -> None:
     assert tuple(bench) == BENCH_KEYS
     assert bench["ddp_2proc_matches_single"] is True
     assert bench["ddp_throughput_1proc"] > 0 and bench["ddp_throughput_2proc"] > 0
-    assert bench["student_param_ratio"] >= 10
+    assert bench["pipeline_matches_single"] is True
+    # 10,369 / 273 parameters, fixed by the two architectures (the issue's target is 10).
+    assert bench["student_param_ratio"] >= 37
+    # Figures below measured with these settings over industrial.seed 0-2 (the test runs 0).
+    # int8 AP loss in points: -0.08, +0.10, -0.003.
+    assert abs(bench["quant_ap_loss"]) < 0.3
     full_trainable = report["adaptation"]["full_finetune"]["trainable_params"]
     assert bench["lora_trainable_params"] < full_trainable
-    # The deployed model has never seen card testing; adapting on a week of it must help.
-    assert bench["lora_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
-    assert bench["full_finetune_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
+    # The deployed model has never seen card testing; adapting on a week of it must help. Gain
+    # over no adaptation: LoRA +0.82 / +0.85 / +0.87, full fine-tuning +0.75 / +0.77 / +0.67.
+    assert bench["lora_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.7
+    assert bench["full_finetune_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.55
     assert report["adaptation"]["lora"]["merged_matches_adapters"]
-    assert 0 <= bench["ab_false_win_rate"] <= 0.15 and bench["ab_power"] >= 0.6
+    # 40 experiments each: false wins 0.0 / 0.05 / 0.025 (0.025 expected), power 0.85 / 0.85 /
+    # 0.725 (0.8 planned).
+    assert 0 <= bench["ab_false_win_rate"] <= 0.1 and bench["ab_power"] >= 0.7
     out = level_dir(4) / "industrial"
     assert {
         "report.json",
