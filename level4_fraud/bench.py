@@ -21,7 +21,8 @@ Part 1 measures, in one run on the configured simulation:
   (``alert_rules_tested``).
 
 Part 2's ``industrial.industrial_bench()`` keys are then merged in (part 1's are written first).
-Details of each stage go to ``artifacts/level4/bench/`` (protocol.json, replay outputs).
+Details of each stage go to ``artifacts/level4/bench/`` (protocol.json, replay outputs, and
+``tables.md``: the README's part-1 tables rendered from this run's files).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from level4_fraud.config import Level4Settings
-from ml_common.atomic import write_json
+from ml_common.atomic import write_json, write_text
 from ml_common.bench import stopwatch, write_bench
 from ml_common.config import dump_settings
 from ml_common.paths import level_dir
@@ -92,6 +93,74 @@ def deployed_matches_champion(settings: Level4Settings, rows: int = 512) -> dict
     }
 
 
+def part1_tables(out: Path, top_k: int = 100) -> str:
+    """The README's part-1 tables rendered from one bench run's files in ``out`` (so every figure
+    there is one this run wrote): protocol, replay and its decisions, latency, lineage."""
+    import json
+
+    protocol = json.loads((out / "protocol.json").read_text())
+    replay = json.loads((out / "replay" / "timeline.json").read_text())
+    decisions = [
+        json.loads(line)
+        for line in (out / "replay" / "decisions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    latency = json.loads((out / "latency.json").read_text())
+    deployed = json.loads((out / "deployed.json").read_text())
+
+    def num(value: Any, fmt: str = ".3f") -> str:
+        return "—" if value is None else format(value, fmt)
+
+    train, test = protocol["periods"]["train"], protocol["periods"]["test"]
+    lines = [
+        f"Protocol: train days {train[0]}–{train[1] - 1} ({protocol['n_train']:,} payments), test "
+        f"days {test[0]}–{test[1] - 1} ({protocol['n_test']:,} payments, "
+        f"{100 * protocol['fraud_rate_test']:.2f} % fraud); ensemble weights "
+        + ", ".join(f"{k} {v:g}" for k, v in protocol["weights"].items() if v),
+        "",
+        f"| model | ROC AUC | AP | CP@{top_k} |",
+        "|---|---|---|---|",
+    ]
+    for name in ("ensemble", "lightgbm", "fraudnet", "isolation_forest"):
+        m = protocol[name]
+        lines.append(f"| {name} | {m['auc']:.3f} | {m['ap']:.3f} | {m[f'cp{top_k}']:.3f} |")
+    s = replay["summary"]
+    lines += [
+        "",
+        "| replay figure | measured |",
+        "|---|---|",
+        f"| new pattern on day | {s['new_pattern_day']} |",
+        f"| alarm delay (days) | {num(s['alarm_delay_days'], 'd')} (test: {s['alarm_by']}) |",
+        f"| false alarms, stable / seasonal period | {s['false_alarms_stable']} / "
+        f"{s['false_alarms_seasonal']} |",
+        f"| mean daily AP before the pattern | {num(s['ap_before_drift'])} |",
+        f"| mean daily AP while the pattern runs unfixed | {num(s['ap_drift_unfixed'])} |",
+        f"| fix: first promotion of a champion trained on pattern days | day "
+        f"{num(s['fix_day'], 'd')} ({s['fixed_by']}) |",
+        f"| mean daily AP after the fix | {num(s['ap_after_recovery'])} |",
+        f"| AP after the fix / before the pattern | {num(s['ap_recovery_ratio'])} |",
+        f"| retrains / promotions | {s['retrains']} / {s['promotions']} |",
+        "",
+        "| day | trigger | champion AP on holdout | challenger AP | decision |",
+        "|---|---|---|---|---|",
+    ]
+    for d in decisions:
+        lines.append(
+            f"| {d['day']} | {d['trigger']} | {num(d['champion'].get('ap'))} | "
+            f"{d['challenger']['ap']:.3f} | {'promoted' if d['promoted'] else 'kept'}: "
+            f"{d['reason']} |"
+        )
+    lines += [
+        "",
+        f"Scoring service ({latency.get('requests', '?')} requests): p50 "
+        f"{latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms. Deployed = evaluated: "
+        f"`@champion` version {deployed['version']} exported to ONNX and served over HTTP, "
+        f"{deployed['rows']} rows, max difference {deployed['max_abs_diff']:.1e}, "
+        f"matches: {str(deployed['matches']).lower()}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def run_bench(settings: Level4Settings) -> Path:
     """Run protocol, replay, load test and part 2's measurements; write the bench JSON."""
     from level4_fraud.experiments.report import industrial_bench
@@ -142,6 +211,7 @@ def run_bench(settings: Level4Settings) -> Path:
         write_json(out / "latency.json", latency)
         write_json(out / "deployed.json", deployed)
         write_json(out / "config.json", dump_settings(settings))
+        write_text(out / "tables.md", part1_tables(out, settings.protocol.top_k))
         # Part 1's figures are on disk even if part 2's measurements fail or run long.
         write_bench(4, results, time.perf_counter() - started)
         results.update(industrial_bench())

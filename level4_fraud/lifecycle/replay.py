@@ -362,11 +362,23 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
     ax1.set_ylabel("daily metric")
     ax1.set_ylim(0, 1)
     if records and records[0].get("cusum") is not None:
-        ax2.plot(days, [r["cusum"] for r in records], color="tab:orange", label="tail-rate CUSUM")
+        # Each test's statistic over its own threshold h (h moves with each new champion's
+        # calibration): both alarm at 1.
         ax2.plot(
-            days, [r["cusum_h"] for r in records], color="tab:orange", ls=":", label="alarm at h"
+            days,
+            [r["cusum"] / r["cusum_h"] for r in records],
+            color="tab:orange",
+            label="tail-rate CUSUM / h",
         )
-        ax2.set_ylabel("CUSUM of standardised tail rate")
+        if records[0].get("card_cusum") is not None:
+            ax2.plot(
+                days,
+                [r["card_cusum"] / r["card_cusum_h"] for r in records],
+                color="tab:purple",
+                label="suspect-card CUSUM / h",
+            )
+        ax2.axhline(1.0, color="red", ls=":", lw=1, label="alarm at 1")
+        ax2.set_ylabel("CUSUM / its threshold h")
     else:
         ax2.plot(
             days, [r["tail_ratio"] for r in records], color="tab:orange", label="anomaly tail ratio"
