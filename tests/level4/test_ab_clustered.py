@@ -34,8 +34,9 @@ def test_cluster_robust_test_agrees_with_statsmodels_difference_of_means() -> No
 
 def test_naive_test_gives_false_wins_on_clustered_frauds_and_the_clustered_one_does_not() -> None:
     report = clustered_ab_report(ClusteredABSettings(n_experiments=200))
-    assert report["frauds_per_card_max"] >= 10  # card testing bursts and leaked cards
-    # Measured on seed 0, 200 A/A experiments: naive 0.145, cluster-robust 0.035 (0.025 expected;
-    # binomial sd at 200 experiments ~0.012 and ~0.025).
-    assert report["ab_naive_false_win_rate"] >= 0.08
+    # Card testing bursts and leaked cards: measured 20-27 frauds on the busiest card, seeds 0-4.
+    assert report["frauds_per_card_max"] >= 13
+    # Measured over world seeds 0-4 (the test runs seed 0), 200 A/A experiments each: naive
+    # 0.12-0.17 (0.145 on seed 0), cluster-robust 0.015-0.035 (0.035 on seed 0; 0.025 expected).
+    assert report["ab_naive_false_win_rate"] >= 0.10
     assert report["ab_cluster_false_win_rate"] <= 0.06

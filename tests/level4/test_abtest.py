@@ -21,10 +21,14 @@ def test_split_is_stable_and_near_the_requested_share() -> None:
     first = [split.arm(c) for c in range(20_000)]
     again = [TrafficSplit(challenger_share=0.3, salt="exp-7").arm(c) for c in range(20_000)]
     assert first == again  # another replica (new object) routes every customer the same way
+    # Measured share over salts exp-7, exp-1, exp-2: 0.301-0.313 (binomial sd 0.003).
     share = np.mean([a == "challenger" for a in first])
     assert share == pytest.approx(0.3, abs=0.015)
+    # Another salt re-draws the split independently: 2 * 0.3 * 0.7 = 0.42 of customers change arm
+    # (measured 0.418-0.426 over three salt pairs).
     other = TrafficSplit(challenger_share=0.3, salt="exp-8").arms(range(20_000))
-    assert 0.3 < np.mean(other != np.array([a == "challenger" for a in first])) < 0.5
+    changed = np.mean(other != np.array([a == "challenger" for a in first]))
+    assert changed == pytest.approx(0.42, abs=0.015)
 
 
 def test_split_rejects_bad_share() -> None:
@@ -69,10 +73,14 @@ def test_no_difference_gives_no_false_win_and_real_difference_is_found() -> None
     settings = ExperimentSettings()
     null = operating_characteristics(settings, true_effect=0.0, n_experiments=200, seed=11)
     alt = operating_characteristics(settings, true_effect=0.08, n_experiments=200, seed=12)
-    # Two-sided test at alpha 0.05: a false *win* happens ~2.5% of the time; bound with slack.
-    assert null["win_rate"] <= 0.06
+    # Two-sided test at alpha 0.05: a false *win* happens ~2.5% of the time. Measured over seed
+    # pairs (11, 12) + 2k, k = 0-4 (the test runs k = 0), 200 experiments each: 0.025-0.030;
+    # the bound is ~2 binomial sd (0.011 at 200 experiments) above 0.025.
+    assert null["win_rate"] <= 0.05
     assert null["decided_fraction"] == 1.0
-    # Planned power 0.8.
-    assert alt["win_rate"] >= 0.7
-    # Peeking every day inflates false wins well above the fixed-horizon design.
-    assert null["peeking_win_rate"] > 2 * max(null["win_rate"], 0.02)
+    # Planned power 0.8; measured 0.78-0.855 (0.855 on the test's seed).
+    assert alt["win_rate"] >= 0.75
+    # Peeking every day inflates false wins well above the fixed-horizon design: measured
+    # 0.155-0.19 (0.165 on the test's seed), 5-6 times the fixed-horizon rate.
+    assert null["peeking_win_rate"] >= 0.12
+    assert null["peeking_win_rate"] > 4 * null["win_rate"]

@@ -35,13 +35,16 @@ def test_two_processes_match_single_process(tmp_path: Path) -> None:
     multi.load_state_dict(torch.load(report["state_dict_path"]))
     reference = single["model"]
     diff = float((flat_parameters(reference) - flat_parameters(multi)).abs().max())
-    assert diff < 1e-3  # float summation order differs; Adam magnifies it a little
-    # ... and training moved the weights far more than that (the comparison is not vacuous).
+    # Float summation order differs; Adam magnifies it a little. Measured over seeds 3, 0, 1 (the
+    # test runs seed 3): 4.5e-8 to 4.8e-7 on the weights, 1.2e-7 at most on the scores.
+    assert diff < 1e-5
+    # ... and training moved the weights far more than that (the comparison is not vacuous):
+    # measured 0.152-0.158.
     torch.manual_seed(CONFIG.seed)
     fresh = FraudNet(X.shape[1], CONFIG.hidden, CONFIG.dropout)
     moved = float((flat_parameters(reference) - flat_parameters(fresh)).abs().max())
-    assert moved > 100 * max(diff, 1e-6)
-    np.testing.assert_allclose(predict_proba(reference, X), predict_proba(multi, X), atol=1e-4)
+    assert moved > 0.1 and moved > 1000 * max(diff, 1e-6)
+    np.testing.assert_allclose(predict_proba(reference, X), predict_proba(multi, X), atol=2e-6)
     assert report["throughput"] > 0 and single["throughput"] > 0
 
 

@@ -84,8 +84,12 @@ def test_exact_test_set_and_windows_on_the_tiny_world(
         "random forest",
         OURS,
     }
+    # Measured over tiny-world seeds 3 (the test's), 0, 1: the weakest model's AP 0.175 / 0.13 /
+    # 0.195 (the unlimited-depth tree) and AUC 0.667 / 0.608 / 0.678 (the depth-2 tree); our
+    # ensemble's AP 0.498 / 0.404 / 0.562.
+    assert models[OURS]["exact"]["ap"] >= 0.34
     for row in models.values():
-        assert 0 < row["exact"]["ap"] <= 1 and 0.5 < row["exact"]["auc"] <= 1
+        assert 0.1 < row["exact"]["ap"] <= 1 and 0.58 < row["exact"]["auc"] <= 1
         assert len(row["exact"]["cp_daily"]) == 7
         low, high = row["exact"]["ap_ci95"]
         assert low <= row["exact"]["ap"] <= high

@@ -38,7 +38,8 @@ def test_balance_term_is_one_when_uniform_and_larger_when_skewed() -> None:
     with torch.no_grad():
         model.gate.bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))
     model(torch.randn(400, 15))
-    assert model.auxiliary_loss.item() > 2.0  # one expert takes every row
+    # One expert takes every row: n_experts * its gate probability, 4 e^3 / (e^3 + 3) = 3.48.
+    assert model.auxiliary_loss.item() == pytest.approx(4 * np.exp(3) / (np.exp(3) + 3), rel=1e-5)
     with pytest.raises(ValueError, match="top_k"):
         MixtureOfExpertsNet(15, n_experts=2, top_k=3)
 
@@ -55,9 +56,11 @@ def test_moe_trains_with_the_same_fit_and_matches_the_dense_net(tiny_features) -
         seconds=0.2,
     )
     assert abs(result["moe_params"] - result["dense_params"]) <= 0.01 * result["dense_params"]
-    # Measured (seeds 0 and 1): MoE 0.670 / 0.639, dense 0.705 / 0.666 at a 10.6 % fraud rate.
+    # Measured over seeds 0-4 (the test runs seed 0): MoE AP 0.640-0.680 (0.670 on seed 0),
+    # 0.014-0.051 below the dense net (0.035 on seed 0), at a 10.6 % fraud rate.
     assert result["moe_ap"] >= 0.60
     assert result["moe_ap"] >= result["dense_ap"] - 0.06
     share = result["expert_utilisation"]
-    assert sum(share) == pytest.approx(1.0) and min(share) >= 0.05  # measured min 0.11 / 0.19
+    # Measured least-used expert over seeds 0-4: 0.11-0.19 of the routing slots.
+    assert sum(share) == pytest.approx(1.0) and min(share) >= 0.05
     assert result["moe_rows_per_s"] > 0

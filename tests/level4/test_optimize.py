@@ -54,7 +54,8 @@ def test_dynamic_int8_replaces_linear_layers_and_keeps_scores(trained) -> None:
     assert not any(type(m) is nn.Linear for m in int8.modules())
     assert any(type(m) is nn.Linear for m in model.modules())  # the original is untouched
     diff = np.abs(torch_scorer(int8)(X_test) - torch_scorer(model)(X_test))
-    assert diff.max() < 0.1 and diff.mean() < 0.005
+    # Measured over model seeds 0-2: max 0.053-0.066, mean 0.0034-0.0035.
+    assert diff.max() < 0.08 and diff.mean() < 0.0042
 
 
 def test_onnx_export_matches_torch(trained, tmp_path: Path) -> None:
@@ -72,9 +73,12 @@ def test_engines_compared_on_the_same_rows(trained, tmp_path: Path) -> None:
     assert results["torch_fp32"]["speedup"] == 1.0
     for row in results.values():
         assert row["throughput"] > 0 and row["latency_ms"] > 0
-        assert row["ap_loss_pts"] < 2.0  # int8 keeps the ranking on an easy problem
+        # int8 keeps the ranking on an easy problem. Measured over model seeds 0-2, in AP points:
+        # dynamic -0.10 to -0.01, static 0.016 to 0.086 (spread 0.09).
+        assert abs(row["ap_loss_pts"]) < 0.2
     assert results["onnx_fp32"]["ap_loss_pts"] == pytest.approx(0.0, abs=0.01)
-    assert results["onnx_int8_static"]["size_bytes"] < 0.6 * results["onnx_fp32"]["size_bytes"]
+    # 0.437 on every seed: fixed by the architecture (int8 weights, float biases and scales).
+    assert results["onnx_int8_static"]["size_bytes"] < 0.45 * results["onnx_fp32"]["size_bytes"]
 
 
 def test_static_int8_quantizes_weights_and_inputs_but_keeps_the_logit_float(
@@ -100,13 +104,15 @@ def test_static_int8_quantizes_weights_and_inputs_but_keeps_the_logit_float(
         assert (logit_from == "DequantizeLinear") is not float_outputs
         scores[float_outputs] = onnx_scorer(path)(X_test)
     reference = predict_proba(model, X_test)
-    # Float logits: scores within int8 input noise; quantized logits: at most 256 distinct values.
+    # Float logits: scores within int8 input noise (measured max 0.030-0.039 over model seeds
+    # 0-2); quantized logits: at most 256 distinct values (measured 210-220).
     assert np.abs(scores[True] - reference).max() < 0.05
     assert len(np.unique(scores[False])) <= 256 < len(np.unique(scores[True]))
     ap = average_precision_score(y_test, reference)
     loss = {k: ap - average_precision_score(y_test, s) for k, s in scores.items()}
-    # Measured here: 0.05 AP points with float logits, 0.69 with quantized ones.
-    assert loss[True] < 0.002 and loss[False] > loss[True]
+    # Measured over model seeds 0-2: 0.0002-0.0009 AP with float logits, 0.0069-0.0108 with
+    # quantized ones.
+    assert loss[True] < 0.002 and loss[False] > 0.004 and loss[False] > loss[True]
 
 
 def test_measure_counts_rows() -> None:
@@ -125,10 +131,11 @@ def test_student_learns_the_teacher_with_far_fewer_parameters(trained) -> None:
     assert count_parameters(teacher) >= 10 * count_parameters(student)
     teacher_ap = average_precision_score(y_test, predict_proba(teacher, X_test))
     student_ap = average_precision_score(y_test, predict_proba(student, X_test))
-    assert student_ap > teacher_ap - 0.03
-    # The student imitates the teacher's scores, not just the labels.
+    # Measured over teacher seeds 0-2: the student is -0.001 to 0.008 AP below the teacher.
+    assert student_ap > teacher_ap - 0.02
+    # The student imitates the teacher's scores, not just the labels (measured 0.958-0.959).
     corr = np.corrcoef(predict_proba(student, X_test), predict_proba(teacher, X_test))[0, 1]
-    assert corr > 0.9
+    assert corr > 0.95
 
 
 def test_calibrated_teacher_keeps_the_ranking_and_fixes_the_scale() -> None:
@@ -204,7 +211,8 @@ def test_lora_adapts_to_a_shifted_pattern_with_base_frozen(trained) -> None:
             assert torch.equal(parameter, frozen[name])
     merged = merge_lora(adapted)
     after = average_precision_score(y_eval, predict_proba(merged, X_eval))
-    assert after > before + 0.05
+    # Measured over model seeds 0-2: AP 0.40-0.43 before, +0.52 to +0.55 after.
+    assert after > before + 0.45
     np.testing.assert_allclose(
         predict_proba(merged, X_eval), predict_proba(adapted, X_eval), atol=1e-5
     )
@@ -293,14 +301,22 @@ def test_industrial_bench_returns_the_issue_keys_with_sane_values() -> None:
     assert tuple(bench) == BENCH_KEYS
     assert bench["ddp_2proc_matches_single"] is True
     assert bench["ddp_throughput_1proc"] > 0 and bench["ddp_throughput_2proc"] > 0
-    assert bench["student_param_ratio"] >= 10
+    assert bench["pipeline_matches_single"] is True
+    # 10,369 / 273 parameters, fixed by the two architectures (the issue's target is 10).
+    assert bench["student_param_ratio"] >= 37
+    # Figures below measured with these settings over industrial.seed 0-2 (the test runs 0).
+    # int8 AP loss in points: -0.08, +0.10, -0.003.
+    assert abs(bench["quant_ap_loss"]) < 0.3
     full_trainable = report["adaptation"]["full_finetune"]["trainable_params"]
     assert bench["lora_trainable_params"] < full_trainable
-    # The deployed model has never seen card testing; adapting on a week of it must help.
-    assert bench["lora_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
-    assert bench["full_finetune_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.2
+    # The deployed model has never seen card testing; adapting on a week of it must help. Gain
+    # over no adaptation: LoRA +0.82 / +0.85 / +0.87, full fine-tuning +0.75 / +0.77 / +0.67.
+    assert bench["lora_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.7
+    assert bench["full_finetune_ap_new_pattern"] > bench["no_adapt_ap_new_pattern"] + 0.55
     assert report["adaptation"]["lora"]["merged_matches_adapters"]
-    assert 0 <= bench["ab_false_win_rate"] <= 0.15 and bench["ab_power"] >= 0.6
+    # 40 experiments each: false wins 0.0 / 0.05 / 0.025 (0.025 expected), power 0.85 / 0.85 /
+    # 0.725 (0.8 planned).
+    assert 0 <= bench["ab_false_win_rate"] <= 0.1 and bench["ab_power"] >= 0.7
     out = level_dir(4) / "industrial"
     assert {
         "report.json",

@@ -32,9 +32,10 @@ def test_two_stages_compose_to_the_whole_net() -> None:
 def test_pipeline_loss_curve_matches_single_process() -> None:
     X, y = _data()
     result = compare(X, y, TorchConfig(hidden=(64, 64, 64, 64), epochs=2, batch_size=512))
-    # Measured: the two curves agree to ~2e-9 (same batches, same init, averaged micro-batches).
+    # Same batches, same init, averaged micro-batches: the curves differ only by float summation
+    # order. Measured over seeds 0-2 (the test runs seed 0): 7e-9 to 2.2e-8.
     assert result["pipeline_matches_single"]
-    assert result["max_abs_difference"] < 1e-5
+    assert result["max_abs_difference"] < 1e-6
     assert result["pipeline_epoch_losses"][1] < result["pipeline_epoch_losses"][0]
     with pytest.raises(ValueError, match="micro-batches"):
         compare(X, y, TorchConfig(batch_size=510), n_microbatches=4)

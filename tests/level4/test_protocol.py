@@ -30,6 +30,10 @@ def test_card_precision_removes_cards_already_caught() -> None:
 @pytest.mark.slow
 def test_default_simulation_meets_the_targets() -> None:
     result = run_protocol(load_config(torch={"num_threads": 1}), progress=False)
+    # The issue's targets are AP >= 0.70 and CP@100 >= 0.30. Measured once, on the default world's
+    # seed 0 (the bench's protocol.json, 2026-11-30): ensemble AP 0.720, CP@100 0.449, LightGBM AP
+    # 0.708. The test always runs that seed; other seeds' spread was not measured (one run of the
+    # default world takes minutes), so the margins are a guess: 0.02-0.05.
     assert result["ensemble"]["ap"] >= 0.70
-    assert result["ensemble"]["cp100"] >= 0.30
-    assert result["lightgbm"]["ap"] >= 0.65  # the baseline, reported beside it
+    assert result["ensemble"]["cp100"] >= 0.40
+    assert result["lightgbm"]["ap"] >= 0.68  # the baseline, reported beside it

@@ -38,13 +38,17 @@ def test_replay_alarms_after_the_switch_only(tmp_path) -> None:
     assert summary["false_alarms_stable"] == 0
     assert summary["false_alarms_seasonal"] == 0
     assert summary["alarm_days"] and summary["alarm_days"][0] >= 62
-    assert summary["alarm_delay_days"] is not None and summary["alarm_delay_days"] <= 3
+    # Measured delay over world seeds 0-2: 0 / 0 / 1 days (0 on the test's seed 1).
+    assert summary["alarm_delay_days"] is not None and summary["alarm_delay_days"] <= 2
+    # Measured AP of the first champion before the switch: 0.693-0.701 over world seeds 0-2.
+    assert summary["ap_before_drift"] >= 0.68
     # The alarm started the retraining flow; its decision is recorded (no labels of the new
     # pattern exist yet because of the delay, so the gate must not promote on noise).
     retrains = [d for d in result["days"] if d["retrain"] == "drift"]
     assert len(retrains) == 1 and retrains[0]["day"] == summary["alarm_days"][0]
     decisions = [json.loads(x) for x in (out / "decisions.jsonl").read_text().splitlines()]
     assert len(decisions) == 1 and decisions[0]["trigger"] == "drift"
+    assert decisions[0]["promoted"] is False  # measured: no promotion on world seeds 0-2
     timeline = json.loads((out / "timeline.json").read_text())
     assert [d["day"] for d in timeline["days"]] == list(range(52, 70))
     assert (out / "timeline.png").stat().st_size > 10_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from level4_fraud.config import SimulationConfig
 from level4_fraud.data.simulate import TransactionSimulator, simulate_to_parquet
@@ -49,7 +50,7 @@ def test_fraud_scenarios_follow_their_rules(tiny_sim: TransactionSimulator) -> N
         ].isin([1, 2])
         leaked.append(today.loc[mask, "tx_fraud_scenario"] == 3)
     share = pd.concat(leaked).mean()
-    assert 0.2 < share < 0.5
+    assert share == pytest.approx(1 / 3, abs=0.06)  # measured 0.334-0.359 over world seeds 0-7
     # Scenario 2's share of traffic follows the share of terminals compromised (a tiny world has
     # few terminals, so it is large here: 2 a day for 28 days out of 800).
     late = data[data["tx_time_days"] >= 30]
@@ -57,9 +58,12 @@ def test_fraud_scenarios_follow_their_rules(tiny_sim: TransactionSimulator) -> N
         [len(tiny_sim.compromised_terminals(d)) / cfg.n_terminals for d in range(30, 45)]
     )
     observed = (late["tx_fraud_scenario"] == 2).mean()
+    # Measured observed / expected over world seeds 0-7: 0.75-1.16 (0.95 on the test's seed 3;
+    # few terminals, so it varies a lot).
     assert 0.5 * expected < observed < 1.5 * expected
-    # Scenario 1 is rare, as in the handbook (amounts above 220 from profiles of mean ≤ 100).
-    assert 0 < (data["tx_fraud_scenario"] == 1).mean() < 0.01
+    # Scenario 1 is rare, as in the handbook (amounts above 220 from profiles of mean ≤ 100):
+    # measured 0.0004-0.0008 of payments over world seeds 0-7.
+    assert 0 < (data["tx_fraud_scenario"] == 1).mean() < 0.0015
     assert set(data["tx_fraud_scenario"].unique()) == {0, 1, 2, 3}
 
 
@@ -75,8 +79,11 @@ def test_new_pattern_only_after_its_day_and_seasonal_raises_spending() -> None:
     legit = data[(data["tx_fraud"] == 0) & (data["tx_time_days"] >= 30)]
     legit_base = base.simulate(40)
     legit_base = legit_base[(legit_base["tx_fraud"] == 0) & (legit_base["tx_time_days"] >= 30)]
-    assert legit["tx_amount"].mean() > 1.15 * legit_base["tx_amount"].mean()
-    assert len(legit) > 1.1 * len(legit_base)
+    # The season's factors are 1.3 (amount) and 1.2 (payments), fully ramped by day 24. Measured
+    # over world seeds 0-7: 1.26-1.32 and 1.19-1.22.
+    amount_ratio = legit["tx_amount"].mean() / legit_base["tx_amount"].mean()
+    assert 1.2 < amount_ratio < 1.4
+    assert 1.15 < len(legit) / len(legit_base) < 1.25
     # Before the switches both worlds are the same.
     pd.testing.assert_frame_equal(sim.day(5), base.day(5))
 
