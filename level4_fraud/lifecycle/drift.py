@@ -135,6 +135,8 @@ class DriftMonitor:
         (``tail_ratio``: the window first holds ``signal_days``). ``cards``: each row's card id,
         required when the monitor watches suspect cards."""
         cfg = self.config
+        if self.card_cusum is not None and cards is None:  # before any statistic moves
+            raise ValueError("this monitor watches suspect cards: pass the day's card ids")
         X = as_matrix(frame)
         n = len(X)
         raw = self.detector.raw_score(X)
@@ -154,8 +156,7 @@ class DriftMonitor:
             statistic, signal = self.cusum.update(tail, n)
             alarm_by = "tail rate" if signal else None
             if self.card_cusum is not None:
-                if cards is None:
-                    raise ValueError("this monitor watches suspect cards: pass the day's card ids")
+                assert cards is not None
                 was_signalling |= self.card_cusum.statistic >= self.card_cusum.h - 1e-9
                 suspect = _suspect_cards(raw > self.threshold, cards, cfg.card_tail_payments)
                 card_statistic, card_signal = self.card_cusum.update(suspect)

@@ -305,7 +305,7 @@ def summarise(
     stable_days = sum(1 for r in records if r["period"] != "new_pattern")
     after = [d for d in alarms if pattern_day is not None and d >= pattern_day]
     delay = after[0] - pattern_day if after else None
-    fired_by = next((r.get("alarm_by") for r in records if after and r["day"] == after[0]), None)
+    fired_by = next(r["alarm_by"] for r in records if r["day"] == after[0]) if after else None
     promotions = [d["day"] for d in decisions if d["promoted"]]
     ap_before = _mean([r["ap"] for r in records if r["period"] != "new_pattern"])
     fix_day = fixed_by = None

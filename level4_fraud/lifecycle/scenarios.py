@@ -266,7 +266,7 @@ def run_matrix(
 
     out_dir = out_dir or level_dir(4) / "scenarios"
     cases = matrix_cases(m)
-    rows: list[dict[str, Any] | None] = [None] * len(cases)
+    rows: dict[int, dict[str, Any]] = {}  # by case index: cases finish in any order
     # "spawn": a fresh interpreter per worker, no forked torch/OpenMP thread state.
     context = multiprocessing.get_context("spawn")
     with (
@@ -300,7 +300,7 @@ def run_matrix(
                 row["alarm_delay_days"],
                 row["false_alarms"],
             )
-        done = [row for row in rows if row is not None]
+        done = [rows[i] for i in range(len(cases))]
         summary = summarise_matrix(done, m)
         write_json(tmp / "cases.json", {"summary": summary, "cases": done})
         write_text(tmp / "table.md", markdown_table(done))

@@ -99,5 +99,8 @@ def test_a_card_watching_monitor_needs_the_days_card_ids(worlds) -> None:
         calibration=[part[FEATURES], part[FEATURES]],
         card_days=[(part[FEATURES], part["customer_id"])] * 2,
     )
+    assert monitor.cusum is not None
+    monitor.cusum.statistic = 1.0
     with pytest.raises(ValueError, match="card ids"):
         monitor.check(part[FEATURES], np.zeros(len(part)))
+    assert monitor.cusum.statistic == 1.0  # refused before either statistic moved
