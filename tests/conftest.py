@@ -1,5 +1,6 @@
 """Test-wide set-up: outputs go to a temporary folder, markers decide skips.
 
+- Native thread pools get one thread each (``ML_THREADS`` overrides; ``ml_common.threads``).
 - Every test session writes its artifacts (and the MLflow sqlite file) under a temporary folder,
   never into the repository's ``artifacts/``.
 - ``gpu`` tests skip with a reason when CUDA is absent.
@@ -12,9 +13,15 @@ from __future__ import annotations
 import functools
 import os
 
-import pytest
+# Before pytest imports any test module (and with it NumPy, PyTorch, implicit …): one thread per
+# native pool, ML_THREADS to override; already-loaded libraries are resized too.
+from ml_common.threads import apply_thread_limits
 
-from ml_common.services import docker_available
+apply_thread_limits()
+
+import pytest  # noqa: E402
+
+from ml_common.services import docker_available  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
