@@ -27,7 +27,7 @@ import pandas as pd
 
 from level3_recsys import data as data_stage
 from level3_recsys.bundle import UserHistories, default_serving_dir
-from level3_recsys.evaluate import bootstrap_ci, evaluate_per_user
+from level3_recsys.evaluate import evaluate_per_user
 from level3_recsys.models import ItemToItem, RecencyWeighted, recency_matrix
 from level3_recsys.settings import Level3Settings
 from level3_recsys.tune import (
@@ -42,6 +42,7 @@ from level3_recsys.tune import (
 from ml_common.atomic import atomic_dir, write_json
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
+from ml_common.stats import bootstrap_ci
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias, setup_mlflow
 
 __all__ = ["CHALLENGER_MODEL", "OURS", "RecencyWeighted", "recency_matrix", "train"]
@@ -114,7 +115,9 @@ def evaluate_protocol(
     servable: dict[str, RecencyWeighted] = {}
 
     def interval(values: np.ndarray) -> list[float]:
-        return list(bootstrap_ci(values, t.bootstrap_resamples, t.confidence, settings.seed))
+        return bootstrap_ci(
+            values, resamples=t.bootstrap_resamples, confidence=t.confidence, seed=settings.seed
+        ).as_list()
 
     for name in MODELS:
         start = time.perf_counter()
