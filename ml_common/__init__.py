@@ -18,6 +18,8 @@ Nothing here imports a level. Each module is small and can be read on its own:
 - ``tool_defaults`` environment defaults for Prefect and MLflow, applied on import (below)
 - ``threads``   native thread pools (BLAS, OpenMP, PyTorch) sized once, applied on import (below)
 - ``stats``     the one bootstrap interval helper
+- ``body_limit`` the one request-body size limit (ASGI middleware) every service uses
+- ``system_tools`` promtool, Redis, chromium, Docker, GPU: present or not, and what to install
 """
 
 # First, before anything here or in a level imports NumPy: a native pool is sized when its

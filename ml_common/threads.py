@@ -62,8 +62,10 @@ def _limit_loaded_libraries(count: int) -> None:
     """Resize the pools of native libraries that are already loaded (no-op when none is)."""
     if not any(name in sys.modules for name in _NUMERIC_MODULES):
         return
-    from threadpoolctl import threadpool_limits
-
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a slim serving image without it: the variables set above must do
+        return
     # Not used as a context manager: the limit stays for the life of the process.
     threadpool_limits(limits=count)
     torch = sys.modules.get("torch")
