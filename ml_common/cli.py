@@ -34,6 +34,7 @@ from pathlib import Path
 from ml_common.config import ConfigError
 from ml_common.datasets import DataError
 from ml_common.paths import artifacts_dir
+from ml_common.tool_defaults import PREFECT_STARTUP_BUDGET_S, PREFECT_STARTUP_VARIABLE
 
 #: Exception types that mean "the input is wrong", not "the code is wrong": exit 2, one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataError, FileNotFoundError)
@@ -117,11 +118,11 @@ def prefect_startup_hint(exc: BaseException) -> str | None:
     """The line for Prefect's temporary server not answering in time, else None."""
     if _PREFECT_TIMEOUT not in str(exc):
         return None
-    budget = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
+    budget = os.environ.get(PREFECT_STARTUP_VARIABLE, str(PREFECT_STARTUP_BUDGET_S))
     return (
         f"Prefect's temporary API server did not answer within {budget} s (first start migrates "
-        "its database; slow on a busy machine). Run the command again, or raise "
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start a server once with "
+        f"its database; slow on a busy machine). Run the command again, or raise "
+        f"{PREFECT_STARTUP_VARIABLE}, or start a server once with "
         "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
     )
 

@@ -21,16 +21,15 @@ labels have arrived, i.e. before ``t − delay_days``); the replay and :func:`ru
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-# The temporary Prefect server needs more than its default 20 s to start on a busy 2-core machine.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-from prefect import flow, task  # noqa: E402
+# Prefect's start-up budget is ml_common's one value (tool_defaults.PREFECT_STARTUP_BUDGET_S),
+# set when level4_fraud's package imports ml_common, before Prefect loads.
+from prefect import flow, task
 
 from level4_fraud.config import Level4Settings
 from level4_fraud.data.features import FEATURES, as_matrix
