@@ -40,6 +40,7 @@ from level3_recsys.tune import (
     load_or_tune,
 )
 from ml_common.atomic import atomic_dir, write_json
+from ml_common.cli import UsageError
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
 from ml_common.stats import bootstrap_ci
@@ -311,7 +312,7 @@ def export_serving_bundle(settings: Level3Settings, dest: Path) -> dict[str, int
         if version is None:
             if alias == CHALLENGER:
                 continue
-            raise RuntimeError(f"no '{alias}' alias on registered model {name}: train first")
+            raise UsageError(f"no '{alias}' alias on registered model {name}: train first")
         with atomic_dir(dest / alias) as tmp:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{name}@{alias}", dst_path=str(tmp / "download")

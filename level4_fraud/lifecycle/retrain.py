@@ -40,6 +40,7 @@ from level4_fraud.training.evaluate import fraud_metrics
 from level4_fraud.training.registry import load_model, log_model
 from level4_fraud.training.train import fit_ensemble
 from ml_common.atomic import write_json
+from ml_common.cli import UsageError
 from ml_common.config import dump_settings
 from ml_common.paths import level_dir
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias
@@ -48,7 +49,7 @@ ROLLBACK = "rollback"
 TRIGGERS = ("schedule", "drift")
 
 
-class NoChampionError(ValueError):
+class NoChampionError(UsageError):
     """A retraining cycle was asked for before any model was registered as champion."""
 
 
@@ -184,19 +185,19 @@ def run_retrain_cycle(
 
     Raises:
         NoChampionError: no ``champion`` is registered (run ``python -m level4_fraud train``).
-        ValueError: an unknown trigger, or a day outside the simulation or too early for the
+        UsageError: an unknown trigger, or a day outside the simulation or too early for the
             windows.
     """
     if trigger not in TRIGGERS:
-        raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
+        raise UsageError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
     n_days = settings.simulation.n_days
     day = n_days if day is None else day
     (train_start, train_stop), (hold_start, hold_stop) = retrain_windows(day, settings)
     if not 0 < day <= n_days:
-        raise ValueError(f"--day {day} is outside the simulation: choose 1 … {n_days}")
+        raise UsageError(f"--day {day} is outside the simulation: choose 1 … {n_days}")
     if train_start < 0:
         needed = settings.retrain.train_days + settings.retrain.holdout_days
-        raise ValueError(
+        raise UsageError(
             f"--day {day} is too early: a cycle needs {needed} labelled days (retrain.train_days "
             f"+ holdout_days) before day − delay_days ({settings.protocol.delay_days})"
         )

@@ -39,6 +39,7 @@ from level4_fraud.data.protocol import (
 )
 from level4_fraud.data.simulate import TransactionSimulator
 from level4_fraud.training.evaluate import card_precision_top_k, fraud_metrics
+from ml_common.config import ConfigError
 from ml_common.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def handbook_windows(settings: Level4Settings) -> dict[str, list[int]]:
     }
     if h.long_train_days:
         if train_stop - h.long_train_days < 0:
-            raise ValueError("handbook.long_train_days reaches before day 0")
+            raise ConfigError("handbook.long_train_days reaches before day 0")
         windows["long_train"] = [train_stop - h.long_train_days, train_stop]
     return windows
 
@@ -116,10 +117,10 @@ def score_all(
     windows = handbook_windows(settings)
     train = day_slice(frame, *windows["train"])
     if train.empty or train[LABEL].sum() == 0:
-        raise ValueError("the handbook's training week holds no fraud: choose another window")
+        raise ConfigError("the handbook's training week holds no fraud: choose another window")
     test_all = day_slice(frame, *windows["test"])
     if test_all.empty:
-        raise ValueError("the handbook's test week has no rows: simulate more days")
+        raise ConfigError("the handbook's test week has no rows: simulate more days")
     X_train, y_train = as_matrix(train[FEATURES]), train[LABEL].to_numpy()
     X_test = as_matrix(test_all[FEATURES])
     scores: dict[str, np.ndarray] = {}
@@ -295,7 +296,7 @@ def run_handbook(settings: Level4Settings, *, progress: bool = True) -> dict[str
     start = windows.get("long_train", windows["train"])[0]
     stop = windows["test"][1]
     if stop > settings.simulation.n_days:
-        raise ValueError(
+        raise ConfigError(
             f"the handbook's test week ends on day {stop - 1}, after the simulation's "
             f"{settings.simulation.n_days} days"
         )

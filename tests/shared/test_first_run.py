@@ -143,8 +143,8 @@ def test_an_unexpected_error_is_one_line_with_the_log_path(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip()
     log = tmp_path / "level9" / "logs" / "error.log"
     assert err == (
-        f"error: unexpected ZeroDivisionError: division by zero (traceback in {log}; "
-        "or rerun with --verbose)"
+        "error: unexpected ZeroDivisionError (a bug or a failed tool, not your input): "
+        f"division by zero (traceback in {log}; or rerun with --verbose)"
     )
     assert "ZeroDivisionError" in log.read_text() and "Traceback" in log.read_text()
 
