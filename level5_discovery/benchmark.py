@@ -309,7 +309,7 @@ def run_benchmark(
     lit_worth = means[best_no_lit] / max(means[best_key], 1e-9)
     keys = {
         "n_genes": n,
-        "worlds": settings.bench.worlds,
+        "worlds": len(outcomes),  # measured: the worlds that ran, not the configured count
         "experiments_random_mean": means["random"],
         "experiments_symbolic_mean": means["symbolic"],
         "experiments_rl_mean": means["rl"],
