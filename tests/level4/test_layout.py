@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from level4_fraud.config import DEFAULT_CONFIG, Level4Settings, load_config
@@ -150,14 +151,13 @@ def test_scoring_image_files_are_enough_to_import_the_onnx_tier(tmp_path: Path) 
         target = tmp_path / source
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text((PACKAGE.parent / source).read_text())
-    # ml_common is installed (editable) here: the copies must be the ones imported.
-    code = (
-        "import sys, level4_fraud.serving.onnx_service, ml_common;"
-        "assert ml_common.__file__.startswith(sys.argv[1]), ml_common.__file__"
-    )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    # The project is installed editable here, and its import hook would find any file the image
+    # lacks: -S skips the .pth files that install it; site-packages is put back as a plain path.
+    paths = sysconfig.get_paths()
+    libraries = os.pathsep.join(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+    code = "import level4_fraud.serving.onnx_service"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), libraries])}
     result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
