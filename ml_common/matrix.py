@@ -119,7 +119,10 @@ def case_seed(key: str) -> int:
 def function_ref(fn: CaseFn) -> str:
     """``module:qualname`` of a module-level function; refuse what a worker could not import."""
     module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    if not module or "<" in qualname or module == "__main__":
+    if module == "__main__":  # `python -m package.module`: importable under its real name
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else None
+    if not module or "<" in qualname:
         raise TypeError(f"case function must be defined at module level, importable: {fn!r}")
     return f"{module}:{qualname}"
 
