@@ -166,7 +166,9 @@ def _run_in_subprocess(
     log_path: Path | None,
 ) -> dict[str, Any]:
     """Run ``ref(params)`` in a fresh interpreter; its own artifacts, registry and log."""
-    case_dir = scratch / _safe_name(key)
+    # A folder per attempt: a rerun never shares files with an earlier attempt's process.
+    scratch.mkdir(parents=True, exist_ok=True)
+    case_dir = Path(tempfile.mkdtemp(prefix=f"{_safe_name(key)}-", dir=scratch))
     artifacts = case_dir / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     in_path, out_path = case_dir / "params.json", case_dir / "result.json"
@@ -191,6 +193,7 @@ def _run_in_subprocess(
                 cwd=os.getcwd(),
                 timeout=settings.case_timeout_s,
                 check=False,
+                preexec_fn=_die_with_parent,
             )
         except subprocess.TimeoutExpired:
             raise CaseTimedOut(f"killed after {settings.case_timeout_s:g} s") from None
@@ -200,6 +203,25 @@ def _run_in_subprocess(
             raise CaseFailed(outcome["error"])
         return outcome["result"]
     raise CaseFailed(f"the case's process died (exit {proc.returncode}; log {log_path})")
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux / glibc
+        return None
+
+
+_PRCTL = _load_prctl()  # loaded here: nothing may be imported between fork and exec
+
+
+def _die_with_parent() -> None:
+    """In the case's process (Linux): SIGKILL it when its worker dies, so no orphan runs on
+    beside the attempt Dask starts elsewhere. Elsewhere a no-op."""
+    if _PRCTL is not None:
+        _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 def _run_in_process(ref: str, key: str, params: dict[str, Any], settings: MatrixSettings) -> dict:
@@ -235,12 +257,19 @@ def _case_task(
     from prefect.runtime import task_run
 
     settings = MatrixSettings.model_validate_json(settings_json)
+    # Prefect counts its own retries; a worker that died mid-case makes Dask run the same task
+    # again elsewhere, which only a mark left by the earlier start shows (same machine).
+    marks = Path(scratch) / "attempts"
+    marks.mkdir(parents=True, exist_ok=True)
+    with open(marks / _safe_name(key), "a") as mark:
+        mark.write(".")
+    attempt = max(task_run.run_count, (marks / _safe_name(key)).stat().st_size)
     if settings.isolate:
         log_path = Path(log_dir) / f"{_safe_name(key)}.log" if log_dir else None
         result = _run_in_subprocess(ref, key, params, settings, Path(scratch), log_path)
     else:
         result = _run_in_process(ref, key, params, settings)
-    return {"result": result, "attempt": task_run.run_count}
+    return {"result": result, "attempt": attempt}
 
 
 def _retry_unless_timeout(task: Any, task_run: Any, state: Any) -> bool:

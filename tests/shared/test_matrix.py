@@ -128,6 +128,7 @@ def test_same_files_on_one_worker_two_workers_and_a_separate_cluster(
     assert any(f"scheduler at {dask_processes}" in line for line in lines)
 
 
+@pytest.mark.slow  # a 45 s hang and retries: ~2 min idle, ~8 min at load 14
 def test_failures_retries_hangs_and_killed_cases(tmp_path: Path) -> None:
     cases = {
         "fine": {"key": "fine", "mu": 5},
@@ -178,3 +179,36 @@ def test_a_dead_scheduler_address_is_one_line_within_ten_seconds() -> None:
             matrix_cases.noisy_mean, CASES, MatrixSettings(address=address, connect_timeout_s=5)
         )
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.slow  # ~1.5 min idle, 8.5 min at load 26
+def test_a_worker_killed_mid_case_costs_that_case_a_retry_not_the_run() -> None:
+    import threading
+
+    import psutil
+
+    killed: list[int] = []
+
+    def kill_the_worker_of_the_first_running_case() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not killed:
+            time.sleep(0.5)
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    running_a_case = "ml_common.matrix" in " ".join(child.cmdline())
+                    worker = child.parent()
+                except psutil.Error:
+                    continue
+                if running_a_case and worker is not None:
+                    worker.kill()  # the Dask worker process, as the OOM killer would
+                    killed.append(worker.pid)
+                    return
+
+    cases = {f"slow{i}": {"key": f"slow{i}", "seconds": 10} for i in range(3)}
+    killer = threading.Thread(target=kill_the_worker_of_the_first_running_case, daemon=True)
+    killer.start()
+    result = run_matrix(matrix_cases.slow_case, cases, MatrixSettings(workers=2), name="test-kill")
+    assert killed, "no case process was seen running"
+    assert not result.failed
+    assert result.rows == {k: {"seed": case_seed(k)} for k in cases}
+    assert len(result.retried) == 1
