@@ -47,7 +47,7 @@ from level5_discovery.loop import SessionConfig, SessionResult, run_session
 from level5_discovery.retrieval import pair_question, recall_at_k
 from level5_discovery.session import prepare_world, scripted_reviewer, session_config
 from level5_discovery.settings import Level5Settings
-from level5_discovery.train import evaluate_lm, lm_model, rl_policy
+from level5_discovery.train import RENAMED_POOL, evaluate_lm, lm_model, rl_policy
 from ml_common.paths import PROJECT_ROOT
 
 BASELINES = ("random", "symbolic", "rl")
@@ -306,6 +306,8 @@ def run_benchmark(
     per_strategy_secs = {s: _quantiles([o.seconds[s] for o in outcomes]) for s in strategies}
     finals = [a.scores for a in agents]
     lm_eval = evaluate_lm(lm, settings)
+    # The same held-out worlds with other gene names (the model was trained on the default ones).
+    lm_renamed = evaluate_lm(lm, settings, RENAMED_POOL)
     lit_worth = means[best_no_lit] / max(means[best_key], 1e-9)
     keys = {
         "n_genes": n,
@@ -343,6 +345,7 @@ def run_benchmark(
         / max(sum(a.wrong_total for a in agents), 1),
         "lm_perplexity": float(lm_eval["perplexity"]),
         "lm_parse_rate": float(lm_eval["parse_rate"]),
+        "lm_parse_rate_renamed": float(lm_renamed["constrained_parse_rate"]),
         "session_seconds": measure_session_seconds() if session_seconds else float("nan"),
     }
     details = {
@@ -362,6 +365,7 @@ def run_benchmark(
         "true_literature_rejected_rate": sum(a.true_rejected for a in agents)
         / max(sum(a.true_total for a in agents), 1),
         "lm_constrained_accuracy": lm_eval["constrained_accuracy"],
+        "lm_constrained_accuracy_renamed": lm_renamed["constrained_accuracy"],
         "lm_free_examples": lm_eval["free_examples"],
     }
     details["default_cell"] = _cell_summary(outcomes, matrix_cells(settings)[0])

@@ -29,10 +29,22 @@ from level5_discovery.human import (
     Reviewer,
     ScriptedReviewer,
 )
-from level5_discovery.lm import Hypothesis, TrainResult, generate_constrained
+from level5_discovery.lm import (
+    Hypothesis,
+    TrainResult,
+    generate_constrained,
+    keyword_hypotheses,
+    lab_mentions,
+)
 from level5_discovery.logic import Claim, HypothesisSpace, Knowledge, Z3Budget, closure
 from level5_discovery.retrieval import Retriever, pair_question
 from level5_discovery.world import GeneNetwork, Intervention, Lab
+from ml_common.logs import get_logger
+
+log = get_logger(__name__)
+# Below this share of readable passages the reader is not reading this literature (another
+# naming scheme, a broken endpoint): the session says so and falls back.
+MIN_PARSE_RATE = 0.5
 
 
 @dataclass
@@ -41,6 +53,12 @@ class Literature:
 
     prior: np.ndarray  # signed confidence [i, j] in [-1, 1]
     support: dict[tuple[int, int], list[tuple[Hypothesis, str]]]
+    # Share of the retrieved passages about two lab genes that the reader turned into a
+    # hypothesis, which reader produced the prior ("lm", "keyword" after a fallback, "none"),
+    # and the one line a fallback says (None when the reader did its job).
+    parse_rate: float = 1.0
+    reader: str = "lm"
+    note: str | None = None
 
     def claims(self, threshold: float = 0.3) -> list[Claim]:
         """Hypotheses strong enough to enter the estimate."""
@@ -63,7 +81,10 @@ def read_literature(
 ) -> Literature:
     """Retrieve passages for every ordered pair, generate hypotheses, pool them into a prior.
 
-    ``retriever=None`` reads every abstract for every pair (the no-retrieval ablation).
+    ``retriever=None`` reads every abstract for every pair (the no-retrieval ablation). If the
+    reader turns fewer than ``MIN_PARSE_RATE`` of the retrieved passages that name two lab genes
+    into a hypothesis, one warning line says so and the keyword reader takes over (measured
+    better than no literature: README ablation); if that fails too, the prior stays empty.
     """
     genes = world.genes
     index = {g: i for i, g in enumerate(genes)}
@@ -76,7 +97,21 @@ def read_literature(
     unique = sorted({pid for row in hits for pid in row})
     texts = [corpus[pid].text for pid in unique]
     generate = hypothesis_fn or (lambda p, g: generate_constrained(lm.model, lm.tokenizer, p, g))
-    hypotheses = dict(zip(unique, generate(texts, genes), strict=True))
+    about_lab = [k for k, t in enumerate(texts) if len(lab_mentions(t, genes)) >= 2]
+    reader, note = "lm", None
+    read = generate(texts, genes)
+    rate = _parse_rate(read, about_lab)
+    if rate < MIN_PARSE_RATE:
+        fallback = keyword_hypotheses(texts, genes)
+        fallback_rate = _parse_rate(fallback, about_lab)
+        reader = "keyword" if fallback_rate >= MIN_PARSE_RATE else "none"
+        read = fallback if reader == "keyword" else [None] * len(texts)
+        note = (f"the reader parsed {rate:.0%} of {len(about_lab)} passages about lab genes "
+                f"(under {MIN_PARSE_RATE:.0%}): "
+                + ("falling back to the keyword reader" if reader == "keyword"
+                   else "running without a literature prior"))  # fmt: skip
+        log.warning(note)
+    hypotheses = dict(zip(unique, read, strict=True))
     prior = np.zeros((n, n))
     support: dict[tuple[int, int], list[tuple[Hypothesis, str]]] = {}
     for (i, j), row in zip(pairs, hits, strict=True):
@@ -90,7 +125,14 @@ def read_literature(
         if matching:
             support[(i, j)] = matching
             prior[i, j] = float(np.mean([h.sign * h.sign_confidence for h, _ in matching]))
-    return Literature(prior, support)
+    return Literature(prior, support, rate, reader, note)
+
+
+def _parse_rate(read: list[Hypothesis | None], about_lab: list[int]) -> float:
+    """Share of the passages about lab genes that came back as a hypothesis."""
+    if not about_lab:
+        return 1.0  # nothing to read: not a reader failure
+    return sum(read[k] is not None for k in about_lab) / len(about_lab)
 
 
 @dataclass

@@ -40,7 +40,8 @@ class Prepared:
 
 def world_spec(settings: Level5Settings) -> WorldSpec:
     """The lab of these settings (size, density, noise)."""
-    return WorldSpec(n_genes=settings.n_genes, **settings.world.model_dump())
+    return WorldSpec(n_genes=settings.n_genes, gene_pool=tuple(settings.gene_pool),
+                     **settings.world.model_dump())  # fmt: skip
 
 
 def prepare_world(
@@ -108,6 +109,8 @@ def tell_literature(prepared: Prepared, echo: Callable[[str], None], pairs: int 
     genes = world.genes
     echo(f"lab genes ({world.n_genes}): {', '.join(genes)}")
     echo(f"literature: {len(prepared.corpus)} abstracts")
+    if lit.note:
+        echo(f"WARNING: {lit.note}")
     ranked = sorted(lit.support.items(), key=lambda kv: -abs(lit.prior[kv[0]]))
     echo(f"hypotheses from the literature (language model on retrieved passages): {len(ranked)}")
     for (i, j), support in ranked[:pairs]:

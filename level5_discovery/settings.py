@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ml_common.config import LevelSettings, load_settings, settings_config
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
+
+# The gene symbols a world draws its genes from; the corpus uses the rest as "genes that don't
+# matter". The one definition: the world, the corpus and the language model's training corpus
+# all read ``Level5Settings.gene_pool`` (this is its default), and the LM cache key holds it.
+DEFAULT_GENE_POOL: tuple[str, ...] = (
+    "SOX2", "PAX6", "GATA3", "TBX5", "NKX2", "HES1", "MYOD", "FOXA2", "KLF4", "RUNX1",
+    "TP53", "MDM2", "CDX2", "OTX2", "LHX2", "ISL1", "NANOG", "OCT4", "SNAI1", "TWIST",
+    "ZEB1", "MSX1", "DLX5", "HAND2", "MEF2C", "ASCL1", "NEUROG", "OLIG2", "SPI1", "CEBPA",
+    "IRF8", "EGR1", "FOS", "JUNB", "ATF4", "XBP1", "HIF1A", "STAT3", "SMAD4", "TCF7",
+)  # fmt: skip
 
 
 class RetrievalSettings(BaseModel):
@@ -114,6 +124,8 @@ class Level5Settings(LevelSettings):
 
     seed: int = 2026
     n_genes: int = Field(12, ge=3, le=40)
+    # Symbols the lab's genes are drawn from (another naming scheme: list other symbols).
+    gene_pool: list[str] = Field(default_factory=lambda: list(DEFAULT_GENE_POOL))
     replicates: int = Field(8, ge=2)
     control_replicates: int = Field(16, ge=2)
     max_experiments: int = Field(12, ge=1)
@@ -129,6 +141,27 @@ class Level5Settings(LevelSettings):
     stopping: StoppingSettings = StoppingSettings()
     bench: BenchSettings = BenchSettings()
     llm_backend: LLMBackendSettings = LLMBackendSettings()
+
+
+    @field_validator("gene_pool")
+    @classmethod
+    def _symbols(cls, pool: list[str]) -> list[str]:
+        # One word each (the tokenizer and the grammar split on anything else), no repeats.
+        bad = [g for g in pool if not g.isalnum() or not g[0].isalpha()]
+        if bad:
+            raise ValueError(f"gene symbols must be letters and digits, starting with a letter; "
+                             f"{len(bad)} are not")  # fmt: skip
+        if len(set(pool)) != len(pool):
+            raise ValueError("gene symbols must be unique")
+        return pool
+
+    @model_validator(mode="after")
+    def _pool_holds_the_lab(self) -> Level5Settings:
+        # The corpus needs genes outside the lab for its irrelevant abstracts.
+        if len(self.gene_pool) < self.n_genes + 2:
+            raise ValueError(f"gene_pool needs at least n_genes + 2 = {self.n_genes + 2} symbols, "
+                             f"has {len(self.gene_pool)}")  # fmt: skip
+        return self
 
 
 def load(path: str | Path | None = None, **overrides: object) -> Level5Settings:
