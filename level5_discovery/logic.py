@@ -454,13 +454,28 @@ class HypothesisSpace:
         self.unresolved = result == z3.unknown
         return list(self.dropped)
 
-    def is_consistent(self, claim: Claim) -> bool:
-        """Whether some network consistent with the evidence contains the claimed edge."""
+    def claim_status(self, claim: Claim) -> str:
+        """``"impossible"`` (no network consistent with the evidence holds the claimed edge: a
+        proof), ``"possible"`` (some network does) or ``"unknown"`` (no proof either way).
+
+        Never rejected without proof: while the evidence is ``unresolved`` (make_consistent ran
+        out of budget with facts still in conflict) every claim is unsatisfiable only because
+        the facts contradict each other, so every claim answers "unknown"; so does a check that
+        runs out of its budget.
+        """
+        if self.unresolved:
+            return "unknown"
         fact = z3.And(self.edge[claim.source][claim.target], self.act[claim.source][claim.target]
                       == bool(claim.sign > 0))  # fmt: skip
-        # Within one check's budget; "don't know" keeps the claim (never rejected without proof).
         meter = _Meter(self.solver, replace(self.budget, decision_rlimit=self.budget.check_rlimit))
-        return meter.check(*self._active(), fact) != z3.unsat
+        result = meter.check(*self._active(), fact)
+        if result == z3.unsat:
+            return "impossible"
+        return "possible" if result == z3.sat else "unknown"
+
+    def is_consistent(self, claim: Claim) -> bool:
+        """Whether the claim survives: not proved impossible (see :meth:`claim_status`)."""
+        return self.claim_status(claim) != "impossible"
 
     def backbone(
         self, edges: bool = True, known: np.ndarray | None = None

@@ -196,8 +196,11 @@ def open_edge_questions(knowledge: Knowledge) -> int:
 
 
 def _status(space: HypothesisSpace, knowledge: Knowledge, claim: Claim) -> str:
-    if not space.is_consistent(claim):
+    verdict = space.claim_status(claim)
+    if verdict == "impossible":
         return "rejected by evidence"
+    if verdict == "unknown":
+        return "unknown (no proof either way within the solver's budget)"
     edges = knowledge.edges
     if (
         edges is not None
@@ -309,7 +312,12 @@ def run_session(
         reviewer.ran(measurement)
         knowledge.add(measurement)
         effect = knowledge.effects[target]
-        confirmed = confirmed + 1 if np.array_equal(predicted, effect.changed) else 0
+        if effect.changed.any():
+            confirmed = confirmed + 1 if np.array_equal(predicted, effect.changed) else 0
+        elif predicted.any():
+            confirmed = 0  # it predicted genes would move and none did
+        # An experiment that moved nothing, as predicted, confirms nothing about the edges the
+        # guess is unsure of (a sink's knock-out fits almost every network): it does not count.
         moved = [f"{genes[j]}{'+' if effect.direction[j] > 0 else '-'}"
                  for j in np.flatnonzero(effect.changed)]  # fmt: skip
         f1_curve.append(grade())
