@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--port", type=_port, default=0,
                         help="port (default: a free one, printed)")  # fmt: skip
     sub.add_parser("figures", help="draw the latest outputs' PNGs into artifacts/level5/figures")
+    calibrate = sub.add_parser("calibrate",
+                               help="calibrate the stopping probability on the tuning worlds")
+    calibrate.add_argument("--cells", type=int, help="only the first N cells (default: all)")
+    calibrate.add_argument("--worlds", type=int, help="tuning worlds per cell (default: config)")
     return parser
 
 
@@ -188,6 +192,26 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate stopping.probability on the tuning worlds -> artifacts/level5/calibration.json."""
+    from level5_discovery.benchmark import calibrate
+
+    settings = load(args.config)
+    if args.worlds is not None:
+        settings.bench.tuning_worlds = args.worlds
+    result = calibrate(settings, args.cells)
+    result["config"] = dump_settings(settings)
+    write_json(level_dir(5) / "calibration.json", result)
+    for row in result["table"]:
+        print(f"threshold {row['threshold']:.2f}: stopped {row['stopped']}/{row['sessions']}, "
+              f"share F1 >= {settings.target_f1:g}: {row['share_f1_ok']}, "
+              f"experiments {row['experiments_mean']}")  # fmt: skip
+    verdict = "meets" if result["met"] else "does NOT meet (strictest threshold kept)"
+    print(f"chosen stopping.probability {result['chosen']} ({verdict} the 95% goal on "
+          f"{len(result['tuning_seeds'])} tuning worlds per cell); set it in config.yaml")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmark; writes artifacts/bench/level5.json, artifacts/level5/bench_details.json and
     the README's tables (artifacts/level5/bench_tables.md)."""
@@ -289,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     try:
         commands = {"run": cmd_run, "bench": cmd_bench, "figures": cmd_figures,
-                    "review": cmd_review}  # fmt: skip
+                    "review": cmd_review, "calibrate": cmd_calibrate}  # fmt: skip
         return commands[args.command](args)
     except ConfigError as exc:
         report_error(exc, 5)

@@ -27,7 +27,12 @@ from level5_discovery.evidence import (
     regress_parents,
     test_descendants,
 )
-from level5_discovery.structure import MAX_EXACT_GENES, best_guess
+from level5_discovery.structure import (
+    MAX_EXACT_GENES,
+    EdgePrior,
+    LiteratureReliability,
+    guess_and_confidence,
+)
 from level5_discovery.world import Measurement
 
 UNKNOWN, NO, YES = -1, 0, 1
@@ -131,6 +136,14 @@ class Knowledge:
     edges: EdgeEvidence | None = None
     experiments: int = 0
     budget: Z3Budget = field(default_factory=Z3Budget)
+    # Weigh the literature by its reliability measured on this notebook's decided pairs
+    # (:class:`~level5_discovery.structure.LiteratureReliability`); False: the fixed
+    # development-world rates. ``reliability_strength``: the prior belief's weight, in pairs.
+    adaptive_prior: bool = True
+    reliability_strength: float = 6.0
+    # Networks drawn from the posterior to state the best guess's confidence (0: not stated).
+    posterior_samples: int = 0
+    target_f1: float = 0.9
     # Derived from the facts, so refresh() clears them: the best guess (per prior) and z3's view.
     _guess: tuple | None = field(default=None, init=False, repr=False)
     _space: HypothesisSpace | None = field(default=None, init=False, repr=False)
@@ -212,19 +225,49 @@ class Knowledge:
         """Current best signed adjacency: the maximum-score DAG (:mod:`structure`).
 
         All measurements score every candidate network; the literature prior (signed
-        confidence in [-1, 1]) enters as prior edge odds. Networks above
-        ``structure.MAX_EXACT_GENES`` genes fall back to :meth:`sound_estimate`. Cached per
-        prior until the next measurement.
+        confidence in [-1, 1]) enters as prior edge odds, weighed by the literature's measured
+        reliability (:meth:`reliability`). Networks above ``structure.MAX_EXACT_GENES`` genes
+        fall back to :meth:`sound_estimate`. Cached per prior until the next measurement.
         """
+        return self._guess_for(prior, prior_threshold)[0].copy()
+
+    def confidence(self, prior: np.ndarray | None = None, prior_threshold: float = 0.3) -> float:
+        """Posterior probability that the best guess has edge F1 >= ``target_f1`` (drawn
+        networks, :func:`~level5_discovery.structure.sample_posterior`); 0.0 where it cannot be
+        computed (``posterior_samples`` is 0, or above the exact search's size)."""
+        value = self._guess_for(prior, prior_threshold)[1]
+        return 0.0 if value is None else value
+
+    def reliability(
+        self, prior: np.ndarray | None, prior_threshold: float = 0.3
+    ) -> LiteratureReliability:
+        """The literature's reliability given the pairs the data decide so far."""
+        start = LiteratureReliability.start(self.reliability_strength)
+        if prior is None:
+            return start
+        decided = self.decided_edges.copy()
+        np.fill_diagonal(decided, False)
+        edge = np.zeros((self.n_genes, self.n_genes), dtype=int)
+        if self.edges is not None:
+            edge = np.where(self.edges.determined, self.edges.signed, 0)
+        edge[self.reach == NO] = 0
+        return start.update(np.abs(prior) >= prior_threshold, decided, edge, prior)
+
+    def _guess_for(
+        self, prior: np.ndarray | None, prior_threshold: float
+    ) -> tuple[np.ndarray, float | None]:
         key = (None if prior is None else prior.tobytes(), prior_threshold)
         if self._guess is not None and self._guess[0] == key:
-            return self._guess[1].copy()
+            return self._guess[1]
+        edge_prior = (self.reliability(prior, prior_threshold).edge_prior()
+                      if self.adaptive_prior and prior is not None else EdgePrior())  # fmt: skip
         if self.n_genes <= MAX_EXACT_GENES:
-            guess = best_guess(self.measurements, self.n_genes, prior, prior_threshold)
+            value = guess_and_confidence(self.measurements, self.n_genes, prior, prior_threshold,
+                                         edge_prior, self.posterior_samples, self.target_f1)
         else:
-            guess = self.sound_estimate(prior, prior_threshold)
-        self._guess = (key, guess)
-        return guess.copy()
+            value = (self.sound_estimate(prior, prior_threshold), None)
+        self._guess = (key, value)
+        return value
 
     def hypothesis_space(self) -> HypothesisSpace:
         """The z3 space of these facts, made consistent; built once per notebook state (the

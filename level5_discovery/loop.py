@@ -167,7 +167,14 @@ class SessionResult:
     # The agent's own stopping point (it never sees the truth): experiments and F1 there.
     self_stop_experiments: int | None = None
     self_stop_f1: float | None = None
+    self_stopped: bool = False  # the agent's rule fired (else its "stop" is the budget's)
     decision_seconds: list[float] = field(default_factory=list)
+    # Posterior probability that the best guess has F1 >= target, after the control and after
+    # each experiment (the "posterior" stopping rule reads it; empty under the other rules).
+    confidence_curve: list[float] = field(default_factory=list)
+    # The literature's estimated reliability when the session ended (invented, missing and
+    # wrong-sign rates; posterior means), None without literature.
+    reliability: dict[str, float] | None = None
 
 
 @dataclass
@@ -179,11 +186,19 @@ class SessionConfig:
     max_experiments: int = 12
     target_f1: float = 0.9
     prior_threshold: float = 0.3
-    # "confirmed": stop once the best guess predicted the outcome (which genes move) of the
-    # last ``confirmations`` experiments; "decided": once the data decide every edge question;
+    # "posterior": stop once the posterior probability that the best guess has edge F1 >=
+    # target reaches ``stop_probability`` (at least one experiment run; networks up to
+    # structure.MAX_EXACT_GENES genes, larger ones never stop by themselves);
+    # "confirmed": once the best guess predicted the outcome (which genes move) of the last
+    # ``confirmations`` experiments; "decided": once the data decide every edge question;
     # "none": only the budget stops it.
-    stop_rule: str = "confirmed"
+    stop_rule: str = "posterior"
+    stop_probability: float = 0.95
+    posterior_samples: int = 100
     confirmations: int = 2
+    # Weigh the literature by its reliability measured on the notebook (every strategy: the
+    # estimator is shared, so information stays equal).
+    adaptive_prior: bool = True
     # Benchmark mode: run until the grader sees the target F1 (and, unless the rule is "none",
     # until the stopping rule has fired too, so both points are measured on the same run).
     run_to_target: bool = False
@@ -235,7 +250,10 @@ def run_session(
     genes = world.genes
     reviewer = reviewer or ScriptedReviewer()
     lab = Lab(world, seed=lab_seed)
-    knowledge = Knowledge(world.n_genes, budget=cfg.budget)
+    posterior = cfg.stop_rule == "posterior"
+    knowledge = Knowledge(world.n_genes, budget=cfg.budget, adaptive_prior=cfg.adaptive_prior,
+                          posterior_samples=cfg.posterior_samples if posterior else 0,
+                          target_f1=cfg.target_f1)  # fmt: skip
     prior = literature.prior if literature is not None else None
     knowledge.add(lab.run(Intervention((), replicates=cfg.control_replicates)))
     truth = world.adjacency
@@ -244,6 +262,9 @@ def run_session(
         return score_edges(knowledge.estimate(prior, cfg.prior_threshold), truth).f1
 
     f1_curve = [grade()]
+    confidence_curve: list[float] = []
+    if posterior:
+        confidence_curve.append(knowledge.confidence(prior, cfg.prior_threshold))
     reached = 0 if f1_curve[0] >= cfg.target_f1 else None
     say(f"control experiment: {cfg.control_replicates} replicates; "
         f"best-guess F1 from the literature and the control {f1_curve[0]:.2f}")  # fmt: skip
@@ -261,12 +282,17 @@ def run_session(
         if self_stop is None and (
             (cfg.stop_rule == "decided" and open_q == 0)
             or (cfg.stop_rule == "confirmed" and confirmed >= cfg.confirmations)
+            or (posterior and knowledge.experiments >= 1
+                and confidence_curve[-1] >= cfg.stop_probability)
         ):
             self_stop = (knowledge.experiments, f1_curve[-1])
             if not cfg.run_to_target:
-                say("every edge question is decided by data: stopping"
-                    if cfg.stop_rule == "decided"
-                    else f"the best guess predicted the last {confirmed} experiments: stopping")
+                say({"decided": "every edge question is decided by data: stopping",
+                     "confirmed": f"the best guess predicted the last {confirmed} experiments: "
+                                  "stopping",
+                     "posterior": f"P(best guess has F1 >= {cfg.target_f1:g}) = "
+                                  f"{confidence_curve[-1]:.2f} >= {cfg.stop_probability:g}: "
+                                  "stopping"}[cfg.stop_rule])  # fmt: skip
                 break
         if cfg.run_to_target and reached is not None and (
             cfg.stop_rule == "none" or self_stop is not None
@@ -321,19 +347,30 @@ def run_session(
         moved = [f"{genes[j]}{'+' if effect.direction[j] > 0 else '-'}"
                  for j in np.flatnonzero(effect.changed)]  # fmt: skip
         f1_curve.append(grade())
+        if posterior:
+            confidence_curve.append(knowledge.confidence(prior, cfg.prior_threshold))
         if reached is None and f1_curve[-1] >= cfg.target_f1:
             reached = knowledge.experiments
         open_q = open_edge_questions(knowledge)
+        sure = f"; P(F1 >= {cfg.target_f1:g}) {confidence_curve[-1]:.2f}" if posterior else ""
         say(f"    result: {decision.kind} {decision.gene} moved {', '.join(moved) or 'nothing'}"
-            f"; open edge questions {open_q}; F1 vs hidden truth {f1_curve[-1]:.2f}")  # fmt: skip
+            f"; open edge questions {open_q}{sure}; F1 vs hidden truth "
+            f"{f1_curve[-1]:.2f}")  # fmt: skip
         steps.append(StepRecord(step, decision.gene, decision.kind, decision.action, reason,
                                 f1_curve[-1], open_q))  # fmt: skip
     estimate = knowledge.estimate(prior, cfg.prior_threshold)
+    fired = self_stop is not None
     self_stop = self_stop or (knowledge.experiments, f1_curve[-1])
     result = SessionResult(world, estimate, score_edges(estimate, truth), knowledge.experiments,
                            reached, f1_curve, steps, story=story,
                            self_stop_experiments=self_stop[0], self_stop_f1=self_stop[1],
-                           decision_seconds=decision_seconds)  # fmt: skip
+                           decision_seconds=decision_seconds,
+                           confidence_curve=confidence_curve, self_stopped=fired)  # fmt: skip
+    if prior is not None:
+        rel = knowledge.reliability(prior, cfg.prior_threshold)
+        result.reliability = {"invented_rate": rel.invented_rate,
+                              "missing_rate": rel.missing_rate,
+                              "wrong_sign_rate": rel.wrong_sign_rate}  # fmt: skip
     if corpus is not None:
         _grade_literature(result, knowledge, corpus)
     return result

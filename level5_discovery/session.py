@@ -85,6 +85,9 @@ def session_config(settings: Level5Settings) -> SessionConfig:
         prior_threshold=settings.prior_threshold,
         stop_rule=settings.stopping.rule,
         confirmations=settings.stopping.confirmations,
+        stop_probability=settings.stopping.probability,
+        posterior_samples=settings.stopping.posterior_samples,
+        adaptive_prior=settings.stopping.adaptive_prior,
         budget=z3_budget(settings),
     )
 

@@ -84,28 +84,47 @@ class BudgetSettings(BaseModel):
 class StoppingSettings(BaseModel):
     """When the agent stops by itself (it never sees the hidden network)."""
 
-    rule: str = Field("confirmed", pattern="^(confirmed|decided)$")
+    rule: str = Field("posterior", pattern="^(posterior|confirmed|decided)$")
+    # posterior: stop when P(best guess has F1 >= target_f1 | data) >= probability; the
+    # probability is calibrated on the tuning worlds (bench.tuning), never on evaluation ones.
+    probability: float = Field(0.95, gt=0, le=1)
+    posterior_samples: int = Field(100, ge=10)
     confirmations: int = Field(2, ge=1)  # consecutive experiments the best guess predicted
+    # Weigh the literature by its reliability measured from the agent's own experiments.
+    adaptive_prior: bool = True
 
 
 class MatrixSettings(BaseModel):
-    """The one-factor-at-a-time matrix around the default cell (``bench --matrix``)."""
+    """The literature matrix (``bench``): coverage × invented edges × wrong-sign rate around 12
+    genes, plus lab sizes at the default literature."""
 
-    genes: list[int] = [8, 12, 16, 20]
-    noise_scale: list[float] = [0.5, 1.0, 4.0]
-    wrong_sign_rate: list[float] = [0.05, 0.12, 0.30]
-    worlds: int = Field(4, ge=1)  # held-out worlds per cell at <= 12 genes
-    worlds_large: int = Field(2, ge=1)  # per cell at 16 and 20 genes (z3 and the DP cost more)
+    coverage: list[float] = [0.1, 0.4, 0.8]
+    false_edges: list[int] = [4, 16]
+    wrong_sign_rate: list[float] = [0.05, 0.30]
+    genes: list[int] = [8, 16, 20, 24]
+    worlds: int = Field(4, ge=1)  # evaluation worlds per cell up to 16 genes
+    worlds_large: int = Field(2, ge=1)  # per cell at 20 genes and more
 
 
 class BenchSettings(BaseModel):
-    """Benchmark size."""
+    """Benchmark size, and which worlds tune and which evaluate (never the same)."""
 
     worlds: int = Field(20, ge=1)
-    first_seed: int = 50000
+    first_seed: int = 50000  # evaluation worlds: first_seed, first_seed + 1, ...
+    # Tuning worlds: the stopping probability is calibrated here, never on evaluation worlds.
+    tuning_first_seed: int = 60000
+    tuning_worlds: int = Field(8, ge=1)
     lm_eval_worlds: int = Field(2, ge=1)
     bootstrap: int = Field(2000, ge=100)
     matrix: MatrixSettings = MatrixSettings()
+
+    @model_validator(mode="after")
+    def _tuning_apart(self) -> BenchSettings:
+        evaluation = range(self.first_seed, self.first_seed + max(self.worlds, 100))
+        tuning = range(self.tuning_first_seed, self.tuning_first_seed + self.tuning_worlds)
+        if set(evaluation) & set(tuning):
+            raise ValueError("tuning worlds overlap the evaluation worlds: move tuning_first_seed")
+        return self
 
 
 class LLMBackendSettings(BaseModel):

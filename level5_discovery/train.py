@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,10 @@ log = get_logger(__name__)
 
 
 def models_dir() -> Path:
-    """Where trained weights are cached."""
-    path = level_dir(5) / "models"
+    """Where trained weights are cached (``LEVEL5_MODELS_DIR`` moves it: a matrix case runs with
+    its own artifacts folder but reads the models trained once by the benchmark)."""
+    override = os.environ.get("LEVEL5_MODELS_DIR")
+    path = Path(override) if override else level_dir(5) / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
