@@ -45,6 +45,8 @@ log = get_logger(__name__)
 # Below this share of readable passages the reader is not reading this literature (another
 # naming scheme, a broken endpoint): the session says so and falls back.
 MIN_PARSE_RATE = 0.5
+# Notes of a "stop" that means the person is gone (Ctrl-C, end of input, the page closed).
+INTERRUPTED_NOTES = frozenset({"interrupted", "end of input", "review page closed"})
 
 
 @dataclass
@@ -270,6 +272,7 @@ def run_session(
         f"best-guess F1 from the literature and the control {f1_curve[0]:.2f}")  # fmt: skip
     steps: list[StepRecord] = []
     step = 0
+    interrupted = False
     rejected_in_a_row = 0
     confirmed = 0  # consecutive experiments whose outcome the best guess predicted
     self_stop: tuple[int, float] | None = None
@@ -317,6 +320,9 @@ def run_session(
         say(f"[{step}] proposal: knock out {genes[gene]} — {reason}")
         if decision.action == "stop":
             say("    reviewer stopped the session")
+            # Ctrl-C or a closed review page: save what ran at once, without grading the
+            # literature (hundreds of z3 checks: it kept the process alive ~50 s after Ctrl-C).
+            interrupted = decision.note in INTERRUPTED_NOTES
             break
         if decision.action == "reject":
             say(f"    reviewer rejected it ({decision.note or 'no reason given'}); "
@@ -371,7 +377,9 @@ def run_session(
         result.reliability = {"invented_rate": rel.invented_rate,
                               "missing_rate": rel.missing_rate,
                               "wrong_sign_rate": rel.wrong_sign_rate}  # fmt: skip
-    if corpus is not None:
+    if corpus is not None and interrupted:
+        say("interrupted: the literature's claims were not graded")
+    elif corpus is not None:
         _grade_literature(result, knowledge, corpus)
     return result
 
