@@ -267,6 +267,9 @@ def world_row(outcome: WorldOutcome, world_seed: int, n: int) -> dict:
         "wrong_rejected": agent.wrong_rejected,
         "wrong_total": agent.wrong_total,
         "reliability": agent.reliability,
+        # The agent's curves: any stopping probability's stop can be read off them afterwards.
+        "confidence": agent.confidence_curve,
+        "f1": agent.f1_curve,
         "seconds": outcome.seconds,
         "n_genes": n,
     }
@@ -306,6 +309,19 @@ def ratio_ci(
     return float(b.mean() / max(a.mean(), 1e-9)), float(low), float(high)
 
 
+def restop(rows: list[dict], threshold: float) -> list[dict]:
+    """The rows as if the agent had stopped at ``threshold`` (read off its recorded curves;
+    valid for thresholds up to the one the sessions ran with)."""
+    out = []
+    for r in rows:
+        k = stops_at(r["confidence"], threshold)
+        last = len(r["f1"]) - 1
+        out.append({**r, "self_stopped": k is not None,
+                    "self_stop_experiments": last if k is None else k,
+                    "self_stop_f1": r["f1"][last if k is None else k]})  # fmt: skip
+    return out
+
+
 def cell_summary(cell: dict, rows: list[dict], resamples: int) -> dict:
     """Means, the best equal-information baseline, the ratio with its interval, the stop."""
     means = {k: float(np.mean([r["counts"][k] for r in rows])) for k in MATRIX_STRATEGIES}
@@ -337,6 +353,7 @@ def cell_summary(cell: dict, rows: list[dict], resamples: int) -> dict:
         "true_literature_rejected": [sum(r["true_rejected"] for r in rows),
                                      sum(r["true_total"] for r in rows)],  # fmt: skip
         "world_seconds": _quantiles([s for r in rows for s in r["seconds"].values()]),
+        "world_rows": rows,
     }
 
 
@@ -509,7 +526,7 @@ def run_benchmark(
     return keys, details
 
 
-def matrix_keys(cells: list[dict], settings: Level5Settings) -> dict:
+def matrix_keys(cells: list[dict], settings: Level5Settings | None = None) -> dict:
     """The issue's flat keys about the matrix."""
     del settings
     shares = [c["self_stop_f1_ge_09_share"] for c in cells
@@ -677,3 +694,13 @@ def calibrate(
         echo(f"calibrated on {key}")
     chosen = choose_threshold(rows, settings.target_f1)
     return {"tuning_seeds": seeds, "cells": list(cases), **chosen}
+
+
+def summarise_cells(
+    case_results: list[dict], threshold: float, resamples: int
+) -> tuple[list[dict], dict]:
+    """Cell summaries and the flat matrix keys from :func:`run_cell_case` results, with the
+    agent's stop read off its curves at ``threshold`` (the calibrated stopping probability)."""
+    cells = [cell_summary(r["cell"], restop(r["worlds"], threshold), resamples)
+             for r in case_results]  # fmt: skip
+    return cells, matrix_keys(cells)

@@ -116,3 +116,28 @@ def test_threshold_is_the_smallest_that_meets_the_share() -> None:
     early = {"confidence": [0.2, 0.85, 0.99], "f1": [0.5, 0.7, 1.0]}
     chosen = choose_threshold([good] * 18 + [early] * 2)  # 0.85 stops the early ones at F1 0.7
     assert chosen["met"] and chosen["chosen"] == 0.9
+
+
+def _row(agent: int, best: int, confidence: list[float], f1: list[float]) -> dict:
+    counts = {"random": 6, "random_lit": best, "symbolic_lit": best + 1, "rl_lit": best + 2,
+              "agent": agent}  # fmt: skip
+    return {"counts": counts, "verification": 2, "self_stopped": False,
+            "self_stop_experiments": len(f1) - 1, "self_stop_f1": f1[-1], "true_rejected": 0,
+            "true_total": 5, "confidence": confidence, "f1": f1, "seconds": {"agent": 1.0}}
+
+
+def test_cell_summary_reads_the_stop_off_the_curves() -> None:
+    from level5_discovery.benchmark import cell_summary, restop
+
+    rows = [_row(2, 4, [0.1, 0.5, 0.97], [0.5, 0.8, 0.95]),
+            _row(3, 3, [0.1, 0.92, 0.99], [0.5, 0.85, 1.0])]  # fmt: skip
+    at_95 = cell_summary({"n_genes": 12, "coverage": 0.8, "false_edges": 4,
+                          "wrong_sign_rate": 0.12}, restop(rows, 0.95), 500)  # fmt: skip
+    assert at_95["self_stopped_worlds"] == 2 and at_95["self_stop_f1_ge_09_share"] == 1.0
+    assert at_95["best_baseline_equal_info"] == "random_lit"
+    assert at_95["agent_vs_best_equal_info_ratio"] == 7 / 5
+    low, high = at_95["agent_vs_best_ratio_ci95"]
+    assert low <= 7 / 5 <= high and not at_95["agent_below_best_baseline"]
+    at_90 = cell_summary(at_95, restop(rows, 0.9), 500)
+    assert at_90["self_stop_f1_ge_09_share"] == 0.5  # the second stops at F1 0.85
+    assert at_90["experiments_over_verification_mean"] == (2 / 2 + 3 / 2) / 2
