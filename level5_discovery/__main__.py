@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-session-timing", action="store_true",
                        help="skip timing a full `run` in a subprocess")  # fmt: skip
     bench.add_argument("--no-matrix", action="store_true",
-                       help="skip the genes x noise x wrong-sign matrix")  # fmt: skip
+                       help="skip the literature x lab-size matrix")  # fmt: skip
     bench.add_argument("--matrix-only", action="store_true",
                        help="only the matrix (merged with a --no-matrix run)")  # fmt: skip
     review = sub.add_parser("review", help="one session reviewed on a web page")
