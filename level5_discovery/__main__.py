@@ -206,7 +206,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"threshold {row['threshold']:.2f}: stopped {row['stopped']}/{row['sessions']}, "
               f"share F1 >= {settings.target_f1:g}: {row['share_f1_ok']}, "
               f"experiments {row['experiments_mean']}")  # fmt: skip
-    verdict = "meets" if result["met"] else "does NOT meet (strictest threshold kept)"
+    verdict = ("meets" if result["met"] else
+               "does NOT meet (too few stops, or none safe enough; the configured value kept)")
     print(f"chosen stopping.probability {result['chosen']} ({verdict} the 95% goal on "
           f"{len(result['tuning_seeds'])} tuning worlds per cell); set it in config.yaml")
     return 0

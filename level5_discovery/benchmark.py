@@ -657,9 +657,17 @@ def stops_at(confidence: list[float], threshold: float) -> int | None:
     return None
 
 
-def choose_threshold(rows: list[dict], target_f1: float = 0.9, share: float = 0.95) -> dict:
+def choose_threshold(
+    rows: list[dict],
+    target_f1: float = 0.9,
+    share: float = 0.95,
+    min_stopped: int = 20,
+    fallback: float = max(CALIBRATION_GRID),
+) -> dict:
     """The smallest threshold of the grid whose self-stops reach ``target_f1`` in at least
-    ``share`` of the tuning sessions that stop (a rule that never fires is not chosen)."""
+    ``share`` of the tuning sessions that stop, counting only thresholds with at least
+    ``min_stopped`` stops (a share of 95 % means nothing on a handful of sessions). With no
+    such threshold the calibration is not met and ``fallback`` is kept."""
     table = []
     for threshold in CALIBRATION_GRID:
         stops = [(r, stops_at(r["confidence"], threshold)) for r in rows]
@@ -669,8 +677,9 @@ def choose_threshold(rows: list[dict], target_f1: float = 0.9, share: float = 0.
                       "share_f1_ok": good / len(fired) if fired else None,
                       "experiments_mean": float(np.mean([k for _, k in fired])) if fired
                       else None})  # fmt: skip
-    ok = [t for t in table if t["share_f1_ok"] is not None and t["share_f1_ok"] >= share]
-    chosen = ok[0]["threshold"] if ok else max(CALIBRATION_GRID)
+    ok = [t for t in table if t["share_f1_ok"] is not None and t["share_f1_ok"] >= share
+          and t["stopped"] >= min_stopped]  # fmt: skip
+    chosen = ok[0]["threshold"] if ok else fallback
     return {"chosen": chosen, "met": bool(ok), "table": table}
 
 
@@ -692,7 +701,7 @@ def calibrate(
     for key, params in tqdm(cases.items(), desc="calibration cells", mininterval=5):
         rows.extend(calibration_case(params)["worlds"])
         echo(f"calibrated on {key}")
-    chosen = choose_threshold(rows, settings.target_f1)
+    chosen = choose_threshold(rows, settings.target_f1, fallback=settings.stopping.probability)
     return {"tuning_seeds": seeds, "cells": list(cases), **chosen}
 
 

@@ -116,6 +116,8 @@ def test_threshold_is_the_smallest_that_meets_the_share() -> None:
     early = {"confidence": [0.2, 0.85, 0.99], "f1": [0.5, 0.7, 1.0]}
     chosen = choose_threshold([good] * 18 + [early] * 2)  # 0.85 stops the early ones at F1 0.7
     assert chosen["met"] and chosen["chosen"] == 0.9
+    few = choose_threshold([good] * 3, fallback=0.95)  # 3 of 3 fine, but 3 prove nothing
+    assert not few["met"] and few["chosen"] == 0.95
 
 
 def _row(agent: int, best: int, confidence: list[float], f1: list[float]) -> dict:
