@@ -304,9 +304,17 @@ def ratio_ci(
     b, a = np.asarray(best, float), np.asarray(agent, float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(b), size=(resamples, len(b)))
-    ratios = b[idx].mean(axis=1) / np.maximum(a[idx].mean(axis=1), 1e-9)
+    ratios = _ratio(b[idx].mean(axis=1), a[idx].mean(axis=1))
     low, high = np.percentile(ratios, [2.5, 97.5])
-    return float(b.mean() / max(a.mean(), 1e-9)), float(low), float(high)
+    return float(_ratio(b.mean(), a.mean())), float(low), float(high)
+
+
+def _ratio(best: np.ndarray | float, agent: np.ndarray | float) -> np.ndarray:
+    """best / agent, where both needing no experiment is a tie (1) and only the agent, inf."""
+    best, agent = np.asarray(best, float), np.asarray(agent, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(agent > 0, best / np.where(agent > 0, agent, 1.0),
+                        np.where(best > 0, np.inf, 1.0))  # fmt: skip
 
 
 def restop(rows: list[dict], threshold: float) -> list[dict]:

@@ -143,3 +143,10 @@ def test_cell_summary_reads_the_stop_off_the_curves() -> None:
     at_90 = cell_summary(at_95, restop(rows, 0.9), 500)
     assert at_90["self_stop_f1_ge_09_share"] == 0.5  # the second stops at F1 0.85
     assert at_90["experiments_over_verification_mean"] == (2 / 2 + 3 / 2) / 2
+
+
+def test_a_cell_where_nobody_needs_an_experiment_is_a_tie() -> None:
+    from level5_discovery.benchmark import ratio_ci
+
+    assert ratio_ci([0, 0], [0, 0], 200) == (1.0, 1.0, 1.0)
+    assert ratio_ci([2, 2], [1, 1], 200)[0] == 2.0
