@@ -63,15 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-session-timing", action="store_true",
                        help="skip timing a full `run` in a subprocess")  # fmt: skip
     bench.add_argument("--no-matrix", action="store_true",
-                       help="skip the genes x noise x wrong-sign matrix")  # fmt: skip
+                       help="skip the literature x lab-size matrix")  # fmt: skip
     bench.add_argument("--matrix-only", action="store_true",
                        help="only the matrix (merged with a --no-matrix run)")  # fmt: skip
+    bench.add_argument("--dask-address",
+                       help="run the matrix's cells on this Dask scheduler (default: a local one)")
     review = sub.add_parser("review", help="one session reviewed on a web page")
     review.add_argument("--seed", type=int, help="world seed (default: from the config)")
     review.add_argument("--host", default="127.0.0.1", help="address to listen on")
     review.add_argument("--port", type=_port, default=0,
                         help="port (default: a free one, printed)")  # fmt: skip
     sub.add_parser("figures", help="draw the latest outputs' PNGs into artifacts/level5/figures")
+    calibrate = sub.add_parser("calibrate",
+                               help="calibrate the stopping probability on the tuning worlds")
+    calibrate.add_argument("--cells", type=int, help="only the first N cells (default: all)")
+    calibrate.add_argument("--worlds", type=int, help="tuning worlds per cell (default: config)")
     return parser
 
 
@@ -188,6 +194,27 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate stopping.probability on the tuning worlds -> artifacts/level5/calibration.json."""
+    from level5_discovery.benchmark import calibrate
+
+    settings = load(args.config)
+    if args.worlds is not None:
+        settings.bench.tuning_worlds = args.worlds
+    result = calibrate(settings, args.cells)
+    result["config"] = dump_settings(settings)
+    write_json(level_dir(5) / "calibration.json", result)
+    for row in result["table"]:
+        print(f"threshold {row['threshold']:.2f}: stopped {row['stopped']}/{row['sessions']}, "
+              f"share F1 >= {settings.target_f1:g}: {row['share_f1_ok']}, "
+              f"experiments {row['experiments_mean']}")  # fmt: skip
+    verdict = ("meets" if result["met"] else
+               "does NOT meet (too few stops, or none safe enough; the configured value kept)")
+    print(f"chosen stopping.probability {result['chosen']} ({verdict} the 95% goal on "
+          f"{len(result['tuning_seeds'])} tuning worlds per cell); set it in config.yaml")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmark; writes artifacts/bench/level5.json, artifacts/level5/bench_details.json and
     the README's tables (artifacts/level5/bench_tables.md)."""
@@ -196,6 +223,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     settings = load(args.config)
     if args.worlds is not None:
         settings.bench.worlds = args.worlds
+    if args.dask_address:
+        settings.bench.runner = settings.bench.runner.model_copy(
+            update={"address": args.dask_address}
+        )
     seed_everything(settings.seed)
     if args.matrix_only:
         return _bench_matrix_only(settings)
@@ -289,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     try:
         commands = {"run": cmd_run, "bench": cmd_bench, "figures": cmd_figures,
-                    "review": cmd_review}  # fmt: skip
+                    "review": cmd_review, "calibrate": cmd_calibrate}  # fmt: skip
         return commands[args.command](args)
     except ConfigError as exc:
         report_error(exc, 5)

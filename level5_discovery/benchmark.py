@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import product
 
 import numpy as np
 from tqdm import tqdm
@@ -47,7 +48,7 @@ from level5_discovery.loop import SessionConfig, SessionResult, run_session
 from level5_discovery.retrieval import pair_question, recall_at_k
 from level5_discovery.session import prepare_world, scripted_reviewer, session_config
 from level5_discovery.settings import Level5Settings
-from level5_discovery.train import evaluate_lm, lm_model, rl_policy
+from level5_discovery.train import RENAMED_POOL, evaluate_lm, lm_model, models_dir, rl_policy
 from ml_common.paths import PROJECT_ROOT
 from ml_common.stats import bootstrap_ci
 
@@ -191,88 +192,240 @@ def _mean(outcomes: list[WorldOutcome], key: str) -> float:
 
 
 def matrix_cells(settings: Level5Settings) -> list[dict]:
-    """One factor at a time around the default cell: (n_genes, noise scale, wrong-sign rate)."""
+    """The default cell, the literature cross (coverage × invented edges × wrong-sign rate) at
+    the default lab size, and the lab sizes at the default literature."""
     m = settings.bench.matrix
-    default = (settings.n_genes, 1.0, settings.literature.wrong_sign_rate)
+    lit = settings.literature
+    default = {"n_genes": settings.n_genes, "coverage": lit.coverage,
+               "false_edges": lit.false_edges, "wrong_sign_rate": lit.wrong_sign_rate}  # fmt: skip
     cells = [default]
-    cells += [(g, 1.0, default[2]) for g in m.genes if g != default[0]]
-    cells += [(default[0], s, default[2]) for s in m.noise_scale if s != 1.0]
-    cells += [(default[0], 1.0, w) for w in m.wrong_sign_rate if w != default[2]]
-    return [{"n_genes": g, "noise_scale": s, "wrong_sign_rate": w} for g, s, w in cells]
+    for cov, false, wrong in product(m.coverage, m.false_edges, m.wrong_sign_rate):
+        cell = {**default, "coverage": cov, "false_edges": false, "wrong_sign_rate": wrong}
+        if cell not in cells:
+            cells.append(cell)
+    cells += [{**default, "n_genes": g} for g in m.genes if g != settings.n_genes]
+    return cells
+
+
+def cell_key(cell: dict) -> str:
+    """A readable key of a cell (the matrix runner seeds nothing from it: worlds have seeds)."""
+    return (f"genes{cell['n_genes']}-cov{cell['coverage']:g}-false{cell['false_edges']}"
+            f"-wrong{cell['wrong_sign_rate']:g}")  # fmt: skip
 
 
 def cell_settings(settings: Level5Settings, cell: dict) -> Level5Settings:
-    """The settings of one matrix cell (noise scales both biological and instrument noise)."""
-    world = settings.world.model_copy(update={
-        "noise_sd": settings.world.noise_sd * cell["noise_scale"],
-        "measurement_sd": settings.world.measurement_sd * cell["noise_scale"],
-    })  # fmt: skip
-    literature = settings.literature.model_copy(
-        update={"wrong_sign_rate": cell["wrong_sign_rate"]}
-    )
+    """The settings of one matrix cell (its lab size and its literature's error rates)."""
+    literature = settings.literature.model_copy(update={
+        k: cell[k] for k in ("coverage", "false_edges", "wrong_sign_rate")})  # fmt: skip
     return settings.model_copy(
-        update={"n_genes": cell["n_genes"], "max_experiments": cell["n_genes"], "world": world,
+        update={"n_genes": cell["n_genes"], "max_experiments": cell["n_genes"],
                 "literature": literature}  # fmt: skip
     )
 
 
 MATRIX_STRATEGIES = ("random", "random_lit", "symbolic_lit", "rl_lit", "agent")
+LIT_BASELINES = ("random_lit", "symbolic_lit", "rl_lit")
 
 
-def _cell_summary(outcomes: list[WorldOutcome], cell: dict) -> dict:
-    means = {k: _mean(outcomes, k) for k in MATRIX_STRATEGIES}
-    best_key = min(("random_lit", "symbolic_lit", "rl_lit"), key=lambda k: means[k])
-    agent = means["agent"]
+def verification_number(adjacency: np.ndarray) -> int:
+    """Fewest single-gene interventions that verify the network: a minimum vertex cover of its
+    covered edges (u→v with pa(v) = pa(u) ∪ {u}; Choo, Shiragur & Bhattacharyya 2022).
+
+    Covered edges form a forest, so taking the neighbour of a leaf, repeatedly, is optimal.
+    """
+    edges = adjacency != 0
+    n = edges.shape[0]
+    parents = [set(np.flatnonzero(edges[:, v])) for v in range(n)]
+    neighbours: dict[int, set[int]] = {v: set() for v in range(n)}
+    for u, v in zip(*np.nonzero(edges), strict=True):
+        if parents[v] == parents[u] | {u}:
+            neighbours[int(u)].add(int(v))
+            neighbours[int(v)].add(int(u))
+    cover = 0
+    while any(neighbours.values()):
+        leaf = next(v for v, nb in neighbours.items() if len(nb) == 1)
+        (hub,) = neighbours[leaf]
+        cover += 1
+        for v in neighbours.pop(hub):
+            neighbours[v].discard(hub)
+    return cover
+
+
+def world_row(outcome: WorldOutcome, world_seed: int, n: int) -> dict:
+    """What one world contributes to its cell (JSON-able)."""
+    agent = outcome.agent
+    fired = agent.self_stop_experiments is not None and agent.self_stopped
+    return {
+        "seed": world_seed,
+        "counts": outcome.counts,
+        "verification": verification_number(agent.world.adjacency),
+        "self_stopped": bool(fired),
+        "self_stop_experiments": agent.self_stop_experiments,
+        "self_stop_f1": agent.self_stop_f1,
+        "true_rejected": agent.true_rejected,
+        "true_total": agent.true_total,
+        "wrong_rejected": agent.wrong_rejected,
+        "wrong_total": agent.wrong_total,
+        "reliability": agent.reliability,
+        # The agent's curves: any stopping probability's stop can be read off them afterwards.
+        "confidence": agent.confidence_curve,
+        "f1": agent.f1_curve,
+        "seconds": outcome.seconds,
+        "n_genes": n,
+    }
+
+
+def run_cell_case(params: dict) -> dict:
+    """One matrix case: the worlds ``params['seeds']`` of one cell, every matrix strategy.
+
+    A module-level function of JSON-able params (the matrix runner's case function): settings
+    as a dict, the cell, the seeds, and where the trained models are cached (a case may run in
+    a fresh process with its own artifacts folder).
+    """
+    if params.get("models_dir"):
+        os.environ["LEVEL5_MODELS_DIR"] = params["models_dir"]
+    settings = Level5Settings.model_validate(params["settings"])
+    cs = cell_settings(settings, params["cell"])
+    lm, policy = lm_model(settings, progress=False), rl_policy(settings, progress=False)
+    rows = []
+    for seed in params["seeds"]:
+        outcome = run_world(seed, cs, lm, policy, MATRIX_STRATEGIES)
+        rows.append(world_row(outcome, seed, cs.n_genes))
+        print(f"{cell_key(params['cell'])} world {seed}: "
+              + ", ".join(f"{k} {v}" for k, v in outcome.counts.items()), flush=True)
+    return {"cell": params["cell"], "worlds": rows}
+
+
+def ratio_ci(
+    best: list[float], agent: list[float], resamples: int, seed: int = 0
+) -> tuple[float, float, float]:
+    """mean(best) / mean(agent) over worlds and its 95% paired percentile bootstrap interval
+    (``ml_common.stats.bootstrap_ci`` with each world a cluster: both strategies ran on the
+    same worlds, so they are resampled together)."""
+    b, a = np.asarray(best, float), np.asarray(agent, float)
+
+    def ratio_of_means(weights: np.ndarray) -> float:
+        return float(_ratio(np.average(b, weights=weights), np.average(a, weights=weights)))
+
+    interval = bootstrap_ci(
+        clusters=np.arange(len(b)), statistic=ratio_of_means, resamples=resamples, seed=seed
+    )
+    return float(_ratio(b.mean(), a.mean())), float(interval.low), float(interval.high)
+
+
+def _ratio(best: np.ndarray | float, agent: np.ndarray | float) -> np.ndarray:
+    """best / agent, where both needing no experiment is a tie (1) and only the agent, inf."""
+    best, agent = np.asarray(best, float), np.asarray(agent, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(agent > 0, best / np.where(agent > 0, agent, 1.0),
+                        np.where(best > 0, np.inf, 1.0))  # fmt: skip
+
+
+def restop(rows: list[dict], threshold: float) -> list[dict]:
+    """The rows as if the agent had stopped at ``threshold`` (read off its recorded curves;
+    valid for thresholds up to the one the sessions ran with)."""
+    out = []
+    for r in rows:
+        k = stops_at(r["confidence"], threshold)
+        last = len(r["f1"]) - 1
+        out.append({**r, "self_stopped": k is not None,
+                    "self_stop_experiments": last if k is None else k,
+                    "self_stop_f1": r["f1"][last if k is None else k]})  # fmt: skip
+    return out
+
+
+def cell_summary(cell: dict, rows: list[dict], resamples: int) -> dict:
+    """Means, the best equal-information baseline, the ratio with its interval, the stop."""
+    means = {k: float(np.mean([r["counts"][k] for r in rows])) for k in MATRIX_STRATEGIES}
+    best_key = min(LIT_BASELINES, key=lambda k: means[k])
+    ratio, low, high = ratio_ci([r["counts"][best_key] for r in rows],
+                                [r["counts"]["agent"] for r in rows], resamples)  # fmt: skip
+    stopped = [r for r in rows if r["self_stopped"]]
+    share = (float(np.mean([r["self_stop_f1"] >= 0.9 - 1e-12 for r in stopped]))
+             if stopped else None)  # fmt: skip
     return {
         **cell,
-        "worlds": len(outcomes),
+        "key": cell_key(cell),
+        "worlds": len(rows),
         "experiments_mean": means,
         "best_baseline_equal_info": best_key,
-        "agent_vs_best_equal_info_ratio": means[best_key] / max(agent, 1e-9),
-        "agent_vs_random_ratio": means["random"] / max(agent, 1e-9),
-        "agent_vs_random_lit_ratio": means["random_lit"] / max(agent, 1e-9),
+        "agent_vs_best_equal_info_ratio": ratio,
+        "agent_vs_best_ratio_ci95": [low, high],
+        "agent_below_best_baseline": high < 1.0,
+        "agent_vs_random_ratio": means["random"] / max(means["agent"], 1e-9),
+        "self_stopped_worlds": len(stopped),
+        "self_stop_f1_ge_09_share": share,
         "agent_self_stop_experiments_mean": float(
-            np.mean([o.agent.self_stop_experiments for o in outcomes])
+            np.mean([r["self_stop_experiments"] for r in rows])
         ),
-        "agent_self_stop_f1_mean": float(np.mean([o.agent.self_stop_f1 for o in outcomes])),
-        "world_seconds": _quantiles([s for o in outcomes for s in o.seconds.values()]),
+        "agent_self_stop_f1_mean": float(np.mean([r["self_stop_f1"] for r in rows])),
+        "verification_mean": float(np.mean([r["verification"] for r in rows])),
+        "experiments_over_verification_mean": float(np.mean(
+            [r["counts"]["agent"] / max(r["verification"], 1) for r in rows])),  # fmt: skip
+        "true_literature_rejected": [sum(r["true_rejected"] for r in rows),
+                                     sum(r["true_total"] for r in rows)],  # fmt: skip
+        "world_seconds": _quantiles([s for r in rows for s in r["seconds"].values()]),
+        "world_rows": rows,
     }
+
+
+def matrix_cases(settings: Level5Settings, include_default: bool) -> dict[str, dict]:
+    """One case per cell: its evaluation worlds (fewer at 20 genes and more)."""
+    m = settings.bench.matrix
+    cases = {}
+    for k, cell in enumerate(matrix_cells(settings)):
+        if k == 0 and not include_default:
+            continue
+        count = m.worlds if cell["n_genes"] <= 16 else m.worlds_large
+        seeds = list(range(settings.bench.first_seed, settings.bench.first_seed + count))
+        cases[cell_key(cell)] = {"settings": settings.model_dump(mode="json"), "cell": cell,
+                                 "seeds": seeds, "models_dir": str(models_dir())}  # fmt: skip
+    return cases
 
 
 def run_matrix(
     settings: Level5Settings,
     lm: TrainResult,
     policy: PolicyNet,
-    default_cell: list[WorldOutcome] | None,
+    default_rows: list[dict] | None,
     echo: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Every cell of the matrix; the default cell reuses the main benchmark's worlds (left out
-    when ``default_cell`` is None: ``bench --matrix-only``, merged with the main run later).
+    """Every cell of the matrix; the default cell from the main benchmark's worlds when given
+(left out otherwise: ``bench --matrix-only``, merged with the main run later).
 
-    The policy is the default one (trained on 6–12-gene worlds at default noise and literature):
-    elsewhere in the matrix it is validated, not retrained.
+    The models are trained once here (cached); each cell is one case of
+    :func:`run_cell_case`. The policy is the default one (trained on 6–12-gene worlds at the
+    default literature): elsewhere in the matrix it is validated, not retrained.
     """
-    m = settings.bench.matrix
-    cells = []
-    for cell in matrix_cells(settings):
-        if cell == matrix_cells(settings)[0]:
-            if default_cell is not None:
-                cells.append(_cell_summary(default_cell, cell))
-            continue
-        worlds = m.worlds if cell["n_genes"] <= settings.n_genes else m.worlds_large
-        cs = cell_settings(settings, cell)
-        outcomes = []
-        label = f"matrix cell genes={cell['n_genes']} noise x{cell['noise_scale']} " \
-            f"wrong-sign {cell['wrong_sign_rate']}"
-        for k in tqdm(range(worlds), desc=label, mininterval=5):
-            outcomes.append(run_world(settings.bench.first_seed + k, cs, lm, policy,
-                                      MATRIX_STRATEGIES, echo=echo))  # fmt: skip
-        summary = _cell_summary(outcomes, cell)
-        echo(f"{label}: agent {summary['experiments_mean']['agent']:.2f}, best baseline "
-             f"{summary['best_baseline_equal_info']} "
-             f"{summary['experiments_mean'][summary['best_baseline_equal_info']]:.2f}")  # fmt: skip
-        cells.append(summary)
-    return cells
+    del lm, policy  # trained and cached by the caller; every case loads them from the cache
+    cases = matrix_cases(settings, include_default=False)
+    rows = _run_cases(cases, settings, echo)
+    summaries = []
+    if default_rows is not None:
+        summaries.append(cell_summary(matrix_cells(settings)[0], default_rows,
+                                      settings.bench.bootstrap))  # fmt: skip
+    for key, case in cases.items():
+        summary = cell_summary(case["cell"], rows[key]["worlds"], settings.bench.bootstrap)
+        echo(f"matrix cell {key}: agent {summary['experiments_mean']['agent']:.2f}, best "
+             f"baseline {summary['best_baseline_equal_info']} "
+             f"{summary['experiments_mean'][summary['best_baseline_equal_info']]:.2f}")
+        summaries.append(summary)
+    return summaries
+
+
+def _run_cases(
+    cases: dict[str, dict], settings: Level5Settings, echo: Callable[[str], None]
+) -> dict[str, dict]:
+    """Run the cells on the shared matrix runner (``ml_common.matrix``; ``bench.runner``):
+    a Dask LocalCluster by default, a scheduler with ``--dask-address``. Every world seeds
+    itself, so the rows do not depend on where or in which order the cells ran."""
+    from ml_common.matrix import run_matrix as run_on_runner
+
+    result = run_on_runner(
+        run_cell_case, cases, settings.bench.runner, name="level5-matrix", progress=echo
+    )
+    result.raise_if_failed()
+    return result.rows
 
 
 def run_benchmark(
@@ -306,6 +459,8 @@ def run_benchmark(
     per_strategy_secs = {s: _quantiles([o.seconds[s] for o in outcomes]) for s in strategies}
     finals = [a.scores for a in agents]
     lm_eval = evaluate_lm(lm, settings)
+    # The same held-out worlds with other gene names (the model was trained on the default ones).
+    lm_renamed = evaluate_lm(lm, settings, RENAMED_POOL)
     lit_worth = means[best_no_lit] / max(means[best_key], 1e-9)
     keys = {
         "n_genes": n,
@@ -343,6 +498,7 @@ def run_benchmark(
         / max(sum(a.wrong_total for a in agents), 1),
         "lm_perplexity": float(lm_eval["perplexity"]),
         "lm_parse_rate": float(lm_eval["parse_rate"]),
+        "lm_parse_rate_renamed": float(lm_renamed["constrained_parse_rate"]),
         "session_seconds": measure_session_seconds() if session_seconds else float("nan"),
     }
     details = {
@@ -362,11 +518,18 @@ def run_benchmark(
         "true_literature_rejected_rate": sum(a.true_rejected for a in agents)
         / max(sum(a.true_total for a in agents), 1),
         "lm_constrained_accuracy": lm_eval["constrained_accuracy"],
+        "lm_constrained_accuracy_renamed": lm_renamed["constrained_accuracy"],
         "lm_free_examples": lm_eval["free_examples"],
     }
-    details["default_cell"] = _cell_summary(outcomes, matrix_cells(settings)[0])
+    default_rows = [world_row(o, settings.bench.first_seed + k, n) for k, o in enumerate(outcomes)]
+    details["default_cell"] = cell_summary(matrix_cells(settings)[0], default_rows, resamples)
+    details["default_cell_worlds"] = default_rows
+    keys["self_stop_f1_ge_09_share_default"] = details["default_cell"]["self_stop_f1_ge_09_share"]
+    keys["experiments_over_verification_mean"] = details["default_cell"][
+        "experiments_over_verification_mean"]
+    keys["true_literature_rejected_rate"] = details["true_literature_rejected_rate"]
     if matrix:
-        cells = run_matrix(settings, lm, policy, outcomes, echo=lambda s: tqdm.write(s))
+        cells = run_matrix(settings, lm, policy, default_rows, echo=lambda s: tqdm.write(s))
         details["matrix"] = cells
         keys.update(matrix_keys(cells, settings))
         keys["z3_budget_exhausted"] = BUDGET_EVENTS["rlimit"]
@@ -374,19 +537,23 @@ def run_benchmark(
     return keys, details
 
 
-def matrix_keys(cells: list[dict], settings: Level5Settings) -> dict:
+def matrix_keys(cells: list[dict], settings: Level5Settings | None = None) -> dict:
     """The issue's flat keys about the matrix."""
-    keys: dict = {"matrix_cells": len(cells)}
-    by = {(c["n_genes"], c["noise_scale"], c["wrong_sign_rate"]): c for c in cells}
-    g16 = by.get((16, 1.0, settings.literature.wrong_sign_rate))
-    w30 = by.get((settings.n_genes, 1.0, 0.30))
-    if g16 is not None:
-        keys["genes16_agent_vs_random_ratio"] = g16["agent_vs_random_ratio"]
-        keys["genes16_agent_vs_random_lit_ratio"] = g16["agent_vs_random_lit_ratio"]
-        keys["genes16_agent_vs_best_equal_info_ratio"] = g16["agent_vs_best_equal_info_ratio"]
-    if w30 is not None:
-        keys["wrong_sign_030_agent_vs_best_ratio"] = w30["agent_vs_best_equal_info_ratio"]
-    return keys
+    del settings
+    shares = [c["self_stop_f1_ge_09_share"] for c in cells
+              if c["self_stop_f1_ge_09_share"] is not None]  # fmt: skip
+    rejected = sum(c["true_literature_rejected"][0] for c in cells)
+    stated = sum(c["true_literature_rejected"][1] for c in cells)
+    return {
+        "matrix_cells": len(cells),
+        "cells_agent_below_best_baseline": sum(c["agent_below_best_baseline"] for c in cells),
+        "worst_cell_ratio": min(c["agent_vs_best_equal_info_ratio"] for c in cells),
+        "self_stop_f1_ge_09_share_min": min(shares) if shares else None,
+        "cells_without_a_self_stop": sum(c["self_stop_f1_ge_09_share"] is None for c in cells),
+        "experiments_over_verification_mean": float(np.mean(
+            [c["experiments_over_verification_mean"] for c in cells])),  # fmt: skip
+        "true_literature_rejected_rate_matrix": rejected / max(stated, 1),
+    }
 
 
 def markdown_tables(keys: dict, details: dict) -> str:
@@ -443,20 +610,117 @@ def markdown_tables(keys: dict, details: dict) -> str:
     if "matrix" in details:
         lines += [
             "",
-            "| genes | noise | wrong-sign | worlds | random | random+lit | symbolic+lit | "
-            "RL+lit | agent | agent vs best equal-info | agent's own stop (F1) | "
-            "session s p50 / max |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| genes | coverage | invented | wrong-sign | worlds | random | random+lit | "
+            "symbolic+lit | RL+lit | agent | ratio vs best equal-info [95% CI] | "
+            "self-stops: n, share F1 ≥ 0.9 | experiments / verification |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for c in details["matrix"]:
             m = c["experiments_mean"]
+            low, high = c["agent_vs_best_ratio_ci95"]
+            share = c["self_stop_f1_ge_09_share"]
             lines.append(
-                f"| {c['n_genes']} | ×{c['noise_scale']:g} | {c['wrong_sign_rate']:.2f} | "
-                f"{c['worlds']} | {m['random']:.2f} | {m['random_lit']:.2f} | "
-                f"{m['symbolic_lit']:.2f} | {m['rl_lit']:.2f} | {m['agent']:.2f} | "
-                f"{c['agent_vs_best_equal_info_ratio']:.2f}× | "
-                f"{c['agent_self_stop_experiments_mean']:.2f} "
-                f"({c['agent_self_stop_f1_mean']:.2f}) | "
-                f"{c['world_seconds']['p50']:.1f} / {c['world_seconds']['max']:.1f} |"
+                f"| {c['n_genes']} | {c['coverage']:g} | {c['false_edges']} | "
+                f"{c['wrong_sign_rate']:.2f} | {c['worlds']} | {m['random']:.2f} | "
+                f"{m['random_lit']:.2f} | {m['symbolic_lit']:.2f} | {m['rl_lit']:.2f} | "
+                f"{m['agent']:.2f} | {c['agent_vs_best_equal_info_ratio']:.2f}× "
+                f"[{low:.2f}, {high:.2f}] | {c['self_stopped_worlds']}, "
+                f"{'—' if share is None else f'{share:.2f}'} | "
+                f"{c['experiments_over_verification_mean']:.2f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+CALIBRATION_GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
+
+
+def calibration_case(params: dict) -> dict:
+    """Agent sessions on tuning worlds of one cell, recording after every experiment the
+    posterior probability that the best guess has F1 >= target and the true F1 (a case of
+    the matrix runner, like :func:`run_cell_case`)."""
+    if params.get("models_dir"):
+        os.environ["LEVEL5_MODELS_DIR"] = params["models_dir"]
+    settings = Level5Settings.model_validate(params["settings"])
+    cs = cell_settings(settings, params["cell"])
+    lm, policy = lm_model(settings, progress=False), rl_policy(settings, progress=False)
+    # Run until the strictest threshold of the grid fires (or the budget): every threshold's
+    # stopping point then lies on the recorded curve.
+    cfg = replace(session_config(cs), max_experiments=cs.n_genes, stop_rule="posterior",
+                  stop_probability=max(CALIBRATION_GRID), run_to_target=True)  # fmt: skip
+    rows = []
+    for seed in params["seeds"]:
+        prepared = prepare_world(seed, cs, lm)
+        result = run_session(prepared.world, CombinedDesigner(policy), lab_seed=seed + 1,
+                             literature=prepared.literature, config=cfg,
+                             reviewer=scripted_reviewer(prepared.world, cs, seed))  # fmt: skip
+        rows.append({"seed": seed, "confidence": result.confidence_curve, "f1": result.f1_curve})
+        print(f"calibration {cell_key(params['cell'])} world {seed}: "
+              f"{len(result.f1_curve) - 1} experiments", flush=True)
+    return {"cell": params["cell"], "worlds": rows}
+
+
+def stops_at(confidence: list[float], threshold: float) -> int | None:
+    """Experiments at which the posterior rule with this threshold stops (None: never; the
+    control alone never stops it)."""
+    for k, value in enumerate(confidence):
+        if k >= 1 and value >= threshold:
+            return k
+    return None
+
+
+def choose_threshold(
+    rows: list[dict],
+    target_f1: float = 0.9,
+    share: float = 0.95,
+    min_stopped: int = 20,
+    fallback: float = max(CALIBRATION_GRID),
+) -> dict:
+    """The smallest threshold of the grid whose self-stops reach ``target_f1`` in at least
+    ``share`` of the tuning sessions that stop, counting only thresholds with at least
+    ``min_stopped`` stops (a share of 95 % means nothing on a handful of sessions). With no
+    such threshold the calibration is not met and ``fallback`` is kept."""
+    table = []
+    for threshold in CALIBRATION_GRID:
+        stops = [(r, stops_at(r["confidence"], threshold)) for r in rows]
+        fired = [(r, k) for r, k in stops if k is not None]
+        good = sum(r["f1"][k] >= target_f1 - 1e-12 for r, k in fired)
+        table.append({"threshold": threshold, "stopped": len(fired), "sessions": len(rows),
+                      "share_f1_ok": good / len(fired) if fired else None,
+                      "experiments_mean": float(np.mean([k for _, k in fired])) if fired
+                      else None})  # fmt: skip
+    ok = [t for t in table if t["share_f1_ok"] is not None and t["share_f1_ok"] >= share
+          and t["stopped"] >= min_stopped]  # fmt: skip
+    chosen = ok[0]["threshold"] if ok else fallback
+    return {"chosen": chosen, "met": bool(ok), "table": table}
+
+
+def calibrate(
+    settings: Level5Settings, cells: int | None = None, echo: Callable[[str], None] = print
+) -> dict:
+    """Calibrate ``stopping.probability`` on the tuning worlds (never the evaluation ones):
+    the cells of the matrix at 16 genes or fewer (the first ``cells`` of them when given),
+    ``bench.tuning_worlds`` worlds each."""
+    lm_model(settings)
+    rl_policy(settings)
+    seeds = list(range(settings.bench.tuning_first_seed,
+                       settings.bench.tuning_first_seed + settings.bench.tuning_worlds))
+    cases = {cell_key(c): {"settings": settings.model_dump(mode="json"), "cell": c,
+                           "seeds": seeds, "models_dir": str(models_dir())}
+             for c in [c for c in matrix_cells(settings) if c["n_genes"] <= 16][:cells]
+             }  # fmt: skip
+    rows: list[dict] = []
+    for key, params in tqdm(cases.items(), desc="calibration cells", mininterval=5):
+        rows.extend(calibration_case(params)["worlds"])
+        echo(f"calibrated on {key}")
+    chosen = choose_threshold(rows, settings.target_f1, fallback=settings.stopping.probability)
+    return {"tuning_seeds": seeds, "cells": list(cases), **chosen}
+
+
+def summarise_cells(
+    case_results: list[dict], threshold: float, resamples: int
+) -> tuple[list[dict], dict]:
+    """Cell summaries and the flat matrix keys from :func:`run_cell_case` results, with the
+    agent's stop read off its curves at ``threshold`` (the calibrated stopping probability)."""
+    cells = [cell_summary(r["cell"], restop(r["worlds"], threshold), resamples)
+             for r in case_results]  # fmt: skip
+    return cells, matrix_keys(cells)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from level5_discovery.world import GENE_POOL, GeneNetwork
+from level5_discovery.world import GeneNetwork
 
 # Sentences that express "A activates B" / "A inhibits B" in different words and word orders.
 ACTIVATES = (
@@ -141,7 +141,7 @@ def generate_corpus(
         verb = str(rng.choice(["activates", "inhibits"]))
         for _ in range(int(rng.integers(2, 5))):
             raw.append(((genes[i], verb, genes[j]), "false_edge"))
-    outsiders = [g for g in GENE_POOL if g not in genes]
+    outsiders = [g for g in world.spec.gene_pool if g not in genes]
     for _ in range(irrelevant):
         a, b = rng.choice(outsiders, size=2, replace=False)
         verb = str(rng.choice(["activates", "inhibits"]))

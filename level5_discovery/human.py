@@ -164,7 +164,8 @@ class TerminalReviewer(Reviewer):
             if parts[0] in ("s", "stop"):
                 return Decision("stop", proposal.gene, proposal.kind)
             if parts[0] in ("e", "edit") and len(parts) >= 2:
-                gene = parts[1].upper()
+                # Symbols are matched case-insensitively (any naming scheme: SOX2, Sox2, Rgn1).
+                gene = {g.lower(): g for g in genes}.get(parts[1].lower(), parts[1])
                 kind = parts[2] if len(parts) > 2 else proposal.kind
                 if gene in genes and kind in INTERVENTION_KINDS:
                     return Decision("edit", gene, kind, "edited by reviewer")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,31 +35,37 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from level5_discovery.world import GENE_POOL
-
 SPECIALS = ("<pad>", "<bos>", "<hyp>", "<eos>", "<unk>")
 VERBS = ("activates", "inhibits")
 SLOTS = tuple(f"GENE{k}" for k in range(1, 7))  # delexicalised gene mentions, in order
 _TOKEN = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
-_GENES = frozenset(GENE_POOL)
 
 
-def delexicalize(text: str) -> tuple[str, list[str]]:
-    """Replace gene symbols by ``GENE1``, ``GENE2``, … (order of first mention).
+def delexicalize(text: str, genes: Iterable[str]) -> tuple[str, list[str]]:
+    """Replace the symbols of ``genes`` by ``GENE1``, ``GENE2``, … (order of first mention).
 
+    ``genes``: the symbols to mask — the lab's genes at inference, a claim's two genes in
+    training. The caller names them, so any naming scheme works (there is no built-in list).
     Returns the masked text and the genes behind the slots (``genes[k]`` is ``GENE{k+1}``).
     Genes beyond the last slot are left as they are.
     """
-    genes: list[str] = []
+    known = frozenset(genes)
+    mentioned: list[str] = []
     words = []
     for word in _TOKEN.findall(text):
-        if word in _GENES:
-            if word not in genes and len(genes) < len(SLOTS):
-                genes.append(word)
-            if word in genes:
-                word = SLOTS[genes.index(word)]
+        if word in known:
+            if word not in mentioned and len(mentioned) < len(SLOTS):
+                mentioned.append(word)
+            if word in mentioned:
+                word = SLOTS[mentioned.index(word)]
         words.append(word)
-    return " ".join(words), genes
+    return " ".join(words), mentioned
+
+
+def lab_mentions(text: str, genes: Iterable[str]) -> list[str]:
+    """The symbols of ``genes`` a text mentions, in order of first mention."""
+    known = frozenset(genes)
+    return list(dict.fromkeys(w for w in _TOKEN.findall(text) if w in known))
 
 
 def _slot(gene: str, genes: list[str]) -> str:
@@ -75,8 +82,11 @@ class Tokenizer:
 
     @classmethod
     def build(cls, texts: list[str]) -> Tokenizer:
-        """Vocabulary from texts, plus every gene of the pool and the verbs."""
-        words = {w for t in texts for w in _TOKEN.findall(t)} | set(GENE_POOL) | set(VERBS)
+        """Vocabulary from (delexicalised) texts, plus the verbs and the gene slots.
+
+        No gene symbol is in it: genes are masked before the model sees them.
+        """
+        words = {w for t in texts for w in _TOKEN.findall(t)} | set(VERBS)
         words = sorted(words | set(SLOTS))
         return cls(list(SPECIALS) + [w for w in words if w not in SPECIALS])
 
@@ -178,9 +188,12 @@ class TinyGPT(nn.Module):
 def training_sequence(
     tok: Tokenizer, text: str, claim: tuple[str, str, str], context: int
 ) -> list[int]:
-    """``<bos> passage <hyp> A verb B <eos>``, delexicalised, cut so the whole fits the context."""
-    masked, genes = delexicalize(text)
+    """``<bos> passage <hyp> A verb B <eos>``, delexicalised, cut so the whole fits the context.
+
+    The genes masked are the claim's two genes (each abstract is about exactly those).
+    """
     source, verb, target = claim
+    masked, genes = delexicalize(text, (source, target))
     tail = [tok.hyp, *tok.encode(f"{_slot(source, genes)} {verb} {_slot(target, genes)}"), tok.eos]
     body = tok.encode(masked)[: context - len(tail) - 1]
     return [tok.bos, *body, *tail]
@@ -229,7 +242,8 @@ def train_lm(
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    tok = Tokenizer.build(texts)
+    tok = Tokenizer.build([delexicalize(t, (c[0], c[2]))[0] for t, c in zip(texts, claims,
+                                                                            strict=True)])
     cfg = GPTConfig(vocab_size=len(tok), **(cfg_overrides or {}))
     seqs = [training_sequence(tok, t, c, cfg.context) for t, c in zip(texts, claims, strict=True)]
     model = TinyGPT(cfg)
@@ -350,8 +364,8 @@ def generate_constrained(
     verb_ids = torch.tensor([tok.stoi[v] for v in VERBS])
     out: list[Hypothesis | None] = []
     for passage in passages:
-        masked, mentioned = delexicalize(passage)
-        slots = [SLOTS[k] for k, g in enumerate(mentioned) if g in genes]
+        masked, mentioned = delexicalize(passage, genes)
+        slots = SLOTS[: len(mentioned)]
         if len(slots) < 2:
             out.append(None)
             continue
@@ -379,14 +393,16 @@ def generate_constrained(
 
 
 @torch.no_grad()
-def generate_free(model: TinyGPT, tok: Tokenizer, passage: str, max_tokens: int = 6) -> str:
+def generate_free(
+    model: TinyGPT, tok: Tokenizer, passage: str, genes: Iterable[str], max_tokens: int = 6
+) -> str:
     """Greedy decoding with no grammar, up to ``<eos>``: to measure the unconstrained parse rate.
 
-    Slots in the output are put back as the passage's genes (an unknown slot stays, and fails
-    to parse).
+    ``genes``: the symbols to mask (the lab's). Slots in the output are put back as the
+    passage's genes (an unknown slot stays, and fails to parse).
     """
     model.eval()
-    masked, genes = delexicalize(passage)
+    masked, genes = delexicalize(passage, genes)
     ids = _prompt(tok, masked, model.cfg.context)
     out = []
     for _ in range(max_tokens):
@@ -401,11 +417,12 @@ def generate_free(model: TinyGPT, tok: Tokenizer, passage: str, max_tokens: int 
     )
 
 
-_GRAMMAR = re.compile(r"^\s*([A-Z][A-Z0-9]+) (activates|inhibits) ([A-Z][A-Z0-9]+)\s*$")
+_GRAMMAR = re.compile(r"^\s*([A-Za-z][A-Za-z0-9]*) (activates|inhibits) ([A-Za-z][A-Za-z0-9]*)\s*$")
 
 
-def parse_hypothesis(text: str, genes: list[str] | tuple[str, ...] = GENE_POOL) -> tuple | None:
-    """``(A, verb, B)`` if the text is a well-formed hypothesis about known genes, else None."""
+def parse_hypothesis(text: str, genes: Iterable[str]) -> tuple | None:
+    """``(A, verb, B)`` if the text is a well-formed hypothesis about ``genes``, else None."""
+    genes = frozenset(genes)
     match = _GRAMMAR.match(text)
     if not match or match.group(1) not in genes or match.group(3) not in genes:
         return None

@@ -27,7 +27,12 @@ from level5_discovery.evidence import (
     regress_parents,
     test_descendants,
 )
-from level5_discovery.structure import MAX_EXACT_GENES, best_guess
+from level5_discovery.structure import (
+    MAX_EXACT_GENES,
+    EdgePrior,
+    LiteratureReliability,
+    guess_and_confidence,
+)
 from level5_discovery.world import Measurement
 
 UNKNOWN, NO, YES = -1, 0, 1
@@ -131,6 +136,14 @@ class Knowledge:
     edges: EdgeEvidence | None = None
     experiments: int = 0
     budget: Z3Budget = field(default_factory=Z3Budget)
+    # Weigh the literature by its reliability measured on this notebook's decided pairs
+    # (:class:`~level5_discovery.structure.LiteratureReliability`); False: the fixed
+    # development-world rates. ``reliability_strength``: the prior belief's weight, in pairs.
+    adaptive_prior: bool = True
+    reliability_strength: float = 6.0
+    # Networks drawn from the posterior to state the best guess's confidence (0: not stated).
+    posterior_samples: int = 0
+    target_f1: float = 0.9
     # Derived from the facts, so refresh() clears them: the best guess (per prior) and z3's view.
     _guess: tuple | None = field(default=None, init=False, repr=False)
     _space: HypothesisSpace | None = field(default=None, init=False, repr=False)
@@ -212,19 +225,49 @@ class Knowledge:
         """Current best signed adjacency: the maximum-score DAG (:mod:`structure`).
 
         All measurements score every candidate network; the literature prior (signed
-        confidence in [-1, 1]) enters as prior edge odds. Networks above
-        ``structure.MAX_EXACT_GENES`` genes fall back to :meth:`sound_estimate`. Cached per
-        prior until the next measurement.
+        confidence in [-1, 1]) enters as prior edge odds, weighed by the literature's measured
+        reliability (:meth:`reliability`). Networks above ``structure.MAX_EXACT_GENES`` genes
+        fall back to :meth:`sound_estimate`. Cached per prior until the next measurement.
         """
+        return self._guess_for(prior, prior_threshold)[0].copy()
+
+    def confidence(self, prior: np.ndarray | None = None, prior_threshold: float = 0.3) -> float:
+        """Posterior probability that the best guess has edge F1 >= ``target_f1`` (drawn
+        networks, :func:`~level5_discovery.structure.sample_posterior`); 0.0 where it cannot be
+        computed (``posterior_samples`` is 0, or above the exact search's size)."""
+        value = self._guess_for(prior, prior_threshold)[1]
+        return 0.0 if value is None else value
+
+    def reliability(
+        self, prior: np.ndarray | None, prior_threshold: float = 0.3
+    ) -> LiteratureReliability:
+        """The literature's reliability given the pairs the data decide so far."""
+        start = LiteratureReliability.start(self.reliability_strength)
+        if prior is None:
+            return start
+        decided = self.decided_edges.copy()
+        np.fill_diagonal(decided, False)
+        edge = np.zeros((self.n_genes, self.n_genes), dtype=int)
+        if self.edges is not None:
+            edge = np.where(self.edges.determined, self.edges.signed, 0)
+        edge[self.reach == NO] = 0
+        return start.update(np.abs(prior) >= prior_threshold, decided, edge, prior)
+
+    def _guess_for(
+        self, prior: np.ndarray | None, prior_threshold: float
+    ) -> tuple[np.ndarray, float | None]:
         key = (None if prior is None else prior.tobytes(), prior_threshold)
         if self._guess is not None and self._guess[0] == key:
-            return self._guess[1].copy()
+            return self._guess[1]
+        edge_prior = (self.reliability(prior, prior_threshold).edge_prior()
+                      if self.adaptive_prior and prior is not None else EdgePrior())  # fmt: skip
         if self.n_genes <= MAX_EXACT_GENES:
-            guess = best_guess(self.measurements, self.n_genes, prior, prior_threshold)
+            value = guess_and_confidence(self.measurements, self.n_genes, prior, prior_threshold,
+                                         edge_prior, self.posterior_samples, self.target_f1)
         else:
-            guess = self.sound_estimate(prior, prior_threshold)
-        self._guess = (key, guess)
-        return guess.copy()
+            value = (self.sound_estimate(prior, prior_threshold), None)
+        self._guess = (key, value)
+        return value
 
     def hypothesis_space(self) -> HypothesisSpace:
         """The z3 space of these facts, made consistent; built once per notebook state (the
@@ -454,13 +497,28 @@ class HypothesisSpace:
         self.unresolved = result == z3.unknown
         return list(self.dropped)
 
-    def is_consistent(self, claim: Claim) -> bool:
-        """Whether some network consistent with the evidence contains the claimed edge."""
+    def claim_status(self, claim: Claim) -> str:
+        """``"impossible"`` (no network consistent with the evidence holds the claimed edge: a
+        proof), ``"possible"`` (some network does) or ``"unknown"`` (no proof either way).
+
+        Never rejected without proof: while the evidence is ``unresolved`` (make_consistent ran
+        out of budget with facts still in conflict) every claim is unsatisfiable only because
+        the facts contradict each other, so every claim answers "unknown"; so does a check that
+        runs out of its budget.
+        """
+        if self.unresolved:
+            return "unknown"
         fact = z3.And(self.edge[claim.source][claim.target], self.act[claim.source][claim.target]
                       == bool(claim.sign > 0))  # fmt: skip
-        # Within one check's budget; "don't know" keeps the claim (never rejected without proof).
         meter = _Meter(self.solver, replace(self.budget, decision_rlimit=self.budget.check_rlimit))
-        return meter.check(*self._active(), fact) != z3.unsat
+        result = meter.check(*self._active(), fact)
+        if result == z3.unsat:
+            return "impossible"
+        return "possible" if result == z3.sat else "unknown"
+
+    def is_consistent(self, claim: Claim) -> bool:
+        """Whether the claim survives: not proved impossible (see :meth:`claim_status`)."""
+        return self.claim_status(claim) != "impossible"
 
     def backbone(
         self, edges: bool = True, known: np.ndarray | None = None

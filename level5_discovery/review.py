@@ -38,6 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from level5_discovery.human import SPLIT_SCORE_HELP, Decision, Proposal, Reviewer
 from ml_common.body_limit import BodySizeLimit
@@ -241,6 +242,16 @@ def create_app(state: ReviewState) -> FastAPI:
                   for e in exc.errors()]  # fmt: skip
         return JSONResponse({"detail": errors}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers 400 "error parsing the body" for JSON that is not UTF-8, where the
+        # README (and malformed UTF-8 JSON) says 422: the body is there but is not valid JSON.
+        if exc.status_code == 400 and request.url.path == "/api/decision":
+            detail = [{"loc": ["body"], "msg": "the body is not valid UTF-8 JSON"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))  # fmt: skip
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -285,7 +296,8 @@ def serve(app: Any, host: str, port: int) -> None:  # noqa: ANN401
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            limit_concurrency=32, timeout_keep_alive=5)  # fmt: skip
+                            limit_concurrency=32, timeout_keep_alive=5,
+                            timeout_graceful_shutdown=3)  # fmt: skip
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down: make SIGTERM behave
     # like Ctrl-C so both land in the except below instead of killing the process mid-save.

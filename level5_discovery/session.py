@@ -40,7 +40,8 @@ class Prepared:
 
 def world_spec(settings: Level5Settings) -> WorldSpec:
     """The lab of these settings (size, density, noise)."""
-    return WorldSpec(n_genes=settings.n_genes, **settings.world.model_dump())
+    return WorldSpec(n_genes=settings.n_genes, gene_pool=tuple(settings.gene_pool),
+                     **settings.world.model_dump())  # fmt: skip
 
 
 def prepare_world(
@@ -84,6 +85,9 @@ def session_config(settings: Level5Settings) -> SessionConfig:
         prior_threshold=settings.prior_threshold,
         stop_rule=settings.stopping.rule,
         confirmations=settings.stopping.confirmations,
+        stop_probability=settings.stopping.probability,
+        posterior_samples=settings.stopping.posterior_samples,
+        adaptive_prior=settings.stopping.adaptive_prior,
         budget=z3_budget(settings),
     )
 
@@ -108,6 +112,8 @@ def tell_literature(prepared: Prepared, echo: Callable[[str], None], pairs: int 
     genes = world.genes
     echo(f"lab genes ({world.n_genes}): {', '.join(genes)}")
     echo(f"literature: {len(prepared.corpus)} abstracts")
+    if lit.note:
+        echo(f"WARNING: {lit.note}")
     ranked = sorted(lit.support.items(), key=lambda kv: -abs(lit.prior[kv[0]]))
     echo(f"hypotheses from the literature (language model on retrieved passages): {len(ranked)}")
     for (i, j), support in ranked[:pairs]:

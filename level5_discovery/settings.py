@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ml_common.config import LevelSettings, load_settings, settings_config
+from ml_common.matrix import MatrixSettings as RunnerSettings
 from ml_common.stats import N_RESAMPLES
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
+
+# The gene symbols a world draws its genes from; the corpus uses the rest as "genes that don't
+# matter". The one definition: the world, the corpus and the language model's training corpus
+# all read ``Level5Settings.gene_pool`` (this is its default), and the LM cache key holds it.
+DEFAULT_GENE_POOL: tuple[str, ...] = (
+    "SOX2", "PAX6", "GATA3", "TBX5", "NKX2", "HES1", "MYOD", "FOXA2", "KLF4", "RUNX1",
+    "TP53", "MDM2", "CDX2", "OTX2", "LHX2", "ISL1", "NANOG", "OCT4", "SNAI1", "TWIST",
+    "ZEB1", "MSX1", "DLX5", "HAND2", "MEF2C", "ASCL1", "NEUROG", "OLIG2", "SPI1", "CEBPA",
+    "IRF8", "EGR1", "FOS", "JUNB", "ATF4", "XBP1", "HIF1A", "STAT3", "SMAD4", "TCF7",
+)  # fmt: skip
 
 
 class RetrievalSettings(BaseModel):
@@ -75,28 +86,49 @@ class BudgetSettings(BaseModel):
 class StoppingSettings(BaseModel):
     """When the agent stops by itself (it never sees the hidden network)."""
 
-    rule: str = Field("confirmed", pattern="^(confirmed|decided)$")
+    rule: str = Field("posterior", pattern="^(posterior|confirmed|decided)$")
+    # posterior: stop when P(best guess has F1 >= target_f1 | data) >= probability; the
+    # probability is calibrated on the tuning worlds (bench.tuning), never on evaluation ones.
+    probability: float = Field(0.95, gt=0, le=1)
+    posterior_samples: int = Field(100, ge=10)
     confirmations: int = Field(2, ge=1)  # consecutive experiments the best guess predicted
+    # Weigh the literature by its reliability measured from the agent's own experiments.
+    adaptive_prior: bool = True
 
 
 class MatrixSettings(BaseModel):
-    """The one-factor-at-a-time matrix around the default cell (``bench --matrix``)."""
+    """The literature matrix (``bench``): coverage × invented edges × wrong-sign rate around 12
+    genes, plus lab sizes at the default literature."""
 
-    genes: list[int] = [8, 12, 16, 20]
-    noise_scale: list[float] = [0.5, 1.0, 4.0]
-    wrong_sign_rate: list[float] = [0.05, 0.12, 0.30]
-    worlds: int = Field(4, ge=1)  # held-out worlds per cell at <= 12 genes
-    worlds_large: int = Field(2, ge=1)  # per cell at 16 and 20 genes (z3 and the DP cost more)
+    coverage: list[float] = [0.1, 0.4, 0.8]
+    false_edges: list[int] = [4, 16]
+    wrong_sign_rate: list[float] = [0.05, 0.30]
+    genes: list[int] = [8, 16, 20, 24]
+    worlds: int = Field(4, ge=1)  # evaluation worlds per cell up to 16 genes
+    worlds_large: int = Field(2, ge=1)  # per cell at 20 genes and more
 
 
 class BenchSettings(BaseModel):
-    """Benchmark size."""
+    """Benchmark size, and which worlds tune and which evaluate (never the same)."""
 
     worlds: int = Field(20, ge=1)
-    first_seed: int = 50000
+    first_seed: int = 50000  # evaluation worlds: first_seed, first_seed + 1, ...
+    # Tuning worlds: the stopping probability is calibrated here, never on evaluation worlds.
+    tuning_first_seed: int = 60000
+    tuning_worlds: int = Field(8, ge=1)
     lm_eval_worlds: int = Field(2, ge=1)
     bootstrap: int = Field(N_RESAMPLES, ge=100)
     matrix: MatrixSettings = MatrixSettings()
+    # Where the matrix's cells run: ml_common's runner (a Dask LocalCluster by default).
+    runner: RunnerSettings = RunnerSettings()
+
+    @model_validator(mode="after")
+    def _tuning_apart(self) -> BenchSettings:
+        evaluation = range(self.first_seed, self.first_seed + max(self.worlds, 100))
+        tuning = range(self.tuning_first_seed, self.tuning_first_seed + self.tuning_worlds)
+        if set(evaluation) & set(tuning):
+            raise ValueError("tuning worlds overlap the evaluation worlds: move tuning_first_seed")
+        return self
 
 
 class LLMBackendSettings(BaseModel):
@@ -115,6 +147,8 @@ class Level5Settings(LevelSettings):
 
     seed: int = 2026
     n_genes: int = Field(12, ge=3, le=40)
+    # Symbols the lab's genes are drawn from (another naming scheme: list other symbols).
+    gene_pool: list[str] = Field(default_factory=lambda: list(DEFAULT_GENE_POOL))
     replicates: int = Field(8, ge=2)
     control_replicates: int = Field(16, ge=2)
     max_experiments: int = Field(12, ge=1)
@@ -130,6 +164,27 @@ class Level5Settings(LevelSettings):
     stopping: StoppingSettings = StoppingSettings()
     bench: BenchSettings = BenchSettings()
     llm_backend: LLMBackendSettings = LLMBackendSettings()
+
+
+    @field_validator("gene_pool")
+    @classmethod
+    def _symbols(cls, pool: list[str]) -> list[str]:
+        # One word each (the tokenizer and the grammar split on anything else), no repeats.
+        bad = [g for g in pool if not g.isalnum() or not g[0].isalpha()]
+        if bad:
+            raise ValueError(f"gene symbols must be letters and digits, starting with a letter; "
+                             f"{len(bad)} are not")  # fmt: skip
+        if len(set(pool)) != len(pool):
+            raise ValueError("gene symbols must be unique")
+        return pool
+
+    @model_validator(mode="after")
+    def _pool_holds_the_lab(self) -> Level5Settings:
+        # The corpus needs genes outside the lab for its irrelevant abstracts.
+        if len(self.gene_pool) < self.n_genes + 2:
+            raise ValueError(f"gene_pool needs at least n_genes + 2 = {self.n_genes + 2} symbols, "
+                             f"has {len(self.gene_pool)}")  # fmt: skip
+        return self
 
 
 def load(path: str | Path | None = None, **overrides: object) -> Level5Settings:

@@ -62,6 +62,71 @@ class EdgePrior:
         return np.log(p) - np.log1p(-p)
 
 
+@dataclass(frozen=True)
+class LiteratureReliability:
+    """How far the agent trusts the literature, learned from its own experiments.
+
+    Two Beta posteriors: the rate of edges among ordered pairs the literature claims (1 minus
+    the rate of *invented* edges) and among pairs it does not claim (the rate of *missing*
+    edges), each started at the development-world rates of :class:`EdgePrior` with
+    ``strength`` pseudo-observations and updated by every pair the data decide (the notebook:
+    proved unreachable or settled by regression). A third counts claimed edges the data found
+    with the opposite sign (wrong-sign rate, reported; the structure prior ignores signs).
+    The posterior means become the prior edge probabilities, so a literature caught inventing
+    edges loses its weight as the evidence arrives, and good advice keeps it.
+    """
+
+    claimed_hits: float  # Beta parameters of P(edge | claimed)
+    claimed_misses: float
+    unclaimed_hits: float  # Beta parameters of P(edge | not claimed)
+    unclaimed_misses: float
+    sign_wrong: float = 0.5  # Beta parameters of P(wrong sign | claimed edge found)
+    sign_right: float = 4.5
+
+    @classmethod
+    def start(cls, strength: float = 6.0, base: EdgePrior | None = None) -> LiteratureReliability:
+        """The prior belief: the development worlds' rates, worth ``strength`` observations."""
+        base = base or EdgePrior()
+        return cls(base.claimed * strength, (1 - base.claimed) * strength,
+                   base.unclaimed * strength, (1 - base.unclaimed) * strength)  # fmt: skip
+
+    def update(
+        self, claimed: np.ndarray, decided: np.ndarray, edge: np.ndarray, prior_sign: np.ndarray
+    ) -> LiteratureReliability:
+        """Count the decided pairs: ``edge`` -1/0/+1 where ``decided``, by claimed or not."""
+        present = decided & (edge != 0)
+        absent = decided & (edge == 0)
+        found = present & claimed
+        wrong = float((found & (np.sign(edge) != np.sign(prior_sign))).sum())
+        return LiteratureReliability(
+            self.claimed_hits + float((present & claimed).sum()),
+            self.claimed_misses + float((absent & claimed).sum()),
+            self.unclaimed_hits + float((present & ~claimed).sum()),
+            self.unclaimed_misses + float((absent & ~claimed).sum()),
+            self.sign_wrong + wrong,
+            self.sign_right + float(found.sum()) - wrong,
+        )
+
+    @property
+    def invented_rate(self) -> float:
+        """Posterior mean share of claimed pairs that are not edges."""
+        return self.claimed_misses / (self.claimed_hits + self.claimed_misses)
+
+    @property
+    def missing_rate(self) -> float:
+        """Posterior mean share of unclaimed pairs that are edges."""
+        return self.unclaimed_hits / (self.unclaimed_hits + self.unclaimed_misses)
+
+    @property
+    def wrong_sign_rate(self) -> float:
+        """Posterior mean share of found claimed edges whose claimed sign is wrong."""
+        return self.sign_wrong / (self.sign_wrong + self.sign_right)
+
+    def edge_prior(self) -> EdgePrior:
+        """Prior edge probabilities at the posterior means."""
+        return EdgePrior(claimed=1 - self.invented_rate, unclaimed=self.missing_rate)
+
+
 def _local_scores(
     measurements: list[Measurement],
     k: int,
@@ -87,28 +152,53 @@ def _local_scores(
     return scores, coefs
 
 
-def best_dag(
-    measurements: list[Measurement],
-    n: int,
-    log_odds: np.ndarray,
-    max_parents: int = 3,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The maximum-score DAG. Returns ``(adjacency bool [i, k], coefficient [i, k])``."""
-    if n > MAX_EXACT_GENES:
-        raise ValueError(f"exact structure search handles at most {MAX_EXACT_GENES} genes, got {n}")
-    full = 1 << n
-    best = np.full((n, full), -np.inf)
-    arg = np.zeros((n, full), dtype=np.int64)
-    coef_of: list[dict[int, np.ndarray]] = []
+@dataclass
+class ScoreTables:
+    """Every gene's candidate parent sets with their scores (BIC + log prior odds)."""
+
+    n: int
+    sets: list[list[tuple[int, ...]]]  # per gene k, its candidate parent sets
+    masks: list[np.ndarray]  # per gene, the sets as bitmasks
+    scores: list[np.ndarray]  # per gene, score of each set
+    coefs: list[dict[int, np.ndarray]]  # per gene, mask -> fitted coefficients
+
+
+def score_tables(
+    measurements: list[Measurement], n: int, log_odds: np.ndarray, max_parents: int = 3
+) -> ScoreTables:
+    """Local scores of every gene and parent set of at most ``max_parents`` genes."""
+    sets_of, masks_of, scores_of, coefs_of = [], [], [], []
     for k in range(n):
         others = [i for i in range(n) if i != k]
         sets = [s for size in range(max_parents + 1) for s in combinations(others, size)]
         scores, coefs = _local_scores(measurements, k, sets)
         masks = np.array([sum(1 << p for p in s) for s in sets], dtype=np.int64)
         scores = scores + np.array([log_odds[list(s), k].sum() for s in sets])
-        best[k, masks] = scores
+        sets_of.append(sets)
+        masks_of.append(masks)
+        scores_of.append(scores)
+        coefs_of.append({int(mask): coefs[s] for mask, s in zip(masks, sets, strict=True)})
+    return ScoreTables(n, sets_of, masks_of, scores_of, coefs_of)
+
+
+def best_dag(
+    measurements: list[Measurement],
+    n: int,
+    log_odds: np.ndarray,
+    max_parents: int = 3,
+    tables: ScoreTables | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum-score DAG. Returns ``(adjacency bool [i, k], coefficient [i, k])``."""
+    if n > MAX_EXACT_GENES:
+        raise ValueError(f"exact structure search handles at most {MAX_EXACT_GENES} genes, got {n}")
+    tables = tables or score_tables(measurements, n, log_odds, max_parents)
+    full = 1 << n
+    best = np.full((n, full), -np.inf)
+    arg = np.zeros((n, full), dtype=np.int64)
+    for k in range(n):
+        masks = tables.masks[k]
+        best[k, masks] = tables.scores[k]
         arg[k, masks] = masks
-        coef_of.append({int(mask): coefs[s] for mask, s in zip(masks, sets, strict=True)})
         # Subset-maximum transform: best[k, C] = max over parent sets inside C.
         for bit in range(n):
             with_bit = np.flatnonzero(np.arange(full) & (1 << bit))
@@ -126,9 +216,75 @@ def best_dag(
         parent_mask = int(arg[k, rest])
         parents = [p for p in range(n) if parent_mask >> p & 1]
         adjacency[parents, k] = True
-        weights[parents, k] = coef_of[k][parent_mask]
+        weights[parents, k] = tables.coefs[k][parent_mask]
         subset = rest
     return adjacency, weights
+
+
+def sample_posterior(tables: ScoreTables, samples: int, seed: int = 0) -> np.ndarray:
+    """Exact samples of DAGs from the score's posterior under an order-modular prior.
+
+    The scores are read as log marginal likelihood (BIC) plus log prior odds, so
+    ``P(G | data) ∝ exp(score(G))``. Summing instead of maximising in the dynamic programme over
+    orders (Koivisto & Sood 2004; Friedman & Koller 2003) gives the normalising sums; sampling
+    then walks back from the full set: a last gene with probability proportional to its share
+    of the sum, then its parent set among the remaining genes. (The order-modular prior counts
+    a DAG once per order it fits, a known mild bias towards DAGs with many orders.) Returns
+    ``[samples, n, n]`` Boolean adjacency matrices. Deterministic for a ``seed``.
+    """
+    n = tables.n
+    full = 1 << n
+    alpha = np.full((n, full), -np.inf)
+    for k in range(n):
+        alpha[k, tables.masks[k]] = tables.scores[k]
+        # Subset-sum (zeta) transform in log space: alpha[k, C] = log sum over sets inside C.
+        for bit in range(n):
+            with_bit = np.flatnonzero(np.arange(full) & (1 << bit))
+            without = with_bit ^ (1 << bit)
+            alpha[k, with_bit] = np.logaddexp(alpha[k, with_bit], alpha[k, without])
+    g = np.full(full, -np.inf)
+    g[0] = 0.0
+    subsets = np.arange(full)
+    popcount = np.array([bin(s).count("1") for s in range(full)])
+    for size in range(1, n + 1):
+        layer = subsets[popcount == size]
+        terms = np.full((n, len(layer)), -np.inf)
+        for k in range(n):
+            has_k = (layer >> k) & 1 == 1
+            rest = layer[has_k] ^ (1 << k)
+            terms[k, has_k] = g[rest] + alpha[k, rest]
+        g[layer] = np.logaddexp.reduce(terms, axis=0)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((samples, n, n), dtype=bool)
+    genes = np.arange(n)
+    for s in range(samples):
+        subset = full - 1
+        while subset:
+            inside = genes[(subset >> genes) & 1 == 1]
+            rests = subset ^ (1 << inside)
+            logits = g[rests] + alpha[inside, rests]
+            p = np.exp(logits - logits.max())
+            k = int(inside[rng.choice(len(inside), p=p / p.sum())])
+            rest = subset ^ (1 << k)
+            masks = tables.masks[k]
+            fits = (masks & ~rest) == 0
+            w = np.where(fits, tables.scores[k], -np.inf)
+            q = np.exp(w - w.max())
+            mask = int(masks[rng.choice(len(masks), p=q / q.sum())])
+            out[s, [p for p in range(n) if mask >> p & 1], k] = True
+            subset = rest
+    return out
+
+
+def f1_against(guess: np.ndarray, graphs: np.ndarray) -> np.ndarray:
+    """Edge F1 of one guess (adjacency, any sign) against each of ``graphs`` [samples, n, n]."""
+    est = guess != 0
+    tp = (graphs & est[None]).sum(axis=(1, 2))
+    precision = np.where(est.sum() > 0, tp / max(est.sum(), 1), 1.0)
+    truth = graphs.sum(axis=(1, 2))
+    recall = np.where(truth > 0, tp / np.maximum(truth, 1), 1.0)
+    both = precision + recall
+    return np.where(both > 0, 2 * precision * recall / np.where(both > 0, both, 1), 0.0)
 
 
 def _order_dp(best: np.ndarray, n: int) -> np.ndarray:
@@ -166,6 +322,26 @@ def best_guess(
     edge_prior: EdgePrior | None = None,
 ) -> np.ndarray:
     """Signed adjacency of the maximum-score DAG (sign of the fitted coefficient)."""
+    return guess_and_confidence(measurements, n, prior, prior_threshold, edge_prior)[0]
+
+
+def guess_and_confidence(
+    measurements: list[Measurement],
+    n: int,
+    prior: np.ndarray | None = None,
+    prior_threshold: float = 0.3,
+    edge_prior: EdgePrior | None = None,
+    posterior_samples: int = 0,
+    target_f1: float = 0.9,
+) -> tuple[np.ndarray, float | None]:
+    """The best guess (:func:`best_guess`) and, with ``posterior_samples``, the posterior
+    probability that its edge F1 is at least ``target_f1``: the share of networks drawn by
+    :func:`sample_posterior` (same scores, same prior) that it matches that well."""
     log_odds = (edge_prior or EdgePrior()).log_odds(n, prior, prior_threshold)
-    adjacency, weights = best_dag(measurements, n, log_odds)
-    return (np.sign(weights) * adjacency).astype(int)
+    tables = score_tables(measurements, n, log_odds)
+    adjacency, weights = best_dag(measurements, n, log_odds, tables=tables)
+    guess = (np.sign(weights) * adjacency).astype(int)
+    if not posterior_samples:
+        return guess, None
+    graphs = sample_posterior(tables, posterior_samples, seed=len(measurements))
+    return guess, float((f1_against(guess, graphs) >= target_f1 - 1e-12).mean())

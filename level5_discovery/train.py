@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,10 @@ log = get_logger(__name__)
 
 
 def models_dir() -> Path:
-    """Where trained weights are cached."""
-    path = level_dir(5) / "models"
+    """Where trained weights are cached (``LEVEL5_MODELS_DIR`` moves it: a matrix case runs with
+    its own artifacts folder but reads the models trained once by the benchmark)."""
+    override = os.environ.get("LEVEL5_MODELS_DIR")
+    path = Path(override) if override else level_dir(5) / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -65,14 +68,14 @@ def _key(payload: dict, sources: tuple[str, ...] = (), extra: str = "") -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-LM_SOURCES = ("lm.py", "corpus.py", "world.py")
+LM_SOURCES = ("lm.py", "corpus.py", "world.py")  # the gene names enter the key as values
 POLICY_SOURCES = ("agent.py", "env.py", "logic.py", "evidence.py", "structure.py", "corpus.py",
                   "world.py")  # fmt: skip
 
 
 def training_corpus(settings: Level5Settings) -> list[Abstract]:
     """Abstracts of the LM's training worlds."""
-    spec = WorldSpec(n_genes=LM_TRAIN_GENES)
+    spec = WorldSpec(n_genes=LM_TRAIN_GENES, gene_pool=tuple(settings.gene_pool))
     docs: list[Abstract] = []
     for k in range(settings.lm.train_worlds):
         seed = LM_SEED_BASE + k
@@ -80,11 +83,17 @@ def training_corpus(settings: Level5Settings) -> list[Abstract]:
     return docs
 
 
+def lm_cache_key(settings: Level5Settings) -> str:
+    """Cache key of the language model: its settings, the gene names of its training worlds and
+    the source of the code that trains it."""
+    return _key({"lm": settings.lm.model_dump(), "n": LM_TRAIN_GENES,
+                 "gene_pool": settings.gene_pool}, LM_SOURCES,
+                inspect.getsource(training_corpus))  # fmt: skip
+
+
 def lm_model(settings: Level5Settings, progress: bool = True) -> TrainResult:
-    """The trained language model (cached)."""
-    key = _key({"lm": settings.lm.model_dump(), "n": LM_TRAIN_GENES}, LM_SOURCES,
-               inspect.getsource(training_corpus))  # fmt: skip
-    path = models_dir() / f"lm-{key}.pt"
+    """The trained language model (cached under :func:`lm_cache_key`)."""
+    path = models_dir() / f"lm-{lm_cache_key(settings)}.pt"
     if path.is_file():
         return load_lm(path)
     docs = training_corpus(settings)
@@ -132,12 +141,24 @@ def rl_policy(settings: Level5Settings, progress: bool = True) -> PolicyNet:
     return policy
 
 
-def evaluate_lm(lm: TrainResult, settings: Level5Settings) -> dict[str, float]:
+# Another naming scheme (mouse-style symbols, none shared with the default pool): the reader
+# masks genes by the names it is given, so it should read these as well as the default ones.
+RENAMED_POOL: tuple[str, ...] = tuple(f"Rgn{k}" for k in range(1, 41))
+
+
+def evaluate_lm(
+    lm: TrainResult, settings: Level5Settings, gene_pool: tuple[str, ...] | None = None
+) -> dict[str, float]:
     """Held-out perplexity, unconstrained parse rate and constrained extraction accuracy.
 
-    Held out: corpora of the first benchmark worlds, which the model never saw.
+    Held out: corpora of the first benchmark worlds, which the model never saw, drawn from
+    ``gene_pool`` (default: the settings' names). Parse rates and accuracy are over passages
+    about the lab (two lab genes); an abstract about genes outside the lab has nothing to read.
+    ``constrained_parse_rate`` is the share of those passages the reader turned into a
+    hypothesis about the right two genes: what :func:`read_literature` checks per session.
     """
-    spec = WorldSpec(n_genes=settings.n_genes)
+    pool = gene_pool or tuple(settings.gene_pool)
+    spec = WorldSpec(n_genes=settings.n_genes, gene_pool=pool)
     texts, claims, worlds_genes = [], [], []
     for k in range(settings.bench.lm_eval_worlds):
         seed = settings.bench.first_seed + k
@@ -148,17 +169,20 @@ def evaluate_lm(lm: TrainResult, settings: Level5Settings) -> dict[str, float]:
             worlds_genes.append(world.genes if doc.kind != "irrelevant" else None)
     ppl = perplexity(lm.model, lm.tokenizer, texts, claims)
     sample = np.random.default_rng(0).choice(len(texts), size=min(200, len(texts)), replace=False)
-    with torch.no_grad():
-        free = [generate_free(lm.model, lm.tokenizer, texts[int(i)]) for i in sample]
-    parse_rate = float(np.mean([parse_hypothesis(f) is not None for f in free]))
     relevant = [int(i) for i in sample if worlds_genes[int(i)] is not None]
-    correct = 0
+    with torch.no_grad():
+        free = [generate_free(lm.model, lm.tokenizer, texts[i], worlds_genes[i]) for i in relevant]
+    parse_rate = float(np.mean([parse_hypothesis(f, worlds_genes[i]) is not None
+                                for f, i in zip(free, relevant, strict=True)]))  # fmt: skip
+    correct = parsed = 0
     for i in relevant:
         hyp = generate_constrained(lm.model, lm.tokenizer, [texts[i]], worlds_genes[i])[0]
+        parsed += hyp is not None and {hyp.source, hyp.target} == {claims[i][0], claims[i][2]}
         correct += hyp is not None and (hyp.source, hyp.verb, hyp.target) == claims[i]
     return {
         "perplexity": ppl,
         "parse_rate": parse_rate,
+        "constrained_parse_rate": parsed / max(len(relevant), 1),
         "constrained_accuracy": correct / max(len(relevant), 1),
         "free_examples": free[:5],
     }

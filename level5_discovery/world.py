@@ -16,14 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A pool of real-looking gene symbols; a world draws its genes from it, the corpus also uses the
-# rest as "genes that don't matter".
-GENE_POOL: tuple[str, ...] = (
-    "SOX2", "PAX6", "GATA3", "TBX5", "NKX2", "HES1", "MYOD", "FOXA2", "KLF4", "RUNX1",
-    "TP53", "MDM2", "CDX2", "OTX2", "LHX2", "ISL1", "NANOG", "OCT4", "SNAI1", "TWIST",
-    "ZEB1", "MSX1", "DLX5", "HAND2", "MEF2C", "ASCL1", "NEUROG", "OLIG2", "SPI1", "CEBPA",
-    "IRF8", "EGR1", "FOS", "JUNB", "ATF4", "XBP1", "HIF1A", "STAT3", "SMAD4", "TCF7",
-)  # fmt: skip
+from level5_discovery.settings import DEFAULT_GENE_POOL
 
 INTERVENTION_KINDS = ("knockout", "overexpress")
 
@@ -40,6 +33,9 @@ class WorldSpec:
     noise_sd: float = 0.4
     measurement_sd: float = 0.1
     intervention_size: float = 4.0
+    # Symbols the genes are drawn from (``Level5Settings.gene_pool``); the corpus takes the rest
+    # as genes outside the lab.
+    gene_pool: tuple[str, ...] = DEFAULT_GENE_POOL
 
 
 @dataclass
@@ -85,11 +81,12 @@ class GeneNetwork:
 def draw_world(seed: int, spec: WorldSpec | None = None) -> GeneNetwork:
     """Draw a random signed DAG; the same ``seed`` and ``spec`` give the same world."""
     spec = spec or WorldSpec()
-    if not 2 <= spec.n_genes <= len(GENE_POOL):
-        raise ValueError(f"n_genes must be between 2 and {len(GENE_POOL)}, got {spec.n_genes}")
+    pool = spec.gene_pool
+    if not 2 <= spec.n_genes <= len(pool):
+        raise ValueError(f"n_genes must be between 2 and {len(pool)}, got {spec.n_genes}")
     rng = np.random.default_rng(seed)
     n = spec.n_genes
-    genes = [str(g) for g in rng.choice(GENE_POOL, size=n, replace=False)]
+    genes = [str(g) for g in rng.choice(pool, size=n, replace=False)]
     order = [int(i) for i in rng.permutation(n)]
     weights = np.zeros((n, n))
     edge_prob = min(1.0, 2 * spec.expected_parents / max(n - 1, 1))

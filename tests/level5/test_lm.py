@@ -58,21 +58,28 @@ def test_constrained_decoding_always_parses(trained) -> None:  # noqa: ANN001
         assert parse_hypothesis(hyp.text, world.genes) is not None
         assert {hyp.source, hyp.target} == {doc.claim[0], doc.claim[2]}  # genes of the passage
         assert 0.0 < hyp.probability <= 1.0 and 0.5 <= hyp.sign_confidence <= 1.0
-    assert isinstance(generate_free(result.model, result.tokenizer, passages[0]), str)
+    assert isinstance(generate_free(result.model, result.tokenizer, passages[0], world.genes), str)
 
 
 def test_delexicalize_masks_genes_in_order_of_mention() -> None:
-    masked, genes = delexicalize("PAX6 is upregulated by SOX2 ; PAX6 again .")
+    lab = ["SOX2", "PAX6"]
+    masked, genes = delexicalize("PAX6 is upregulated by SOX2 ; PAX6 again .", lab)
     assert masked == "GENE1 is upregulated by GENE2 ; GENE1 again ."
     assert genes == ["PAX6", "SOX2"]
-    assert delexicalize("no genes here .") == ("no genes here .", [])
+    assert delexicalize("no genes here .", lab) == ("no genes here .", [])
+    # Only the names given are masked: any naming scheme, no built-in list.
+    assert delexicalize("Rgn3 represses Rgn7 , not SOX2", ["Rgn3", "Rgn7"])[0] == (
+        "GENE1 represses GENE2 , not SOX2"
+    )
 
 
 def test_grammar() -> None:
-    assert parse_hypothesis("SOX2 activates PAX6") == ("SOX2", "activates", "PAX6")
-    assert parse_hypothesis("SOX2 inhibits SOX2") is None
-    assert parse_hypothesis("SOX2 binds PAX6") is None
-    assert parse_hypothesis("FOO1 activates PAX6") is None
+    genes = ["SOX2", "PAX6"]
+    assert parse_hypothesis("SOX2 activates PAX6", genes) == ("SOX2", "activates", "PAX6")
+    assert parse_hypothesis("SOX2 inhibits SOX2", genes) is None
+    assert parse_hypothesis("SOX2 binds PAX6", genes) is None
+    assert parse_hypothesis("FOO1 activates PAX6", genes) is None
+    assert parse_hypothesis("Rgn1 inhibits Rgn2", ["Rgn1", "Rgn2"]) == ("Rgn1", "inhibits", "Rgn2")
     tok = Tokenizer.build(["SOX2 appears to activate PAX6 ."])
     assert tok.decode(tok.encode("SOX2 activates PAX6")) == "SOX2 activates PAX6"
     assert tok.encode("zzz")[0] == tok.unk

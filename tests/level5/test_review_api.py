@@ -217,6 +217,16 @@ def test_only_json_is_accepted() -> None:
         assert response.status_code == 415, content_type
 
 
+def test_json_that_is_not_utf8_is_a_422_as_the_readme_says() -> None:
+    client = TestClient(create_app(ReviewState(seed=1)), raise_server_exceptions=False)
+    for body in (b'{"action": "\xe9"}', b"\xff\xfe{}"):
+        response = client.post("/api/decision", content=body,
+                               headers={"content-type": "application/json"})  # fmt: skip
+        assert response.status_code == 422
+        assert "\\xe9" not in response.text and "\\xff" not in response.text  # no echo
+    assert client.get("/static/nothing-here.js").status_code == 404  # other errors unchanged
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
