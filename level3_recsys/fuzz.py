@@ -1,4 +1,6 @@
-"""Schema-based fuzzing of a running service with schemathesis (``st run``, every check).
+"""Schema-based fuzzing of a running service with schemathesis (``st run``, every check, every
+phase: examples, coverage, fuzzing and the stateful phase that follows the feedback link), plus
+integers too long for Python's ``int()`` in every path and query parameter.
 
 Used by the tests (against uvicorn and against the container) and by ``bench`` (keys
 ``fuzz_requests``, ``fuzz_failures``). The number of requests is not schemathesis's own count: it is
@@ -77,6 +79,7 @@ def run_schemathesis(
     result = subprocess.run(
         command, cwd=workdir, capture_output=True, text=True, timeout=timeout_s, check=False
     )
+    huge = huge_number_probes(base_url)
     after = requests_served(base_url)
     summary = json.loads(report.read_text()) if report.is_file() else {}
     unique = summary.get("test_cases", {}).get("unique_failures")
@@ -84,12 +87,41 @@ def run_schemathesis(
     return {
         "requests": int(after - before - 1),  # minus the /metrics read before the run
         "generated": summary.get("test_cases", {}).get("generated", 0),
-        "failures": (unique if unique is not None else 1) + errors,
+        "failures": (unique if unique is not None else 1) + errors + huge["failures"],
+        "huge_number_statuses": huge["statuses"],
         "failure_titles": [f["title"] for f in summary.get("failures", [])],
         "phases": {k: v["status"] for k, v in summary.get("phases", {}).items()},
         "exit_code": result.returncode,
         "output": (result.stdout + result.stderr)[-4000:],
     }
+
+
+# Numbers schemathesis does not generate: longer than Python's int() accepts (4,300 digits), in
+# every path and query parameter that holds an integer. Each must get a 4xx, never a 500.
+HUGE_NUMBER = "9" * 5000
+HUGE_NUMBER_PATHS = (
+    f"/recommendations/{HUGE_NUMBER}",
+    f"/recommendations/{'0' * 5000}{HUGE_NUMBER}",
+    f"/recommendations/2?k={HUGE_NUMBER}",
+    f"/users/{HUGE_NUMBER}/history",
+    f"/users/2/history?n=-{HUGE_NUMBER}",
+    f"/users?limit={HUGE_NUMBER}",
+)
+
+
+def huge_number_probes(base_url: str) -> dict[str, Any]:
+    """GET every :data:`HUGE_NUMBER_PATHS`; ``failures``: answers that are not a 4xx."""
+    import urllib.error
+
+    statuses = []
+    for path in HUGE_NUMBER_PATHS:
+        try:
+            with urllib.request.urlopen(f"{base_url}{path}", timeout=10) as response:  # noqa: S310
+                statuses.append(response.status)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+    failures = sum(1 for status in statuses if not 400 <= status < 500)
+    return {"requests": len(statuses), "failures": failures, "statuses": statuses}
 
 
 def metric_series(metrics_text: str) -> int:

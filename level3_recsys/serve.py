@@ -45,6 +45,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.convertors import Convertor, register_url_convertor
 
 from level3_recsys.bundle import BundleError, ItemScorer, UserHistories, default_serving_dir
 from level3_recsys.impressions import ClickNotShown, ImpressionLog, UnknownImpression
@@ -72,8 +73,33 @@ from level3_recsys.schemas import (
 from level3_recsys.settings import DEFAULT_ADMIN_TOKEN, Level3Settings
 from level3_recsys.store import RecommendationStore, open_store
 from ml_common.config import ConfigError
+from ml_common.logs import get_logger
 
+log = get_logger(__name__)
 WEB_DIR = Path(__file__).with_name("web")
+
+
+class BoundedIdConvertor(Convertor):
+    """Path convertor ``{name:id}``: digits only, their count bounded before ``int()``.
+
+    Python refuses ``int()`` of more than 4,300 digits (a ``ValueError`` inside Starlette's own
+    ``int`` convertor: a 500). An id with more significant digits than ``MAX_ID`` is out of range
+    whatever they are, so it converts to ``MAX_ID + 1``, which the parameter's ``le=MAX_ID``
+    bound answers with a 422; nothing longer than 10 digits is ever parsed.
+    """
+
+    regex = "[0-9]+"
+    max_digits = len(str(MAX_ID))
+
+    def convert(self, value: str) -> int:
+        digits = value.lstrip("0") or "0"
+        return MAX_ID + 1 if len(digits) > self.max_digits else int(digits)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", BoundedIdConvertor())
 
 
 # ---- the service ------------------------------------------------------------------------------
@@ -123,6 +149,20 @@ class RecommenderService:
         self.challenger: ItemScorer | None = None
         self.serving: Literal["champion", "challenger"] = "champion"
         self.load_error: str | None = "the bundle has not been loaded yet"
+        self.store_down_since: float | None = None
+        self._store_state_lock = threading.Lock()
+
+    def note_store(self, problem: str | None) -> None:
+        """Log the store's transitions only: one line when it goes down (with the reason) and
+        one when it answers again (with how long it was down); nothing per request."""
+        with self._store_state_lock:
+            now = time.monotonic()
+            if problem is not None and self.store_down_since is None:
+                self.store_down_since = now
+                log.warning("store down: %s", problem)
+            elif problem is None and self.store_down_since is not None:
+                log.warning("store up again after %.1f s down", now - self.store_down_since)
+                self.store_down_since = None
 
     def _breaker_changed(self, name: str, state: int) -> None:
         self.metrics.breaker_state.labels(name).set(state)
@@ -247,8 +287,11 @@ class RecommenderService:
             stored = self.store_breaker.call(lambda: self.store.get(user_id))
         except BreakerOpen:
             return self._fallback("breaker_open", k, history, user_id)
-        except Exception:
+        except Exception as exc:
+            self.note_store(f"{type(exc).__name__}: {str(exc)[:200]}")
             return self._fallback("store", k, history, user_id)
+        if self.store_down_since is not None:
+            self.note_store(None)
         fresh = (
             stored is not None
             and stored.model_version == model.version
@@ -342,7 +385,10 @@ class RecommenderService:
         try:
             self.store.ping()
         except Exception as exc:
+            self.note_store(f"{type(exc).__name__}: {str(exc)[:200]}")
             return f"store down: {type(exc).__name__}: {exc}"
+        if self.store_down_since is not None:
+            self.note_store(None)
         return None
 
     def close(self) -> None:
@@ -471,7 +517,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 recommendations = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
 
-# ``{user_id:int}`` only matches digits, so ``GET /recommendations/session`` reaches the session
+# ``{user_id:id}`` only matches digits, so ``GET /recommendations/session`` reaches the session
 # route (405, Allow: POST) instead of being read as a user id.
 @recommendations.post(
     "/session", response_model=RecommendationResponse, responses=errors(400, 413, 422, 503)
@@ -500,7 +546,7 @@ FEEDBACK_LINK = {
 
 
 @recommendations.get(
-    "/{user_id:int}",
+    "/{user_id:id}",
     response_model=RecommendationResponse,
     responses={200: FEEDBACK_LINK, **errors(404, 422, 503)},
 )
@@ -544,7 +590,7 @@ def list_users(
 
 
 @users.get(
-    "/{user_id:int}/history", response_model=HistoryResponse, responses=errors(404, 422, 503)
+    "/{user_id:id}/history", response_model=HistoryResponse, responses=errors(404, 422, 503)
 )
 def user_history(
     user_id: Annotated[int, PathParam(ge=0, le=MAX_ID)],

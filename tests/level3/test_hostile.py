@@ -78,6 +78,43 @@ def test_impressions_beyond_capacity_keep_memory_bounded(settings, tiny_bundle):
         assert late.status_code == 404
 
 
+# ---- numbers too large to parse --------------------------------------------------------------
+HUGE = "9" * 5000  # Python refuses int() of more than 4,300 digits
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/recommendations/{HUGE}",
+        f"/recommendations/{'1' * 4301}",
+        f"/recommendations/{'0' * 5000}{HUGE}",
+        "/recommendations/2147483648",
+        f"/users/{HUGE}/history",
+        f"/recommendations/2?k={HUGE}",
+        f"/users?limit={HUGE}",
+        f"/users/2/history?n=-{HUGE}",
+    ],
+    ids=["id-5000", "id-4301", "zeros+id", "id-max+1", "history-id", "k", "limit", "n"],
+)
+def test_huge_numbers_anywhere_in_the_url_are_422_not_500(client, path, caplog):
+    response = client.get(path)
+    assert response.status_code == 422, response.text
+    assert HUGE not in response.text and "Traceback" not in caplog.text
+
+
+def test_leading_zeros_still_name_the_user(client):
+    assert client.get(f"/recommendations/{'0' * 5000}2?k=3").json()["user_id"] == 2
+
+
+def test_huge_numbers_in_a_body_are_400_not_500(client):
+    for path, body in (
+        ("/recommendations/session", '{"item_ids": [' + HUGE + '], "k": 5}'),
+        ("/feedback", '{"impression_id": "x", "clicks": [' + HUGE + "]}"),
+    ):
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and HUGE not in response.text
+
+
 # ---- request size ---------------------------------------------------------------------------
 def test_body_over_the_limit_is_413_before_parsing(client):
     limit = client.app.state.settings.serve.max_body_bytes
