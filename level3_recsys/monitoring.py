@@ -113,6 +113,11 @@ class Metrics:
         self.feature_psi = Gauge(
             "recsys_feature_psi", "PSI of one live feature vs training", ["feature"], registry=r
         )
+        self.impression_memory = Gauge(
+            "recsys_impression_memory_bytes",
+            "Bytes held by the impression log (bounded by serve.impression_budget_bytes)",
+            registry=r,
+        )
         self.model_info = Gauge(
             "recsys_model_info", "Loaded models (value 1)", ["alias", "name", "version"], registry=r
         )

@@ -141,7 +141,9 @@ class RecommenderService:
             timeout_s=s.store_timeout_ms / 1000,
         )
         self.shadow = Shadow(self.metrics, sample_rate=s.shadow_sample_rate)
-        self.impressions = ImpressionLog(s.impression_capacity, s.impression_ttl_s)
+        self.impressions = ImpressionLog(
+            s.impression_budget_bytes, s.impression_ttl_s, s.impression_client_quota_bytes
+        )
         # items shown / clicked per served model version: keys come only from served versions
         self.totals: dict[str, list[int]] = {}
         self._totals_lock = threading.Lock()
@@ -231,9 +233,10 @@ class RecommenderService:
         version: str,
         source: Source,
         reason: str | None = None,
+        client: str = "anonymous",
     ) -> RecommendationResponse:
         titles = self.served.titles or {}
-        impression_id = self.impressions.issue(version, items)
+        impression_id = self.impressions.issue(version, items, client)
         with self._totals_lock:
             shown = self.totals.setdefault(version, [0, 0])
             shown[0] += len(items)
@@ -259,6 +262,7 @@ class RecommenderService:
         history: np.ndarray | None,
         user_id: int | None,
         source: Source = "fallback",
+        client: str = "anonymous",
     ) -> RecommendationResponse:
         if source == "fallback":
             self.metrics.fallbacks.labels(reason).inc()
@@ -272,24 +276,30 @@ class RecommenderService:
             popularity_version(model),
             source,
             reason if source == "fallback" else None,
+            client,
         )
 
     def _live(self, model: ItemScorer, history: np.ndarray, k: int) -> np.ndarray:
         return self.model_breaker.call(lambda: model.score_items(history, k))
 
-    def recommend_user(self, user_id: int, k: int) -> RecommendationResponse:
+    def recommend_user(
+        self, user_id: int, k: int, client: str = "anonymous"
+    ) -> RecommendationResponse:
+        """A user's list; ``client`` (the caller's address) owns the impression it issues."""
         model = self.served
         history = self.histories.get(user_id)
         if history is None:
-            return self._fallback("unknown_user", k, None, user_id, source="cold_start")
+            return self._fallback(
+                "unknown_user", k, None, user_id, source="cold_start", client=client
+            )
         self.drift.observe("user_activity", len(history))
         try:
             stored = self.store_breaker.call(lambda: self.store.get(user_id))
         except BreakerOpen:
-            return self._fallback("breaker_open", k, history, user_id)
+            return self._fallback("breaker_open", k, history, user_id, client=client)
         except Exception as exc:
             self.note_store(f"{type(exc).__name__}: {str(exc)[:200]}")
-            return self._fallback("store", k, history, user_id)
+            return self._fallback("store", k, history, user_id, client=client)
         if self.store_down_since is not None:
             self.note_store(None)
         fresh = (
@@ -305,15 +315,18 @@ class RecommenderService:
             try:
                 columns = self._live(model, history, k)
             except BreakerOpen:
-                return self._fallback("breaker_open", k, history, user_id)
+                return self._fallback("breaker_open", k, history, user_id, client=client)
             except Exception:
-                return self._fallback("model", k, history, user_id)
+                return self._fallback("model", k, history, user_id, client=client)
             source, items = "live", model.to_ids(columns)
         self.metrics.recommendations.labels(source).inc()
         self._shadow(history, items, k)
-        return self._response(user_id, items, k, model.version, source)
+        return self._response(user_id, items, k, model.version, source, client=client)
 
-    def recommend_session(self, item_ids: list[int], k: int) -> RecommendationResponse:
+    def recommend_session(
+        self, item_ids: list[int], k: int, client: str = "anonymous"
+    ) -> RecommendationResponse:
+        """An anonymous session's list from its recent item ids (latest last)."""
         model = self.served
         self.drift.observe("session_length", len(item_ids))
         known = model.columns(item_ids)
@@ -321,17 +334,19 @@ class RecommenderService:
             self.drift.observe("item_popularity", popularity)
         history = known[::-1]  # latest first
         if len(history) == 0:
-            return self._fallback("unknown_items", k, None, None, source="cold_start")
+            return self._fallback(
+                "unknown_items", k, None, None, source="cold_start", client=client
+            )
         try:
             columns = self._live(model, history, k)
         except BreakerOpen:
-            return self._fallback("breaker_open", k, history, None)
+            return self._fallback("breaker_open", k, history, None, client=client)
         except Exception:
-            return self._fallback("model", k, history, None)
+            return self._fallback("model", k, history, None, client=client)
         self.metrics.recommendations.labels("session").inc()
         items = model.to_ids(columns)
         self._shadow(history, items, k)
-        return self._response(None, items, k, model.version, "session")
+        return self._response(None, items, k, model.version, "session", client=client)
 
     def _shadow(self, history: np.ndarray, served_items: list[int], k: int) -> None:
         shadow = self.shadowed
@@ -494,6 +509,11 @@ def require_admin(request: Request, x_admin_token: Annotated[str | None, Header(
         raise HTTPException(401, "missing or wrong X-Admin-Token header")
 
 
+def client_key(request: Request) -> str:
+    """Who owns the impressions a request creates: the peer address (quota per address)."""
+    return request.client.host if request.client else "anonymous"
+
+
 Service = Annotated[RecommenderService, Depends(get_service)]
 ReadyService = Annotated[RecommenderService, Depends(ready_service)]
 
@@ -522,12 +542,14 @@ recommendations = APIRouter(prefix="/recommendations", tags=["recommendations"])
 @recommendations.post(
     "/session", response_model=RecommendationResponse, responses=errors(400, 413, 422, 503)
 )
-def recommend_session(body: SessionRequest, service: ReadyService) -> RecommendationResponse:
+def recommend_session(
+    body: SessionRequest, service: ReadyService, request: Request
+) -> RecommendationResponse:
     """A list for an anonymous session from its recent items."""
     max_k = service.settings.serve.max_k
     if body.k > max_k:
         raise HTTPException(422, f"k must be <= {max_k}")
-    return service.recommend_session(body.item_ids, body.k)
+    return service.recommend_session(body.item_ids, body.k, client_key(request))
 
 
 # The OpenAPI link tells a stateful client (schemathesis's stateful phase) how to send feedback
@@ -553,13 +575,14 @@ FEEDBACK_LINK = {
 def recommend_user(
     user_id: Annotated[int, PathParam(ge=0, le=MAX_ID)],
     service: ReadyService,
+    request: Request,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> RecommendationResponse:
     """A known user's list (precomputed or live), or popular items for an unknown one."""
     max_k = service.settings.serve.max_k
     if k > max_k:
         raise HTTPException(422, f"k must be <= {max_k}")
-    return service.recommend_user(user_id, k)
+    return service.recommend_user(user_id, k, client_key(request))
 
 
 feedback = APIRouter(tags=["feedback"])
@@ -589,9 +612,7 @@ def list_users(
     return UsersResponse(users=[int(u) for u in ids[:limit]], total=len(ids))
 
 
-@users.get(
-    "/{user_id:id}/history", response_model=HistoryResponse, responses=errors(404, 422, 503)
-)
+@users.get("/{user_id:id}/history", response_model=HistoryResponse, responses=errors(404, 422, 503))
 def user_history(
     user_id: Annotated[int, PathParam(ge=0, le=MAX_ID)],
     service: ReadyService,
@@ -673,6 +694,7 @@ def describe_models(service: ReadyService) -> ModelsResponse:
 def metrics(service: Service) -> Response:
     if service.champion is not None:
         service.update_drift_metrics()
+    service.metrics.impression_memory.set(service.impressions.nbytes)
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

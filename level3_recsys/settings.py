@@ -66,7 +66,8 @@ class ServeSettings(BaseModel):
     admin_token: str = DEFAULT_ADMIN_TOKEN
     allow_default_admin_token: bool = False
     max_body_bytes: int = Field(65536, ge=1024)
-    impression_capacity: int = Field(100_000, ge=1)
+    impression_budget_bytes: int = Field(64 * 2**20, ge=4096)
+    impression_client_quota_bytes: int = Field(4 * 2**20, ge=1024)
     impression_ttl_s: float = Field(1800.0, gt=0)
     max_k: int = Field(100, ge=1)
     shadow: bool = True
