@@ -13,6 +13,11 @@ never opens a test file: ``train`` reads the chosen settings and touches the tes
 Grids (``config.yaml``, section ``tune``): EASE λ; the recency half-life jointly with λ (ours)
 and with the neighbour count (the challenger); item-kNN neighbours; ALS factors × regularisation;
 BPR factors × learning rate. Popularity has nothing to tune.
+
+The switch (``switch`` in ``tuning.json``): users fall into activity groups by their training
+positives (``train.activity_edges``, fixed before any result was seen); for each group the model
+with the best validation NDCG among those users (ours or a peer, each with its tuned settings)
+serves it. It is chosen here, on validation only, like every other setting.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import pandas as pd
 from scipy import sparse
 
 from level3_recsys import data as data_stage
-from level3_recsys.evaluate import evaluate_model
+from level3_recsys.evaluate import ACTIVITY_GROUPS, activity_group, evaluate_per_user
 from level3_recsys.models import (
     EASE,
     ImplicitALS,
@@ -48,7 +53,10 @@ log = get_logger(__name__)
 OURS, CHALLENGER_MODEL = "ease_recency", "itemknn_recency"
 PEERS = ("popularity", "itemknn", "als", "bpr", "ease")
 MODELS = (*PEERS, OURS, CHALLENGER_MODEL)
-PROTOCOLS = {"leave_last": ".", "timecut": data_stage.TIMECUT}  # name -> data sub-folder
+# name -> data sub-folder
+PROTOCOLS = {"leave_last": ".", "timecut": data_stage.TIMECUT, "timesplit": data_stage.TIMESPLIT}
+SWITCHED = "switch"  # ours where it wins on validation, a peer in the groups where that one does
+SWITCH_CANDIDATES = (OURS, *PEERS)
 TUNING_FILE = "tuning.json"
 
 
@@ -162,12 +170,16 @@ def tune_protocol(train: pd.DataFrame, settings: Level3Settings, label: str) -> 
     factory = ModelFactory(settings, fit_part, user_ids, item_ids, x_fit)
     chosen: dict[str, dict[str, float]] = {}
     scores: dict[str, list[dict[str, Any]]] = {}
+    best_per_user: dict[str, np.ndarray] = {}
     for name, points in grids(settings).items():
         start = time.perf_counter()
         scores[name] = []
         for params in points:
-            metrics = evaluate_model(factory.build(name, params), x_fit, x_valid, k)
-            scores[name].append({"params": params, f"ndcg@{k}": metrics[f"ndcg@{k}"]})
+            per_user = evaluate_per_user(factory.build(name, params), x_fit, x_valid, k)[0]
+            ndcg = per_user[f"ndcg@{k}"]
+            scores[name].append({"params": params, f"ndcg@{k}": float(ndcg.mean())})
+            if len(scores[name]) == 1 or ndcg.mean() > best_per_user[name].mean():
+                best_per_user[name] = ndcg  # first of equals wins
         best = max(scores[name], key=lambda row: row[f"ndcg@{k}"])  # first of equals wins
         chosen[name] = best["params"]
         log.info(
@@ -180,12 +192,39 @@ def tune_protocol(train: pd.DataFrame, settings: Level3Settings, label: str) -> 
             best[f"ndcg@{k}"],
             time.perf_counter() - start,
         )
+    users = np.flatnonzero(np.diff(x_valid.indptr) > 0)
+    groups = activity_group(np.diff(x_fit.indptr)[users], settings.train.activity_edges)
+    switch, by_group = choose_switch(best_per_user, groups)
+    log.info("tune %-10s switch by activity group (validation): %s", label, json.dumps(switch))
     return {
         "validation_users": int(valid_part["user_id"].nunique()),
         "validation_interactions": int(x_valid.nnz),
         "chosen": chosen,
         "scores": scores,
+        "switch": switch,
+        "switch_validation_ndcg": by_group,
     }
+
+
+def choose_switch(
+    per_user: dict[str, np.ndarray], groups: np.ndarray
+) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+    """For each activity group, the candidate (ours first, then the peers) with the highest
+    mean validation NDCG among that group's validation users; ours unless a peer beats it.
+
+    Returns ``(group -> model, group -> {model: mean})``. A group with no validation user keeps
+    ours (nothing says otherwise)."""
+    switch: dict[str, str] = {}
+    by_group: dict[str, dict[str, float]] = {}
+    for group in ACTIVITY_GROUPS:
+        members = groups == group
+        if not members.any():
+            switch[group], by_group[group] = OURS, {}
+            continue
+        means = {name: float(per_user[name][members].mean()) for name in SWITCH_CANDIDATES}
+        switch[group] = max(SWITCH_CANDIDATES, key=lambda name: means[name])  # ours on ties
+        by_group[group] = means
+    return switch, by_group
 
 
 def require_training_files(data_dir: Path) -> None:
@@ -216,6 +255,7 @@ def fingerprint(settings: Level3Settings, data_dir: Path) -> str:
         ),
         "seed": settings.seed,
         "min_item_positives": settings.data.min_item_positives,
+        "activity_edges": settings.train.activity_edges,
     }
     digest.update(json.dumps(relevant, sort_keys=True).encode())
     return digest.hexdigest()

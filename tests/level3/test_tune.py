@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from level3_recsys.data import TIMECUT
+from level3_recsys.data import TIMECUT, TIMESPLIT
 from level3_recsys.settings import load
 from level3_recsys.tune import (
     MODELS,
@@ -45,7 +45,7 @@ def data_dir(tmp_path: Path) -> Path:
     """Both protocols' folders with a training and a test file (the test file is separate)."""
     interactions = synthetic_interactions(users=60, seed=4)
     latest = interactions.groupby("user_id")["timestamp"].transform("max")
-    for folder in (".", TIMECUT):
+    for folder in (".", TIMECUT, TIMESPLIT):
         (tmp_path / folder).mkdir(exist_ok=True)
         interactions.loc[interactions.timestamp < latest].to_csv(
             tmp_path / folder / "train.csv", index=False
@@ -69,11 +69,11 @@ def test_poisoned_test_split_changes_nothing(data_dir, tmp_path):
     every_pair = pd.MultiIndex.from_product(
         [train.user_id.unique(), np.arange(100, 130)], names=["user_id", "item_id"]
     ).to_frame(index=False)
-    for folder in (".", TIMECUT):
+    for folder in (".", TIMECUT, TIMESPLIT):
         every_pair.assign(timestamp=1).to_csv(data_dir / folder / "test.csv", index=False)
     poisoned = tune(settings, data_dir, tmp_path / "poisoned")
     assert without_timing(poisoned) == without_timing(clean)
-    for folder in (".", TIMECUT):
+    for folder in (".", TIMECUT, TIMESPLIT):
         (data_dir / folder / "test.csv").unlink()
     assert without_timing(tune(settings, data_dir, tmp_path / "none")) == without_timing(clean)
     # and the search did search: every model has its full grid and a best point
