@@ -82,9 +82,17 @@ def save_model_folder(
     histories: UserHistories,
     reference: dict[str, list[float]],
     metrics: dict[str, float],
+    switch: dict[str, tuple[str, ItemToItem, float]] | None = None,
+    activity_edges: list[int] | None = None,
 ) -> None:
-    """Write one servable model folder (the :mod:`bundle` layout)."""
+    """Write one servable model folder (the :mod:`bundle` layout). ``switch``: activity group
+    -> (model name, item x item model, half-life) for the groups another model serves."""
     folder.mkdir(parents=True, exist_ok=True)
+    switch_meta: dict[str, Any] = {}
+    for group, (other, other_model, other_half_life) in (switch or {}).items():
+        file = f"switch_{group}_{other}.npy"
+        np.save(folder / file, np.ascontiguousarray(other_model.weights, dtype=np.float32))
+        switch_meta[group] = {"model": other, "half_life": other_half_life, "weights": file}
     # Row-major: serving gathers a history's rows (``W[history]``); a column-major matrix (as
     # item-kNN's transposed similarity comes out) makes that gather ~20x slower.
     np.save(folder / "weights.npy", np.ascontiguousarray(model.weights, dtype=np.float32))
@@ -94,10 +102,15 @@ def save_model_folder(
     write_json(folder / "reference.json", reference)
     titles = dict(zip(dataset.items["item_id"].astype(int), dataset.items["title"], strict=True))
     write_json(folder / "items.json", {str(k): v for k, v in titles.items()})
-    write_json(
-        folder / "model.json",
-        {"name": name, "half_life": half_life, "metrics": metrics, "items": len(dataset.item_ids)},
-    )
+    meta: dict[str, Any] = {
+        "name": name,
+        "half_life": half_life,
+        "metrics": metrics,
+        "items": len(dataset.item_ids),
+    }
+    if switch_meta:
+        meta["switch"] = {"activity_edges": activity_edges, "groups": switch_meta}
+    write_json(folder / "model.json", meta)
 
 
 def user_histories(train: pd.DataFrame, dataset: data_stage.Dataset) -> UserHistories:
@@ -154,7 +167,7 @@ def evaluate_protocol(
     for name in MODELS:
         start = time.perf_counter()
         model = factory.build(name, chosen[name])
-        if name in (OURS, CHALLENGER_MODEL):
+        if name in (OURS, CHALLENGER_MODEL) or (switch and name in switch.values()):
             servable[name] = model
         _, recommended, relevant = rank_for_test_users(model, dataset.train, dataset.test, k)
         per_user[name] = per_user_metrics(recommended, relevant, k)
@@ -257,6 +270,12 @@ def train(
     histories = user_histories(train_frame, dataset)
     reference = feature_reference(dataset)
     half_life = served_chosen[OURS]["half_life"]
+    no_recency = max(settings.tune.half_life)  # the plain models weigh a history evenly
+    switch = {
+        group: (other, served[other], served_chosen[other].get("half_life", no_recency))
+        for group, other in main["switch"].items()
+        if other != OURS
+    }
     with atomic_dir(out_dir) as tmp:
         for name in (OURS, CHALLENGER_MODEL):
             save_model_folder(
@@ -268,6 +287,8 @@ def train(
                 histories,
                 reference,
                 main["models"][name],
+                switch if name == OURS else None,
+                t.activity_edges,
             )
         summary = {
             "k": t.k,

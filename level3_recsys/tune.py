@@ -56,7 +56,9 @@ MODELS = (*PEERS, OURS, CHALLENGER_MODEL)
 # name -> data sub-folder
 PROTOCOLS = {"leave_last": ".", "timecut": data_stage.TIMECUT, "timesplit": data_stage.TIMESPLIT}
 SWITCHED = "switch"  # ours where it wins on validation, a peer in the groups where that one does
-SWITCH_CANDIDATES = (OURS, *PEERS)
+# Only item x item models: the NumPy serving bundle can serve them (ALS and BPR would need their
+# factors and libraries in the image); they are still the peers every group is compared with.
+SWITCH_CANDIDATES = (OURS, "itemknn", "ease")
 TUNING_FILE = "tuning.json"
 
 
@@ -209,7 +211,7 @@ def tune_protocol(train: pd.DataFrame, settings: Level3Settings, label: str) -> 
 def choose_switch(
     per_user: dict[str, np.ndarray], groups: np.ndarray
 ) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
-    """For each activity group, the candidate (ours first, then the peers) with the highest
+    """For each activity group, the candidate of :data:`SWITCH_CANDIDATES` with the highest
     mean validation NDCG among that group's validation users; ours unless a peer beats it.
 
     Returns ``(group -> model, group -> {model: mean})``. A group with no validation user keeps

@@ -127,3 +127,20 @@ def test_saved_search_is_reused_only_while_data_and_grids_match(data_dir, tmp_pa
 def test_missing_training_data_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train.csv: file not found; run .*prepare"):
         tune(small_settings(), tmp_path, tmp_path / "out")
+
+
+def test_switch_takes_a_peer_only_in_the_groups_where_it_wins_on_validation():
+    import numpy as np
+
+    from level3_recsys.tune import OURS, choose_switch
+
+    groups = np.array(["light", "light", "medium", "heavy"])
+    per_user = {
+        OURS: np.array([0.1, 0.1, 0.5, 0.5]),
+        "itemknn": np.array([0.3, 0.2, 0.4, 0.5]),  # better for light, tied for heavy
+        "ease": np.array([0.0, 0.0, 0.0, 0.0]),
+    }
+    switch, means = choose_switch(per_user, groups)
+    assert switch == {"light": "itemknn", "medium": OURS, "heavy": OURS}  # ties keep ours
+    assert means["light"]["itemknn"] == pytest.approx(0.25)
+    assert choose_switch(per_user, np.array(["heavy"] * 4))[0]["light"] == OURS  # nobody there
