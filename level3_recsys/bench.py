@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from level3_recsys.evaluate import GROUPS
 from level3_recsys.settings import Level3Settings
-from level3_recsys.tune import OURS
+from level3_recsys.tune import OURS, SWITCHED
 from ml_common.bench import stopwatch, write_bench
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
@@ -83,7 +84,37 @@ def offline_table(summary: dict[str, Any]) -> str:
             f"| {other} | {a['estimate']:+.4f} [{a['ci'][0]:+.4f}, {a['ci'][1]:+.4f}]{marks[0]} | "
             f"{b['estimate']:+.4f} [{b['ci'][0]:+.4f}, {b['ci'][1]:+.4f}]{marks[1]} |"
         )
+    for label, report in (("Leave-last-5", main), ("Per-user time cut", summary["timesplit"])):
+        rows += ["", *group_table(label, report, k)]
     return "\n".join(rows) + "\n"
+
+
+def _interval(value: dict[str, Any]) -> str:
+    return f"{value['estimate']:+.4f} [{value['ci'][0]:+.4f}, {value['ci'][1]:+.4f}]"
+
+
+def group_table(label: str, report: dict[str, Any], k: int) -> list[str]:
+    """Markdown rows: per user group, ours, the switch, the best peer on test and the leads."""
+    switch = report["switch"]
+    lead = report["switch_lead_vs_best_peer"]
+    rows = [
+        f"{label}, by user group ({report['users']} test users; switch chosen on validation: "
+        + ", ".join(f"{group} → {model}" for group, model in switch.items())
+        + f"; switch − best peer ({report['best_peer']}) over all users: {_interval(lead)}):",
+        "",
+        f"| group | users | ours NDCG@{k} | switch (served) | best peer on test "
+        "| ours − best peer [95% CI] | switch − best peer [95% CI] |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for group in GROUPS:
+        g = report["groups"][group]
+        peer = g["best_peer"]
+        rows.append(
+            f"| {group} | {g['users']} | {g['ndcg'][OURS]:.4f} | {g['ndcg'][SWITCHED]:.4f} | "
+            f"{peer} {g['ndcg'][peer]:.4f} | {_interval(g[f'lead_{OURS}'])} | "
+            f"{_interval(g[f'lead_{SWITCHED}'])} |"
+        )
+    return rows
 
 
 def offline_keys(summary: dict[str, Any]) -> dict[str, float]:
@@ -113,14 +144,53 @@ def offline_keys(summary: dict[str, Any]) -> dict[str, float]:
         "timecut_ndcg10_best_peer": timecut["models"][timecut["best_peer"]][key],
         "timecut_lead_ci_low": timecut_lead["ci"][0],
         "timecut_lead_ci_high": timecut_lead["ci"][1],
+        **group_keys(summary),
     }
+
+
+def group_keys(summary: dict[str, Any]) -> dict[str, float]:
+    """Per-group keys: ``bucket_<group>_ndcg10_ours`` is the served model (the switch) on
+    leave-last-5, ``bucket_<group>_lead_ci_*`` its paired lead over the group's best peer;
+    ``buckets_below_best_peer`` counts groups whose interval lies wholly below 0 (both
+    protocols' counts are given); ``timesplit_*`` is protocol C."""
+    timesplit = summary["timesplit"]
+    keys: dict[str, float] = {}
+    for group in GROUPS:
+        g = summary["groups"][group]
+        lead = g[f"lead_{SWITCHED}"]
+        keys[f"bucket_{group}_ndcg10_ours"] = g["ndcg"][SWITCHED]
+        keys[f"bucket_{group}_ndcg10_best_peer"] = g["ndcg"][g["best_peer"]]
+        keys[f"bucket_{group}_lead"] = lead["estimate"]
+        keys[f"bucket_{group}_lead_ci_low"], keys[f"bucket_{group}_lead_ci_high"] = lead["ci"]
+        t_lead = timesplit["groups"][group][f"lead_{SWITCHED}"]
+        keys[f"timesplit_bucket_{group}_lead_ci_low"] = t_lead["ci"][0]
+        keys[f"timesplit_bucket_{group}_lead_ci_high"] = t_lead["ci"][1]
+
+    def below(report: dict[str, Any]) -> int:
+        return sum(report["groups"][g][f"lead_{SWITCHED}"]["ci"][1] < 0 for g in GROUPS)
+
+    lead = timesplit["switch_lead_vs_best_peer"]
+    keys.update(
+        buckets_below_best_peer=below(summary),
+        timesplit_buckets_below_best_peer=below(timesplit),
+        timesplit_users=timesplit["users"],
+        timesplit_ndcg10_ours=timesplit["models"][SWITCHED]["ndcg@10"],
+        timesplit_ndcg10_best_peer=timesplit["models"][timesplit["best_peer"]]["ndcg@10"],
+        timesplit_lead=lead["estimate"],
+        timesplit_lead_ci_low=lead["ci"][0],
+        timesplit_lead_ci_high=lead["ci"][1],
+        switch_lead=summary["switch_lead_vs_best_peer"]["estimate"],
+        switch_lead_ci_low=summary["switch_lead_vs_best_peer"]["ci"][0],
+        switch_lead_ci_high=summary["switch_lead_vs_best_peer"]["ci"][1],
+    )
+    return keys
 
 
 def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, Any]:
     from level3_recsys.batch import nightly_batch
     from level3_recsys.data import prepare
     from level3_recsys.deploy import reload_deployed
-    from level3_recsys.fuzz import service_checks
+    from level3_recsys.fuzz import impression_bytes_per_item, impression_flood, service_checks
     from level3_recsys.loadtest.run import run_loadtest, update_readme
     from level3_recsys.train import default_dirs, train
 
@@ -134,6 +204,7 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         reload_deployed(settings)
         load = run_loadtest(settings, duration_s=duration_s)
         hostile = service_checks(settings, serving_dir)
+        flood = impression_flood(settings, serving_dir)
     results = {
         **offline_keys(summary),
         "loadtest_rps": load["loadtest_rps"],
@@ -144,6 +215,10 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         "fuzz_requests": hostile["fuzz"]["requests"],
         "fuzz_failures": hostile["fuzz"]["failures"],
         "feedback_flood_series_growth": hostile["flood"]["series_growth"],
+        "impression_bytes_per_item": impression_bytes_per_item(),
+        "flood_rss_mb": flood["rss_growth_mb"],
+        "flood_impression_mb": flood["impression_mb"],
+        "flood_budget_mb": flood["budget_mb"],
     }
     path = write_bench(
         3, {key: round(float(v), 4) for key, v in results.items()}, timing["seconds"]

@@ -231,3 +231,71 @@ def service_checks(
         flood = feedback_flood(client, n=flood_requests, seed=secrets.randbelow(2**31))
     log.info("flood: %d series added, statuses %s", flood["series_growth"], flood["statuses"])
     return {"fuzz": {k: v for k, v in fuzz.items() if k != "output"}, "flood": flood}
+
+
+def impression_bytes_per_item(k: int = 100, n: int = 5_000) -> float:
+    """Bytes the impression log holds per item shown, for ``n`` lists of ``k`` items (what
+    ``tracemalloc`` sees, the log's own containers included)."""
+    import gc
+    import tracemalloc
+
+    from level3_recsys.impressions import ImpressionLog
+
+    log_ = ImpressionLog(2**40, ttl_s=1e9)
+    items = list(range(10_000, 10_000 + k))
+    gc.collect()
+    tracemalloc.start()
+    for i in range(n):
+        log_.issue("v1", items, client=f"10.0.{i % 50}.1")
+    gc.collect()
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return held / n / k
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now (Linux ``/proc/self/statm``)."""
+    import os
+
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def impression_flood(
+    settings: Any, serving_dir: Path, n: int = 100_000, clients: int = 256
+) -> dict[str, Any]:
+    """``n`` anonymous k=100 lists from ``clients`` addresses through the real service (the
+    issue's flood: ~126,700 such requests took the process from 306 to 1,466 MB); how much the
+    process's resident memory and the impression log grew, against the configured budget."""
+    import gc
+
+    from level3_recsys.service import RecommenderService
+
+    service = RecommenderService(settings, serving_dir)
+    service.load()
+    for i in range(500):  # warm-up: first series, allocator pools
+        service.recommend_user(10**9 + i, 100, client="10.255.0.1")
+    gc.collect()
+    before = _rss_mb()
+    for i in range(n):
+        service.recommend_user(10**9 + i, 100, client=f"10.7.{i % clients // 256}.{i % 256}")
+        if i % 20_000 == 0:
+            log.info(
+                "impression flood: %d / %d lists, %.0f MB held",
+                i,
+                n,
+                service.impressions.nbytes / 2**20,
+            )
+    gc.collect()
+    result = {
+        "requests": n,
+        "rss_growth_mb": round(_rss_mb() - before, 1),
+        "impression_mb": round(service.impressions.nbytes / 2**20, 1),
+        "budget_mb": settings.serve.impression_budget_bytes / 2**20,
+        "impressions_held": len(service.impressions),
+        "evicted_by_budget": service.impressions.evicted_by_budget,
+        "evicted_by_quota": service.impressions.evicted_by_quota,
+    }
+    service.close()
+    log.info("impression flood: %s", result)
+    return result

@@ -337,7 +337,7 @@ def flat_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     k = summary["k"]
     keys = (f"ndcg@{k}", f"recall@{k}", f"map@{k}", "coverage")
     flat: dict[str, Any] = {
-        name: {key: m[key] for key in keys} for name, m in summary["models"].items()
+        name: {key: m[key] for key in keys if key in m} for name, m in summary["models"].items()
     }
     for prefix, report in (("", summary), ("timecut_", summary["timecut"])):
         lead = report["lead_vs_best_peer"]

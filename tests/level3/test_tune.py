@@ -79,6 +79,8 @@ def test_poisoned_test_split_changes_nothing(data_dir, tmp_path):
     # and the search did search: every model has its full grid and a best point
     for protocol in clean["protocols"].values():
         assert set(protocol["chosen"]) == set(MODELS)
+        # the switch is part of what the poisoned test split left unchanged (compared above)
+        assert set(protocol["switch"]) == {"light", "medium", "heavy"}
         for name, points in grids(settings).items():
             rows = protocol["scores"][name]
             assert [row["params"] for row in rows] == points
@@ -129,18 +131,21 @@ def test_missing_training_data_is_one_clear_error(tmp_path):
         tune(small_settings(), tmp_path, tmp_path / "out")
 
 
-def test_switch_takes_a_peer_only_in_the_groups_where_it_wins_on_validation():
+def test_switch_takes_a_peer_only_in_the_groups_where_it_wins_clearly_on_validation():
     import numpy as np
 
     from level3_recsys.tune import OURS, choose_switch
 
-    groups = np.array(["light", "light", "medium", "heavy"])
-    per_user = {
-        OURS: np.array([0.1, 0.1, 0.5, 0.5]),
-        "itemknn": np.array([0.3, 0.2, 0.4, 0.5]),  # better for light, tied for heavy
-        "ease": np.array([0.0, 0.0, 0.0, 0.0]),
-    }
-    switch, means = choose_switch(per_user, groups)
-    assert switch == {"light": "itemknn", "medium": OURS, "heavy": OURS}  # ties keep ours
-    assert means["light"]["itemknn"] == pytest.approx(0.25)
-    assert choose_switch(per_user, np.array(["heavy"] * 4))[0]["light"] == OURS  # nobody there
+    rng = np.random.default_rng(0)
+    groups = np.array(["light"] * 200 + ["medium"] * 200 + ["heavy"] * 200)
+    ours = rng.uniform(0, 0.2, 600)
+    knn = ours.copy()
+    knn[:200] += 0.05  # clearly better for every light user
+    knn[200:400] += rng.normal(0.002, 0.05, 200)  # a hair better on average, within the noise
+    per_user = {OURS: ours, "itemknn": knn, "ease": ours - 0.01}
+    switch, detail = choose_switch(per_user, groups, resamples=500)
+    assert switch == {"light": "itemknn", "medium": OURS, "heavy": OURS}
+    assert detail["light"]["lead_over_ours_ci"]["itemknn"][0] > 0
+    low, high = detail["medium"]["lead_over_ours_ci"]["itemknn"]
+    assert low < 0 < high
+    assert choose_switch(per_user, np.array(["heavy"] * 600))[0]["light"] == OURS  # nobody there
