@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from level3_recsys.evaluate import GROUPS
+from level3_recsys.loadtest.run import update_readme
 from level3_recsys.settings import Level3Settings
 from level3_recsys.tune import OURS, SWITCHED
 from ml_common.bench import stopwatch, write_bench
@@ -51,42 +52,54 @@ def offline_table(summary: dict[str, Any]) -> str:
     """The README's offline tables (markdown): both protocols, intervals, the paired leads."""
     k = summary["k"]
     key = f"ndcg@{k}"
-    main, timecut = summary, summary["timecut"]
+    main, timecut, timesplit = summary, summary["timecut"], summary["timesplit"]
     rows = [
         f"Leave-last-5: {main['users']} test users. Time cut: {timecut['users']} test users "
-        f"({timecut['train_users']} users train). Bootstrap {summary['bootstrap']['resamples']} "
-        "resamples of users, 95% percentile intervals.",
+        f"({timecut['train_users']} users train). Per-user time cut: {timesplit['users']} test "
+        f"users. Bootstrap {summary['bootstrap']['resamples']} resamples of users, 95% "
+        "percentile intervals.",
         "",
         f"| model | NDCG@{k} [95% CI] | Recall@{k} | MAP@{k} | coverage "
-        f"| time cut NDCG@{k} [95% CI] |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| time cut NDCG@{k} [95% CI] | per-user time cut NDCG@{k} [95% CI] |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def cell(m: dict[str, Any]) -> str:
+        return f"{m[key]:.4f} [{m[f'{key}_ci'][0]:.4f}, {m[f'{key}_ci'][1]:.4f}]"
+
     for name in sorted(main["models"], key=lambda n: -main["models"][n][key]):
-        m, tc = main["models"][name], timecut["models"][name]
+        m = main["models"][name]
+        if name not in timecut["models"] or "coverage" not in m:
+            continue  # the switch: in the group tables
         rows.append(
-            f"| {name} | {m[key]:.4f} [{m[f'{key}_ci'][0]:.4f}, {m[f'{key}_ci'][1]:.4f}] | "
-            f"{m[f'recall@{k}']:.4f} | {m[f'map@{k}']:.4f} | {m['coverage']:.3f} | "
-            f"{tc[key]:.4f} [{tc[f'{key}_ci'][0]:.4f}, {tc[f'{key}_ci'][1]:.4f}] |"
+            f"| {name} | {cell(m)} | {m[f'recall@{k}']:.4f} | {m[f'map@{k}']:.4f} | "
+            f"{m['coverage']:.3f} | {cell(timecut['models'][name])} | "
+            f"{cell(timesplit['models'][name])} |"
         )
     rows += [
         "",
         f"Paired difference in NDCG@{k}, ours (ease_recency) − other, same users:",
         "",
-        "| other | leave-last-5 [95% CI] | time cut [95% CI] |",
-        "|---|---:|---:|",
+        "| other | leave-last-5 [95% CI] | time cut [95% CI] | per-user time cut [95% CI] |",
+        "|---|---:|---:|---:|",
     ]
+    reports = (main, timecut, timesplit)
     for other in main["lead_vs"]:
-        a, b = main["lead_vs"][other], timecut["lead_vs"][other]
-        marks = [
-            " (best peer)" if report["best_peer"] == other else "" for report in (main, timecut)
+        cells = [
+            _interval(report["lead_vs"][other])
+            + (" (best peer)" if report["best_peer"] == other else "")
+            for report in reports
         ]
-        rows.append(
-            f"| {other} | {a['estimate']:+.4f} [{a['ci'][0]:+.4f}, {a['ci'][1]:+.4f}]{marks[0]} | "
-            f"{b['estimate']:+.4f} [{b['ci'][0]:+.4f}, {b['ci'][1]:+.4f}]{marks[1]} |"
-        )
-    for label, report in (("Leave-last-5", main), ("Per-user time cut", summary["timesplit"])):
-        rows += ["", *group_table(label, report, k)]
+        rows.append(f"| {other} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+def groups_table(summary: dict[str, Any]) -> str:
+    """The README's per-group tables, leave-last-5 and the per-user time cut."""
+    rows: list[str] = []
+    for label, report in (("Leave-last-5", summary), ("Per-user time cut", summary["timesplit"])):
+        rows += [*group_table(label, report, summary["k"]), ""]
+    return "\n".join(rows)
 
 
 def _interval(value: dict[str, Any]) -> str:
@@ -191,7 +204,7 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
     from level3_recsys.data import prepare
     from level3_recsys.deploy import reload_deployed
     from level3_recsys.fuzz import impression_bytes_per_item, impression_flood, service_checks
-    from level3_recsys.loadtest.run import run_loadtest, update_readme
+    from level3_recsys.loadtest.run import run_loadtest
     from level3_recsys.train import default_dirs, train
 
     with stopwatch() as timing:
@@ -200,6 +213,7 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         summary = train(settings, data_dir, models_dir)
         offline_figure(summary)
         update_readme(offline_table(summary), section="offline")
+        update_readme(groups_table(summary), section="groups")
         nightly_batch(settings, serving_dir)
         reload_deployed(settings)
         load = run_loadtest(settings, duration_s=duration_s)
@@ -224,4 +238,46 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         3, {key: round(float(v), 4) for key, v in results.items()}, timing["seconds"]
     )
     log.info("wrote %s", path)
+    update_readme(bench_table(path), section="bench")
     return results
+
+
+def bench_table(path: Any) -> str:
+    """The README's table of the issue's keys, read back from the bench file ``path``."""
+    import json
+    from pathlib import Path
+
+    values = json.loads(Path(path).read_text())
+    wanted = [
+        *(
+            f"bucket_{g}_{s}"
+            for g in GROUPS
+            for s in ("ndcg10_ours", "lead_ci_low", "lead_ci_high")
+        ),
+        "buckets_below_best_peer",
+        "timesplit_buckets_below_best_peer",
+        "switch_lead",
+        "switch_lead_ci_low",
+        "switch_lead_ci_high",
+        "timesplit_users",
+        "timesplit_lead",
+        "timesplit_lead_ci_low",
+        "timesplit_lead_ci_high",
+        "impression_bytes_per_item",
+        "flood_rss_mb",
+        "flood_impression_mb",
+        "flood_budget_mb",
+        "throughput_ratio_vs_bare_endpoint",
+        "fuzz_requests",
+        "fuzz_failures",
+    ]
+    rows = [
+        f"From `{Path(path).name}` ({values.get('machine', {})!s:.60}…, "
+        f"{values.get('seconds', 0):.0f} s):",
+        "",
+        "| key | value |",
+        "|---|---:|",
+    ]
+    source = values.get("results", values)
+    rows += [f"| `{key}` | {source[key]} |" for key in wanted if key in source]
+    return "\n".join(rows) + "\n"
