@@ -44,12 +44,13 @@ from fastapi.staticfiles import StaticFiles
 
 from level3_recsys.api import admin, feedback, ops, page, recommendations, users
 from level3_recsys.api.errors import validation_error
-from level3_recsys.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from level3_recsys.api.middleware import MetricsMiddleware
 from level3_recsys.api.page import WEB_DIR
 from level3_recsys.bundle import default_serving_dir
 from level3_recsys.service import RecommenderService
 from level3_recsys.settings import DEFAULT_ADMIN_TOKEN, Level3Settings
 from level3_recsys.store import RecommendationStore
+from ml_common.body_limit import BodySizeLimit
 from ml_common.config import ConfigError
 
 
@@ -99,7 +100,7 @@ def create_app(
     for module in (recommendations, feedback, users, ops, admin, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serve.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.serve.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app
 

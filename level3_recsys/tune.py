@@ -230,7 +230,7 @@ def choose_switch(
 
     Returns ``(group -> model, group -> {means, lead intervals over ours})``. A group with no
     validation user keeps ours."""
-    from level3_recsys.evaluate import bootstrap_ci
+    from ml_common.stats import bootstrap_ci
 
     switch: dict[str, str] = {}
     by_group: dict[str, dict[str, Any]] = {}
@@ -241,11 +241,12 @@ def choose_switch(
             continue
         means = {name: float(per_user[name][members].mean()) for name in SWITCH_CANDIDATES}
         leads = {
-            name: list(
-                bootstrap_ci(
-                    per_user[name][members] - per_user[OURS][members], resamples, confidence, seed
-                )
-            )
+            name: bootstrap_ci(
+                per_user[name][members] - per_user[OURS][members],
+                resamples=resamples,
+                confidence=confidence,
+                seed=seed,
+            ).as_list()
             for name in SWITCH_CANDIDATES
             if name != OURS
         }

@@ -9,8 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ml_common.cli import report_error, run_main
-from ml_common.config import ConfigError
+from ml_common.cli import USER_ERRORS, report_error, run_main
 from ml_common.logs import setup_logging
 
 
@@ -245,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()  # the stages' progress lines (industrial, tune) go through logging
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except USER_ERRORS as exc:  # what a user can fix; anything else is a bug: run_main, exit 1
         report_error(exc, 4)
         return 2
 

@@ -1,12 +1,9 @@
-"""Pure ASGI middlewares (cheaper than ``BaseHTTPMiddleware``): latency and status metrics per
-route template, and the request body limit (413 before anything parses the body)."""
+"""Pure ASGI middleware (cheaper than ``BaseHTTPMiddleware``): latency and status metrics per
+route template. The request body limit is the project's one, ``ml_common.body_limit``."""
 
 from __future__ import annotations
 
 import time
-
-from fastapi import HTTPException
-from fastapi.responses import JSONResponse
 
 from level3_recsys.monitoring import Metrics
 
@@ -39,43 +36,3 @@ class MetricsMiddleware:
                 method = "other"
             self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - start)
             self.metrics.requests.labels(endpoint, method, str(status["code"])).inc()
-
-
-class BodyLimitMiddleware:
-    """413 for a body above ``max_bytes``: at once from ``Content-Length``, else while reading
-    (chunked bodies), so a large body is never buffered whole nor parsed."""
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    def _detail(self) -> str:
-        return f"request body larger than {self.max_bytes} bytes"
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    too_large = int(value) > self.max_bytes
-                except ValueError:
-                    too_large = False
-                if too_large:
-                    await JSONResponse({"detail": self._detail()}, status_code=413)(
-                        scope, receive, send
-                    )
-                    return
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # An HTTPException passes FastAPI's body reading unchanged (→ 413 answer).
-                    raise HTTPException(413, self._detail())
-            return message
-
-        await self.app(scope, limited_receive, send)
