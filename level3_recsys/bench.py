@@ -199,7 +199,11 @@ def group_keys(summary: dict[str, Any]) -> dict[str, float]:
     return keys
 
 
-def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, Any]:
+def bench(
+    settings: Level3Settings, duration_s: int | None = None, loadtest: bool = True
+) -> dict[str, Any]:
+    """Every stage, then the issue's keys in ``artifacts/bench/level3.json``; ``loadtest=False``
+    leaves out the load test and its keys (``loadtest_*``, the throughput ratio)."""
     from level3_recsys.batch import nightly_batch
     from level3_recsys.data import prepare
     from level3_recsys.deploy import reload_deployed
@@ -216,16 +220,22 @@ def bench(settings: Level3Settings, duration_s: int | None = None) -> dict[str, 
         update_readme(groups_table(summary), section="groups")
         nightly_batch(settings, serving_dir)
         reload_deployed(settings)
-        load = run_loadtest(settings, duration_s=duration_s)
+        load = run_loadtest(settings, duration_s=duration_s) if loadtest else {}
         hostile = service_checks(settings, serving_dir)
         flood = impression_flood(settings, serving_dir)
     results = {
         **offline_keys(summary),
-        "loadtest_rps": load["loadtest_rps"],
-        "loadtest_p50_ms": load["loadtest_p50_ms"],
-        "loadtest_p99_ms": load["loadtest_p99_ms"],
-        "loadtest_error_rate": load["loadtest_error_rate"],
-        "throughput_ratio_vs_bare_endpoint": load["throughput_ratio_vs_bare_endpoint"],
+        **{
+            key: load[key]
+            for key in (
+                "loadtest_rps",
+                "loadtest_p50_ms",
+                "loadtest_p99_ms",
+                "loadtest_error_rate",
+                "throughput_ratio_vs_bare_endpoint",
+            )
+            if key in load
+        },
         "fuzz_requests": hostile["fuzz"]["requests"],
         "fuzz_failures": hostile["fuzz"]["failures"],
         "feedback_flood_series_growth": hostile["flood"]["series_growth"],
