@@ -281,9 +281,11 @@ def bench_table(path: Any) -> str:
         "fuzz_requests",
         "fuzz_failures",
     ]
+    machine = values.get("machine", {})
+    cores = machine.get("cores", "?") if isinstance(machine, dict) else "?"
     rows = [
-        f"From `{Path(path).name}` ({values.get('machine', {})!s:.60}…, "
-        f"{values.get('seconds', 0):.0f} s):",
+        f"From `artifacts/bench/{Path(path).name}` ({values.get('seconds', 0):.0f} s on "
+        f"{cores} cores):",
         "",
         "| key | value |",
         "|---|---:|",
