@@ -182,7 +182,12 @@ def cmd_hostile(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from level3_recsys.bench import bench
 
-    print(json.dumps(bench(_settings(args), duration_s=args.duration), indent=2))
+    print(
+        json.dumps(
+            bench(_settings(args), duration_s=args.duration, loadtest=not args.no_loadtest),
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -237,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_hostile)
     p = sub.add_parser("bench", help="offline metrics + load test → artifacts/bench/level3.json")
     p.add_argument("--duration", type=int, help="load-test seconds per phase")
+    p.add_argument(
+        "--no-loadtest",
+        action="store_true",
+        help="skip the load test (its keys are then missing from the file)",
+    )
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
 

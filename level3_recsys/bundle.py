@@ -12,7 +12,10 @@ and the batch job get it back **by alias** (``models:/level3-recsys@champion``) 
       store.sqlite the nightly batch's precomputed lists (sqlite backend)
 
 Scores are ``x @ W`` where ``x`` weights a user's (or a session's) items by recency:
-``0.5 ** (position_from_latest / half_life)``.
+``0.5 ** (position_from_latest / half_life)``. A champion with a ``switch`` in its
+``model.json`` (chosen on validation by :mod:`tune`) scores the activity groups named there
+with another item x item matrix (``switch_<group>_<model>.npy``) and its own half-life; the
+group of a history is its length (a known user's training positives, a session's items).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class ItemScorer:
     item_ids: np.ndarray  # column -> movieId
     popularity: np.ndarray  # training positives per column
     titles: dict[int, str] | None = None
+    # activity group -> (weights, half-life) for the groups another model serves; edges of groups
+    switch: dict[str, tuple[np.ndarray, float]] | None = None
+    activity_edges: tuple[int, int] = (20, 50)
 
     def __post_init__(self) -> None:
         self._index = {int(item): i for i, item in enumerate(self.item_ids)}
@@ -66,7 +72,19 @@ class ItemScorer:
         if missing:
             raise BundleError(f"{folder}: model bundle incomplete, missing {', '.join(missing)}")
         meta = json.loads((folder / "model.json").read_text())
+        switch, edges = None, (20, 50)
+        if meta.get("switch"):
+            edges = tuple(meta["switch"]["activity_edges"])
+            switch = {}
+            for group, entry in meta["switch"]["groups"].items():
+                path = folder / entry["weights"]
+                if not path.is_file():
+                    raise BundleError(f"{folder}: switch weights {entry['weights']} missing")
+                weights = np.ascontiguousarray(np.load(path), dtype=np.float32)
+                switch[group] = (weights, float(entry["half_life"]))
         return cls(
+            switch=switch,
+            activity_edges=edges,  # type: ignore[arg-type]
             name=meta["name"],
             version=str(meta.get("version", "unregistered")),
             alias=meta.get("alias", folder.name),
@@ -87,8 +105,14 @@ class ItemScorer:
         """Top-``k`` columns for a history of columns ordered latest first, history excluded."""
         if len(history) == 0:
             return self.popular(k)
-        weights = recency_weights(len(history), self.half_life)
-        scores = weights @ self.weights[history]
+        matrix, half_life = self.weights, self.half_life
+        if self.switch:
+            group = ("light", "medium", "heavy")[
+                int(np.searchsorted(self.activity_edges, len(history), side="right"))
+            ]
+            matrix, half_life = self.switch.get(group, (matrix, half_life))
+        weights = recency_weights(len(history), half_life)
+        scores = weights @ matrix[history]
         scores[history] = -np.inf
         k = min(k, len(scores) - len(history))
         top = np.argpartition(-scores, k - 1)[:k]

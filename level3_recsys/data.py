@@ -15,6 +15,14 @@ training data, every later one is test data (users need a training and a test po
 model sees anything that happened after the cut, which protocol A cannot promise (one user's
 training history may be later than another's test items), but few users are active on both
 sides of one date.
+
+Protocol C, **per-user time cut** (``timesplit``): each user's own cut-off is the time of their
+positive at the ``1 - timesplit_holdout_fraction`` point of their timeline; every positive at or
+after it is held out (ties in time go together), everything before trains. Several hundred users
+qualify (a global cut, B, leaves 19; rolling global cuts over the last years leave 12–31 per
+window, because most users rate in one burst), and the held-out part grows with the user's
+history instead of being five items for everyone. Like A, one user's training history may be
+later than another user's test items.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ RATINGS_SCHEMA = {
     "genres": "any",
 }
 TIMECUT = "timecut"  # protocol B's sub-folder of the data stage's output
+TIMESPLIT = "timesplit"  # protocol C's
 COLUMNS = ["user_id", "item_id", "timestamp"]
 INTERACTIONS_SCHEMA = {"user_id": "integer", "item_id": "integer", "timestamp": "integer"}
 ITEMS_SCHEMA = {
@@ -83,6 +92,18 @@ def global_time_split(
     cut = int(np.quantile(positives["timestamp"], quantile))
     train = positives.loc[positives["timestamp"] < cut, COLUMNS]
     test = positives.loc[positives["timestamp"] >= cut, COLUMNS]
+    return _restrict_to_catalogue(ratings, train, test, cfg)
+
+
+def user_time_split(ratings: pd.DataFrame, cfg: DataSettings) -> tuple[pd.DataFrame, ...]:
+    """Protocol C above: each user's positives from their own time cut-off on are held out."""
+    positives = _positives(ratings, cfg).sort_values(["user_id", "timestamp", "item_id"])
+    size = positives.groupby("user_id")["item_id"].transform("size")
+    rank = positives.groupby("user_id").cumcount()
+    at_cut = rank == np.floor((1.0 - cfg.timesplit_holdout_fraction) * size).astype(int)
+    cut = positives["timestamp"].where(at_cut).groupby(positives["user_id"]).transform("max")
+    test = positives.loc[positives["timestamp"] >= cut, COLUMNS]
+    train = positives.loc[positives["timestamp"] < cut, COLUMNS]
     return _restrict_to_catalogue(ratings, train, test, cfg)
 
 
@@ -137,14 +158,16 @@ def split_stats(train: pd.DataFrame, test: pd.DataFrame, items: pd.DataFrame) ->
 
 def prepare(cfg: DataSettings, out_dir: Path) -> dict[str, Any]:
     """Run the data stage: ``train.csv``, ``test.csv``, ``items.csv`` for protocol A, the
-    same three under ``timecut/`` for protocol B, and ``stats.json`` describing both."""
+    same three under ``timecut/`` (B) and ``timesplit/`` (C), and ``stats.json`` for all."""
     ratings = load_ratings()
     splits = {
         ".": temporal_split(ratings, cfg),
         TIMECUT: global_time_split(ratings, cfg, cfg.timecut_quantile),
+        TIMESPLIT: user_time_split(ratings, cfg),
     }
     stats: dict[str, Any] = split_stats(*splits["."])
     stats[TIMECUT] = split_stats(*splits[TIMECUT])
+    stats[TIMESPLIT] = split_stats(*splits[TIMESPLIT])
     with atomic_dir(out_dir) as tmp:
         for folder, (train, test, items) in splits.items():
             (tmp / folder).mkdir(exist_ok=True)

@@ -67,14 +67,14 @@ def recommend_batch(
     return top_k(scores, k)
 
 
-def evaluate_per_user(
+def rank_for_test_users(
     model: Recommender,
     train: sparse.csr_matrix,
     test: sparse.csr_matrix,
     k: int = 10,
     batch_size: int = 256,
-) -> tuple[dict[str, np.ndarray], float]:
-    """Per-user metrics of ``model`` (users with held-out items, in row order) and coverage."""
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """``(users, top-k lists, held-out items)`` for the users with held-out items (row order)."""
     users = np.flatnonzero(np.diff(test.indptr) > 0)
     recommended = np.concatenate(
         [
@@ -83,8 +83,65 @@ def evaluate_per_user(
         ]
     )
     relevant = [test.indices[test.indptr[u] : test.indptr[u + 1]] for u in users]
+    return users, recommended, relevant
+
+
+def evaluate_per_user(
+    model: Recommender,
+    train: sparse.csr_matrix,
+    test: sparse.csr_matrix,
+    k: int = 10,
+    batch_size: int = 256,
+) -> tuple[dict[str, np.ndarray], float]:
+    """Per-user metrics of ``model`` (users with held-out items, in row order) and coverage."""
+    _, recommended, relevant = rank_for_test_users(model, train, test, k, batch_size)
     coverage = float(len(np.unique(recommended)) / train.shape[1])
     return per_user_metrics(recommended, relevant, k), coverage
+
+
+ACTIVITY_GROUPS = ("light", "medium", "heavy")
+ITEM_GROUPS = ("head", "tail")
+GROUPS = (*ACTIVITY_GROUPS, *ITEM_GROUPS)
+
+
+def activity_group(positives: np.ndarray, edges: list[int]) -> np.ndarray:
+    """``light`` / ``medium`` / ``heavy`` for each user's number of training positives."""
+    return np.array(ACTIVITY_GROUPS)[np.searchsorted(edges, positives, side="right")]
+
+
+def head_items(popularity: np.ndarray, share: float) -> np.ndarray:
+    """Boolean mask of the catalogue's most popular ``share`` (training positives; ties by
+    column order so the set has a fixed size)."""
+    order = np.lexsort((np.arange(len(popularity)), -popularity))
+    head = np.zeros(len(popularity), dtype=bool)
+    head[order[: max(1, round(share * len(popularity)))]] = True
+    return head
+
+
+def grouped_ndcg(
+    recommended: np.ndarray,
+    relevant: list[np.ndarray],
+    groups_of_users: np.ndarray,
+    head: np.ndarray,
+    k: int,
+) -> dict[str, np.ndarray]:
+    """Per-user NDCG@k for every group, aligned with the users (NaN: the user is not in it).
+
+    Activity groups keep a user's whole held-out set; ``head``/``tail`` score the same ranked
+    list against only the held-out items in (or out of) the head, for users who have any.
+    """
+    ndcg = per_user_metrics(recommended, relevant, k)[f"ndcg@{k}"]
+    out = {name: np.where(groups_of_users == name, ndcg, np.nan) for name in ACTIVITY_GROUPS}
+    for name, wanted in (("head", True), ("tail", False)):
+        values = np.full(len(relevant), np.nan)
+        for row, truth in enumerate(relevant):
+            kept = truth[head[truth] == wanted]
+            if len(kept):
+                values[row] = per_user_metrics(recommended[row : row + 1], [kept], k)[f"ndcg@{k}"][
+                    0
+                ]
+        out[name] = values
+    return out
 
 
 def evaluate_model(

@@ -1,4 +1,6 @@
-"""Schema-based fuzzing of a running service with schemathesis (``st run``, every check).
+"""Schema-based fuzzing of a running service with schemathesis (``st run``, every check, every
+phase: examples, coverage, fuzzing and the stateful phase that follows the feedback link), plus
+integers too long for Python's ``int()`` in every path and query parameter.
 
 Used by the tests (against uvicorn and against the container) and by ``bench`` (keys
 ``fuzz_requests``, ``fuzz_failures``). The number of requests is not schemathesis's own count: it is
@@ -77,6 +79,7 @@ def run_schemathesis(
     result = subprocess.run(
         command, cwd=workdir, capture_output=True, text=True, timeout=timeout_s, check=False
     )
+    huge = huge_number_probes(base_url)
     after = requests_served(base_url)
     summary = json.loads(report.read_text()) if report.is_file() else {}
     unique = summary.get("test_cases", {}).get("unique_failures")
@@ -84,12 +87,41 @@ def run_schemathesis(
     return {
         "requests": int(after - before - 1),  # minus the /metrics read before the run
         "generated": summary.get("test_cases", {}).get("generated", 0),
-        "failures": (unique if unique is not None else 1) + errors,
+        "failures": (unique if unique is not None else 1) + errors + huge["failures"],
+        "huge_number_statuses": huge["statuses"],
         "failure_titles": [f["title"] for f in summary.get("failures", [])],
         "phases": {k: v["status"] for k, v in summary.get("phases", {}).items()},
         "exit_code": result.returncode,
         "output": (result.stdout + result.stderr)[-4000:],
     }
+
+
+# Numbers schemathesis does not generate: longer than Python's int() accepts (4,300 digits), in
+# every path and query parameter that holds an integer. Each must get a 4xx, never a 500.
+HUGE_NUMBER = "9" * 5000
+HUGE_NUMBER_PATHS = (
+    f"/recommendations/{HUGE_NUMBER}",
+    f"/recommendations/{'0' * 5000}{HUGE_NUMBER}",
+    f"/recommendations/2?k={HUGE_NUMBER}",
+    f"/users/{HUGE_NUMBER}/history",
+    f"/users/2/history?n=-{HUGE_NUMBER}",
+    f"/users?limit={HUGE_NUMBER}",
+)
+
+
+def huge_number_probes(base_url: str) -> dict[str, Any]:
+    """GET every :data:`HUGE_NUMBER_PATHS`; ``failures``: answers that are not a 4xx."""
+    import urllib.error
+
+    statuses = []
+    for path in HUGE_NUMBER_PATHS:
+        try:
+            with urllib.request.urlopen(f"{base_url}{path}", timeout=10) as response:  # noqa: S310
+                statuses.append(response.status)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+    failures = sum(1 for status in statuses if not 400 <= status < 500)
+    return {"requests": len(statuses), "failures": failures, "statuses": statuses}
 
 
 def metric_series(metrics_text: str) -> int:
@@ -199,3 +231,71 @@ def service_checks(
         flood = feedback_flood(client, n=flood_requests, seed=secrets.randbelow(2**31))
     log.info("flood: %d series added, statuses %s", flood["series_growth"], flood["statuses"])
     return {"fuzz": {k: v for k, v in fuzz.items() if k != "output"}, "flood": flood}
+
+
+def impression_bytes_per_item(k: int = 100, n: int = 5_000) -> float:
+    """Bytes the impression log holds per item shown, for ``n`` lists of ``k`` items (what
+    ``tracemalloc`` sees, the log's own containers included)."""
+    import gc
+    import tracemalloc
+
+    from level3_recsys.impressions import ImpressionLog
+
+    log_ = ImpressionLog(2**40, ttl_s=1e9)
+    items = list(range(10_000, 10_000 + k))
+    gc.collect()
+    tracemalloc.start()
+    for i in range(n):
+        log_.issue("v1", items, client=f"10.0.{i % 50}.1")
+    gc.collect()
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return held / n / k
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now (Linux ``/proc/self/statm``)."""
+    import os
+
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def impression_flood(
+    settings: Any, serving_dir: Path, n: int = 100_000, clients: int = 256
+) -> dict[str, Any]:
+    """``n`` anonymous k=100 lists from ``clients`` addresses through the real service (the
+    issue's flood: ~126,700 such requests took the process from 306 to 1,466 MB); how much the
+    process's resident memory and the impression log grew, against the configured budget."""
+    import gc
+
+    from level3_recsys.service import RecommenderService
+
+    service = RecommenderService(settings, serving_dir)
+    service.load()
+    for i in range(500):  # warm-up: first series, allocator pools
+        service.recommend_user(10**9 + i, 100, client="10.255.0.1")
+    gc.collect()
+    before = _rss_mb()
+    for i in range(n):
+        service.recommend_user(10**9 + i, 100, client=f"10.7.{i % clients // 256}.{i % 256}")
+        if i % 20_000 == 0:
+            log.info(
+                "impression flood: %d / %d lists, %.0f MB held",
+                i,
+                n,
+                service.impressions.nbytes / 2**20,
+            )
+    gc.collect()
+    result = {
+        "requests": n,
+        "rss_growth_mb": round(_rss_mb() - before, 1),
+        "impression_mb": round(service.impressions.nbytes / 2**20, 1),
+        "budget_mb": settings.serve.impression_budget_bytes / 2**20,
+        "impressions_held": len(service.impressions),
+        "evicted_by_budget": service.impressions.evicted_by_budget,
+        "evicted_by_quota": service.impressions.evicted_by_quota,
+    }
+    service.close()
+    log.info("impression flood: %s", result)
+    return result

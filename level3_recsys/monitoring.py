@@ -18,7 +18,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ml_common.drift import psi
+from ml_common.logs import get_logger
 
+log = get_logger(__name__)
 T = TypeVar("T")
 LATENCY_BUCKETS = (
     0.0005,
@@ -111,6 +113,11 @@ class Metrics:
         self.feature_psi = Gauge(
             "recsys_feature_psi", "PSI of one live feature vs training", ["feature"], registry=r
         )
+        self.impression_memory = Gauge(
+            "recsys_impression_memory_bytes",
+            "Bytes held by the impression log (bounded by serve.impression_budget_bytes)",
+            registry=r,
+        )
         self.model_info = Gauge(
             "recsys_model_info", "Loaded models (value 1)", ["alias", "name", "version"], registry=r
         )
@@ -129,6 +136,7 @@ class CircuitBreaker:
     ``reset_seconds``) half-open: one trial call → closed on success, open again on failure.
 
     A call slower than ``slow_seconds`` counts as a failure even though its result is used.
+    Every change of state writes one log line with its reason (the last failure when it opens).
     Hand-written for teaching (a dozen lines); ``pybreaker`` is the library equivalent.
     """
 
@@ -147,32 +155,42 @@ class CircuitBreaker:
         self.slow_seconds, self.on_change, self.clock = slow_seconds, on_change, clock
         self.state, self.failures, self.opened_at = self.CLOSED, 0, 0.0
         self._lock = threading.Lock()
-        self._set(self.CLOSED)
+        self._set(self.CLOSED, None)
 
-    def _set(self, state: int) -> None:
+    def _set(self, state: int, reason: str | None) -> None:
         self.state = state
+        if reason is not None:
+            log.warning("%s breaker %s: %s", self.name, self.state_name, reason)
         if self.on_change:
             self.on_change(self.name, state)
 
     def allow(self) -> bool:
         with self._lock:
             if self.state == self.OPEN and self.clock() - self.opened_at >= self.reset_seconds:
-                self._set(self.HALF_OPEN)
+                self._set(
+                    self.HALF_OPEN, f"{self.reset_seconds:g} s since it opened, one trial call"
+                )
                 return True
             return self.state != self.OPEN
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool, why: str = "failed") -> None:
+        """Count one call's outcome; ``why`` says what went wrong (logged when it opens)."""
         with self._lock:
             if ok:
                 self.failures = 0
                 if self.state != self.CLOSED:
-                    self._set(self.CLOSED)
+                    self._set(self.CLOSED, "a trial call succeeded")
                 return
             self.failures += 1
             if self.state == self.HALF_OPEN or self.failures >= self.max_failures:
                 self.opened_at = self.clock()
                 if self.state != self.OPEN:
-                    self._set(self.OPEN)
+                    trial = self.state == self.HALF_OPEN
+                    count = "the trial call" if trial else f"{self.failures} calls in a row"
+                    self._set(
+                        self.OPEN,
+                        f"{count} failed (last: {why}); calls skipped for {self.reset_seconds:g} s",
+                    )
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` through the breaker; raise :class:`BreakerOpen` without calling it if open."""
@@ -181,10 +199,14 @@ class CircuitBreaker:
         start = self.clock()
         try:
             result = fn()
-        except Exception:
-            self.record(False)
+        except Exception as exc:
+            self.record(False, f"{type(exc).__name__}: {str(exc)[:200]}")
             raise
-        self.record(self.clock() - start <= self.slow_seconds)
+        took = self.clock() - start
+        self.record(
+            took <= self.slow_seconds,
+            f"slow: {took * 1000:.0f} ms > {self.slow_seconds * 1000:.0f} ms",
+        )
         return result
 
     @property

@@ -21,6 +21,7 @@ class DataSettings(BaseModel):
     holdout_per_user: int = Field(5, ge=1)
     min_train_per_user: int = Field(1, ge=1)
     timecut_quantile: float = Field(0.9, gt=0, lt=1)
+    timesplit_holdout_fraction: float = Field(0.2, gt=0, lt=1)
 
 
 class TrainSettings(BaseModel):
@@ -30,6 +31,10 @@ class TrainSettings(BaseModel):
     als_iterations: int = Field(15, ge=1)
     bpr_iterations: int = Field(100, ge=1)
     bootstrap_resamples: int = Field(N_RESAMPLES, ge=100)
+    # user groups fixed before looking at any result: training positives < 20, 20-49, >= 50;
+    # held-out items in the most popular 20% of the catalogue (head) or not (tail)
+    activity_edges: list[int] = Field([20, 50], min_length=2, max_length=2)
+    head_item_share: float = Field(0.2, gt=0, lt=1)
     confidence: float = Field(0.95, gt=0, lt=1)
     model_name: str = "level3-recsys"
     experiment: str = "level3-recsys"
@@ -67,7 +72,8 @@ class ServeSettings(BaseModel):
     admin_token: str = DEFAULT_ADMIN_TOKEN
     allow_default_admin_token: bool = False
     max_body_bytes: int = Field(65536, ge=1024)
-    impression_capacity: int = Field(100_000, ge=1)
+    impression_budget_bytes: int = Field(64 * 2**20, ge=4096)
+    impression_client_quota_bytes: int = Field(4 * 2**20, ge=1024)
     impression_ttl_s: float = Field(1800.0, gt=0)
     max_k: int = Field(100, ge=1)
     shadow: bool = True

@@ -27,7 +27,14 @@ import pandas as pd
 
 from level3_recsys import data as data_stage
 from level3_recsys.bundle import UserHistories, default_serving_dir
-from level3_recsys.evaluate import evaluate_per_user
+from level3_recsys.evaluate import (
+    GROUPS,
+    activity_group,
+    grouped_ndcg,
+    head_items,
+    per_user_metrics,
+    rank_for_test_users,
+)
 from level3_recsys.models import ItemToItem, RecencyWeighted, recency_matrix
 from level3_recsys.settings import Level3Settings
 from level3_recsys.tune import (
@@ -36,6 +43,8 @@ from level3_recsys.tune import (
     OURS,
     PEERS,
     PROTOCOLS,
+    SWITCH_CANDIDATES,
+    SWITCHED,
     ModelFactory,
     load_or_tune,
 )
@@ -74,9 +83,17 @@ def save_model_folder(
     histories: UserHistories,
     reference: dict[str, list[float]],
     metrics: dict[str, float],
+    switch: dict[str, tuple[str, ItemToItem, float]] | None = None,
+    activity_edges: list[int] | None = None,
 ) -> None:
-    """Write one servable model folder (the :mod:`bundle` layout)."""
+    """Write one servable model folder (the :mod:`bundle` layout). ``switch``: activity group
+    -> (model name, item x item model, half-life) for the groups another model serves."""
     folder.mkdir(parents=True, exist_ok=True)
+    switch_meta: dict[str, Any] = {}
+    for group, (other, other_model, other_half_life) in (switch or {}).items():
+        file = f"switch_{group}_{other}.npy"
+        np.save(folder / file, np.ascontiguousarray(other_model.weights, dtype=np.float32))
+        switch_meta[group] = {"model": other, "half_life": other_half_life, "weights": file}
     # Row-major: serving gathers a history's rows (``W[history]``); a column-major matrix (as
     # item-kNN's transposed similarity comes out) makes that gather ~20x slower.
     np.save(folder / "weights.npy", np.ascontiguousarray(model.weights, dtype=np.float32))
@@ -86,10 +103,15 @@ def save_model_folder(
     write_json(folder / "reference.json", reference)
     titles = dict(zip(dataset.items["item_id"].astype(int), dataset.items["title"], strict=True))
     write_json(folder / "items.json", {str(k): v for k, v in titles.items()})
-    write_json(
-        folder / "model.json",
-        {"name": name, "half_life": half_life, "metrics": metrics, "items": len(dataset.item_ids)},
-    )
+    meta: dict[str, Any] = {
+        "name": name,
+        "half_life": half_life,
+        "metrics": metrics,
+        "items": len(dataset.item_ids),
+    }
+    if switch_meta:
+        meta["switch"] = {"activity_edges": activity_edges, "groups": switch_meta}
+    write_json(folder / "model.json", meta)
 
 
 def user_histories(train: pd.DataFrame, dataset: data_stage.Dataset) -> UserHistories:
@@ -102,60 +124,129 @@ def user_histories(train: pd.DataFrame, dataset: data_stage.Dataset) -> UserHist
 
 
 def evaluate_protocol(
-    settings: Level3Settings, data_dir: Path, chosen: dict[str, dict[str, float]], label: str
+    settings: Level3Settings,
+    data_dir: Path,
+    chosen: dict[str, dict[str, float]],
+    label: str,
+    switch: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, RecencyWeighted]]:
     """Fit every model with its chosen settings on one split's training data, score its test
-    split once; return the report (means, intervals, leads) and the two servable models."""
+    split once; return the report (means, intervals, leads, user groups) and the two servable
+    models. ``switch`` (activity group -> model, chosen on validation) adds the switched model,
+    whose per-user values are those of the model its group uses."""
     t = settings.train
     k, key = t.k, f"ndcg@{t.k}"
     dataset = data_stage.load_dataset(data_dir)
     frame = pd.read_csv(data_dir / "train.csv")
     factory = ModelFactory(settings, frame, dataset.user_ids, dataset.item_ids, dataset.train)
     results: dict[str, dict[str, Any]] = {}
-    per_user: dict[str, np.ndarray] = {}
+    per_user: dict[str, dict[str, np.ndarray]] = {}
+    grouped: dict[str, dict[str, np.ndarray]] = {}
     servable: dict[str, RecencyWeighted] = {}
+    head = head_items(dataset.popularity, t.head_item_share)
+    test_users = np.flatnonzero(np.diff(dataset.test.indptr) > 0)
+    groups = activity_group(np.diff(dataset.train.indptr)[test_users], t.activity_edges)
 
     def interval(values: np.ndarray) -> list[float]:
         return bootstrap_ci(
             values, resamples=t.bootstrap_resamples, confidence=t.confidence, seed=settings.seed
         ).as_list()
 
-    for name in MODELS:
-        start = time.perf_counter()
-        model = factory.build(name, chosen[name])
-        if name in (OURS, CHALLENGER_MODEL):
-            servable[name] = model
-        metrics, coverage = evaluate_per_user(model, dataset.train, dataset.test, k)
-        per_user[name] = metrics[key]
+    def summarize(name: str, coverage: float | None) -> None:
+        metrics = per_user[name]
         results[name] = {metric: float(values.mean()) for metric, values in metrics.items()}
-        results[name].update(coverage=coverage, users=int(len(metrics[key])))
-        results[name][f"{key}_ci"] = interval(metrics[key])
+        results[name].update(users=int(len(metrics[key])), **{f"{key}_ci": interval(metrics[key])})
+        if coverage is not None:
+            results[name]["coverage"] = coverage
         log.info(
-            "%-10s %-16s %s %.4f [%.4f, %.4f]  (%.1f s)",
+            "%-10s %-16s %s %.4f [%.4f, %.4f]",
             label,
             name,
             key,
             results[name][key],
             *results[name][f"{key}_ci"],
-            time.perf_counter() - start,
         )
+
+    for name in MODELS:
+        start = time.perf_counter()
+        model = factory.build(name, chosen[name])
+        if name in (OURS, CHALLENGER_MODEL) or (switch and name in switch.values()):
+            servable[name] = model
+        _, recommended, relevant = rank_for_test_users(model, dataset.train, dataset.test, k)
+        per_user[name] = per_user_metrics(recommended, relevant, k)
+        grouped[name] = grouped_ndcg(recommended, relevant, groups, head, k)
+        summarize(name, float(len(np.unique(recommended)) / dataset.train.shape[1]))
+        log.info("%-10s %-16s scored in %.1f s", label, name, time.perf_counter() - start)
+    candidates: tuple[str, ...] = (OURS,)
+    if switch is not None:
+        # per user, the values of the model its activity group uses (chosen on validation)
+        source = np.array([switch[g] for g in groups])
+        per_user[SWITCHED] = {
+            metric: np.select(
+                [source == m for m in SWITCH_CANDIDATES],
+                [per_user[m][metric] for m in SWITCH_CANDIDATES],
+            )
+            for metric in per_user[OURS]
+        }
+        grouped[SWITCHED] = {
+            group: np.select(
+                [source == m for m in SWITCH_CANDIDATES],
+                [grouped[m][group] for m in SWITCH_CANDIDATES],
+            )
+            for group in GROUPS
+        }
+        summarize(SWITCHED, None)
+        candidates = (OURS, SWITCHED)
     best_peer = max(PEERS, key=lambda name: results[name][key])
-    leads = {}
-    for other in (*PEERS, CHALLENGER_MODEL):
-        difference = per_user[OURS] - per_user[other]
-        leads[other] = {"estimate": float(difference.mean()), "ci": interval(difference)}
+    leads: dict[str, dict[str, Any]] = {}
+    for mine in candidates:
+        leads[mine] = {}
+        for other in (*PEERS, CHALLENGER_MODEL):
+            difference = per_user[mine][key] - per_user[other][key]
+            leads[mine][other] = {"estimate": float(difference.mean()), "ci": interval(difference)}
     report = {
         "train_users": int(dataset.train.shape[0]),
         "users": results[OURS]["users"],
         "test_interactions": int(dataset.test.nnz),
         "items": int(len(dataset.item_ids)),
         "chosen": chosen,
+        "switch": switch,
         "models": results,
         "best_peer": best_peer,
-        "lead_vs_best_peer": leads[best_peer],
-        "lead_vs": leads,
+        "lead_vs_best_peer": leads[OURS][best_peer],
+        "lead_vs": leads[OURS],
+        "groups": group_report(grouped, candidates, interval),
     }
+    if switch is not None:
+        report["switch_lead_vs_best_peer"] = leads[SWITCHED][best_peer]
+        report["switch_lead_vs"] = leads[SWITCHED]
     return report, servable
+
+
+def group_report(
+    grouped: dict[str, dict[str, np.ndarray]], candidates: tuple[str, ...], interval: Any
+) -> dict[str, Any]:
+    """Per user group: each model's mean NDCG with its interval, the best peer *on test* (the
+    comparison hardest for ours) and the paired lead of each candidate over it."""
+    report: dict[str, Any] = {}
+    for group in GROUPS:
+        members = ~np.isnan(grouped[OURS][group])
+        means = {name: float(values[group][members].mean()) for name, values in grouped.items()}
+        best_peer = max(PEERS, key=lambda name: means[name])
+        entry: dict[str, Any] = {
+            "users": int(members.sum()),
+            "ndcg": means,
+            "ndcg_ci": {name: interval(values[group][members]) for name, values in grouped.items()},
+            "best_peer": best_peer,
+        }
+        for mine in candidates:
+            difference = grouped[mine][group][members] - grouped[best_peer][group][members]
+            entry[f"lead_{mine}"] = {
+                "estimate": float(difference.mean()),
+                "ci": interval(difference),
+            }
+        report[group] = entry
+    return report
 
 
 def train(
@@ -170,7 +261,10 @@ def train(
     reports = {}
     for label, folder in PROTOCOLS.items():
         chosen = tuning["protocols"][label]["chosen"]
-        reports[label], servable = evaluate_protocol(settings, data_dir / folder, chosen, label)
+        switch = tuning["protocols"][label]["switch"]
+        reports[label], servable = evaluate_protocol(
+            settings, data_dir / folder, chosen, label, switch
+        )
         if label == "leave_last":
             served, served_chosen = servable, chosen
     main = reports["leave_last"]
@@ -179,6 +273,12 @@ def train(
     histories = user_histories(train_frame, dataset)
     reference = feature_reference(dataset)
     half_life = served_chosen[OURS]["half_life"]
+    no_recency = max(settings.tune.half_life)  # the plain models weigh a history evenly
+    switch = {
+        group: (other, served[other], served_chosen[other].get("half_life", no_recency))
+        for group, other in main["switch"].items()
+        if other != OURS
+    }
     with atomic_dir(out_dir) as tmp:
         for name in (OURS, CHALLENGER_MODEL):
             save_model_folder(
@@ -190,6 +290,8 @@ def train(
                 histories,
                 reference,
                 main["models"][name],
+                switch if name == OURS else None,
+                t.activity_edges,
             )
         summary = {
             "k": t.k,
@@ -205,6 +307,10 @@ def train(
             "lead_vs_best_peer": main["lead_vs_best_peer"],
             "lead_vs": main["lead_vs"],
             "timecut": reports["timecut"],
+            "timesplit": reports["timesplit"],
+            "switch": main["switch"],
+            "switch_lead_vs_best_peer": main["switch_lead_vs_best_peer"],
+            "groups": main["groups"],
             "bootstrap": {
                 "unit": "users",
                 "resamples": t.bootstrap_resamples,
@@ -234,7 +340,7 @@ def flat_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     k = summary["k"]
     keys = (f"ndcg@{k}", f"recall@{k}", f"map@{k}", "coverage")
     flat: dict[str, Any] = {
-        name: {key: m[key] for key in keys} for name, m in summary["models"].items()
+        name: {key: m[key] for key in keys if key in m} for name, m in summary["models"].items()
     }
     for prefix, report in (("", summary), ("timecut_", summary["timecut"])):
         lead = report["lead_vs_best_peer"]

@@ -101,17 +101,23 @@ def run_locust(
     with stats_path.open() as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
     total = rows["Aggregated"]
+
+    def number(field: str) -> float:
+        # locust writes N/A when no request completed (a starved warm-up on busy cores)
+        value = total[field]
+        return float("nan") if value in ("N/A", "") else float(value)
+
     requests = float(total["Request Count"])
     failures = float(total["Failure Count"])
     return {
         "requests": requests,
         "failures": failures,
         "error_rate": failures / requests if requests else 1.0,
-        "rps": float(total["Requests/s"]),
-        "p50_ms": float(total["50%"]),
-        "p95_ms": float(total["95%"]),
-        "p99_ms": float(total["99%"]),
-        "max_ms": float(total["Max Response Time"]),
+        "rps": number("Requests/s"),
+        "p50_ms": number("50%"),
+        "p95_ms": number("95%"),
+        "p99_ms": number("99%"),
+        "max_ms": number("Max Response Time"),
     }
 
 

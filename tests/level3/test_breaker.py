@@ -1,6 +1,7 @@
 """Circuit breaker: unit behaviour, then fault injection in the running app (store down,
 model slow) with the popularity fallback verified, and recovery."""
 
+import logging
 import time
 
 import pytest
@@ -71,7 +72,16 @@ def metric(client, line_start: str) -> float:
     raise AssertionError(f"{line_start} not exported")
 
 
-def test_store_down_opens_breaker_and_serves_flagged_fallback(settings, tiny_bundle):
+def fault_lines(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name in ("level3_recsys.serve", "level3_recsys.service", "level3_recsys.monitoring")
+    ]
+
+
+def test_store_down_opens_breaker_and_serves_flagged_fallback(settings, tiny_bundle, caplog):
+    caplog.set_level(logging.INFO)
     app = create_app(settings, tiny_bundle, store=DownStore())
     with TestClient(app) as client:
         bodies = [client.get("/recommendations/2?k=5").json() for _ in range(4)]
@@ -98,9 +108,22 @@ def test_store_down_opens_breaker_and_serves_flagged_fallback(settings, tiny_bun
         body = client.get("/recommendations/2?k=5").json()
         assert body["source"] == "precomputed" and not body["fallback"]
         assert metric(client, 'recsys_breaker_state{dependency="store"}') == 0
+        client.get("/recommendations/2?k=5")
+    # one line per transition, each with its reason; none per request
+    assert fault_lines(caplog) == [
+        "store down: ConnectionError: store unreachable",
+        "store breaker open: 2 calls in a row failed (last: ConnectionError: store unreachable);"
+        f" calls skipped for {settings.serve.breaker_reset_seconds:g} s",
+        f"store breaker half_open: {settings.serve.breaker_reset_seconds:g} s since it opened,"
+        " one trial call",
+        "store breaker closed: a trial call succeeded",
+        fault_lines(caplog)[4],
+    ]
+    assert fault_lines(caplog)[4].startswith("store up again after ")
 
 
-def test_slow_model_opens_breaker_and_serves_fallback(settings, tiny_bundle):
+def test_slow_model_opens_breaker_and_serves_fallback(settings, tiny_bundle, caplog):
+    caplog.set_level(logging.INFO)
     app = create_app(settings, tiny_bundle)
     with TestClient(app) as client:
         service = app.state.service
@@ -121,6 +144,8 @@ def test_slow_model_opens_breaker_and_serves_fallback(settings, tiny_bundle):
         time.sleep(settings.serve.breaker_reset_seconds + 0.05)
         assert not client.post("/recommendations/session", json=request).json()["fallback"]
         assert client.get("/ready").json()["breakers"]["model"] == "closed"
+    opened = [line for line in fault_lines(caplog) if "model breaker open" in line]
+    assert len(opened) == 1 and "(last: slow: " in opened[0] and "ms > 50 ms)" in opened[0]
 
 
 def test_failing_model_falls_back_with_reason(settings, tiny_bundle):

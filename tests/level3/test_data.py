@@ -72,3 +72,38 @@ def test_no_positive_is_a_clear_error():
     frame = ratings_frame().assign(rating=1.0)
     with pytest.raises(DataError, match="no rating >= 4.0"):
         temporal_split(frame, DataSettings())
+
+
+def test_per_user_time_cut_holds_out_each_users_latest_share_by_time():
+    from level3_recsys.data import user_time_split
+
+    cfg = DataSettings(min_rating=4.0, min_item_positives=1, timesplit_holdout_fraction=0.3)
+    frame = ratings_frame()
+    # user 4 trains on 14, 15, 16 (and 10) first, so user 1's latest items are in the catalogue
+    later = pd.DataFrame(
+        [
+            (4, item, 5.0, t, f"t{item}", "Drama")
+            for t, item in enumerate([14, 15, 16, 10, 11, 12, 13], 1)
+        ],
+        columns=frame.columns,
+    )
+    train, test, _ = user_time_split(pd.concat([frame, later], ignore_index=True), cfg)
+    # user 1: 7 positives at t=1..7, cut at index floor(0.7 * 7) = 4 → t >= 5 held out
+    assert sorted(test.loc[test.user_id == 1, "timestamp"]) == [5, 6, 7]
+    assert sorted(train.loc[train.user_id == 1, "timestamp"]) == [1, 2, 3, 4]
+    for user in set(test.user_id):  # everything held out is later than the user's training
+        assert (
+            train.loc[train.user_id == user, "timestamp"].max()
+            < test.loc[test.user_id == user, "timestamp"].min()
+        )
+
+
+def test_per_user_time_cut_holds_out_ties_in_time_together():
+    from level3_recsys.data import user_time_split
+
+    frame = ratings_frame()
+    frame.loc[(frame.userId == 1) & (frame.timestamp >= 4), "timestamp"] = 4  # one burst
+    cfg = DataSettings(min_rating=4.0, min_item_positives=1, timesplit_holdout_fraction=0.3)
+    train, test, _ = user_time_split(frame, cfg)
+    # the cut-off (index 4 of 7) falls inside the burst at t=4: all of it is held out, none trains
+    assert sorted(train.loc[train.user_id == 1, "timestamp"]) == [1, 2, 3]

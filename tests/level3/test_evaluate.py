@@ -91,3 +91,20 @@ def test_paired_difference_interval_excludes_zero_only_for_a_real_lead():
     assert 0.04 < low < 0.05 < high < 0.06
     low, high = bootstrap_ci(noisy - base)
     assert low < 0 < high
+
+
+def test_user_groups_by_activity_and_head_tail_items():
+    from level3_recsys.evaluate import activity_group, grouped_ndcg, head_items
+
+    groups = activity_group(np.array([1, 19, 20, 49, 50, 500]), [20, 50])
+    assert groups.tolist() == ["light", "light", "medium", "medium", "heavy", "heavy"]
+    head = head_items(np.array([5.0, 50.0, 1.0, 50.0, 0.0]), 0.4)
+    assert head.tolist() == [False, True, False, True, False]  # the 2 most popular of 5
+    recommended = np.array([[1, 2], [0, 4]])
+    relevant = [np.array([1, 2]), np.array([3])]  # user 0: head 1 + tail 2; user 1: head 3
+    out = grouped_ndcg(recommended, relevant, np.array(["light", "heavy"]), head, k=2)
+    assert out["light"][0] == 1.0 and np.isnan(out["light"][1])
+    assert out["heavy"][1] == 0.0 and np.isnan(out["medium"]).all()
+    assert out["head"].tolist() == [1.0, 0.0]  # user 0's head item 1 at rank 1
+    # user 0's tail item 2 at rank 2: DCG 1/log2(3), ideal 1
+    assert out["tail"][0] == pytest.approx(1 / np.log2(3)) and np.isnan(out["tail"][1])

@@ -28,6 +28,9 @@ def test_schemathesis_all_checks_find_nothing(service_url, tmp_path):
     assert all(
         status == "success" for phase, status in result["phases"].items() if phase != "examples"
     ), result["phases"]
+    assert "stateful" in result["phases"], result["phases"]
+    # 5,000-digit ids and query numbers: 422, never a 500
+    assert result["huge_number_statuses"] == [422] * 6, result["huge_number_statuses"]
     # the stateful phase followed the schema's link: real clicks on served lists were recorded
     with urllib.request.urlopen(f"{service_url}/model", timeout=10) as response:
         model = json.load(response)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from level3_recsys.bundle import ItemScorer, recency_weights
+from level3_recsys.bundle import BundleError, ItemScorer, recency_weights
 from level3_recsys.models import EASE, ItemKNN, Popularity, recency_matrix
 
 
@@ -103,3 +103,41 @@ def test_bundle_weights_are_row_major_whatever_the_file(tmp_path, interactions):
     scorer = ItemScorer.load(tmp_path)
     assert scorer.weights.flags["C_CONTIGUOUS"] and scorer.weights.dtype == np.float32
     np.testing.assert_array_equal(scorer.weights, knn.weights)
+
+
+def test_a_switched_scorer_serves_each_activity_group_with_its_own_matrix(tmp_path):
+    """The champion's ``switch``: short histories scored by the other matrix, long ones by its
+    own; what is saved is what is loaded."""
+    import json
+
+    items = 60
+    own = np.zeros((items, items), dtype=np.float32)
+    own[:, 1] = 1.0  # the champion's matrix always prefers item column 1
+    other = np.zeros((items, items), dtype=np.float32)
+    other[:, 2] = 1.0  # the light group's matrix prefers column 2
+    np.save(tmp_path / "weights.npy", own)
+    np.save(tmp_path / "switch_light_itemknn.npy", other)
+    np.save(tmp_path / "item_ids.npy", np.arange(100, 100 + items))
+    np.save(tmp_path / "popularity.npy", np.ones(items, dtype=np.float32))
+    meta = {
+        "name": "ease_recency",
+        "half_life": 2.0,
+        "switch": {
+            "activity_edges": [20, 50],
+            "groups": {
+                "light": {
+                    "model": "itemknn",
+                    "half_life": 1e9,
+                    "weights": "switch_light_itemknn.npy",
+                }
+            },
+        },
+    }
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    scorer = ItemScorer.load(tmp_path)
+    light, heavy = np.arange(10, 29), np.arange(3, 53)  # 19 and 50 training items
+    assert scorer.score_items(light, 1).tolist() == [2]
+    assert scorer.score_items(heavy, 1).tolist() == [1]
+    (tmp_path / "switch_light_itemknn.npy").unlink()
+    with pytest.raises(BundleError, match="switch weights"):
+        ItemScorer.load(tmp_path)

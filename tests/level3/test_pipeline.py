@@ -38,6 +38,40 @@ def test_split_statistics(trained):
     assert stats["test_interactions"] <= 5 * stats["test_users"]
     assert summary["users"] == stats["test_users"] == 650
     assert summary["timecut"]["users"] == stats["timecut"]["test_users"] == 19
+    assert summary["timesplit"]["users"] == stats["timesplit"]["test_users"] == 667
+
+
+def test_per_user_time_cut_decides_and_the_lead_does_not_survive_it(trained):
+    """667 users: intervals a quarter as wide as the global time cut's. Ours still beats BPR,
+    item-kNN and popularity, but ties the best peer (plain EASE, measured +0.0037 [-0.0058,
+    +0.0142]) and ALS (+0.0072 [-0.0026, +0.0179])."""
+    _, _, summary, _ = trained
+    timesplit = summary["timesplit"]
+    low, high = timesplit["models"][OURS]["ndcg@10_ci"]
+    assert high - low < 0.03 and timesplit["models"][OURS]["ndcg@10"] >= 0.108  # 0.1119
+    assert timesplit["best_peer"] == "ease"
+    lead = timesplit["lead_vs_best_peer"]
+    assert lead["ci"][0] < 0 < lead["ci"][1]
+    for beaten in ("bpr", "itemknn", "popularity"):
+        assert timesplit["lead_vs"][beaten]["ci"][0] > 0, beaten
+
+
+def test_user_groups_and_the_switch_chosen_on_validation(trained):
+    """Groups fixed before looking (activity < 20, 20-49, >= 50; head = 20% most popular).
+    The switch keeps ours everywhere (no peer's validation lead is clear); on leave-last-5 no
+    group lies wholly below its best peer, on the per-user time cut the tail items do (BPR)."""
+    _, _, summary, _ = trained
+    groups = summary["groups"]
+    assert [groups[g]["users"] for g in ("light", "medium", "heavy")] == [208, 181, 261]
+    assert groups["head"]["users"] + groups["tail"]["users"] > 650  # users with both count twice
+    for protocol in (summary, summary["timesplit"]):
+        assert set(protocol["switch"].values()) == {OURS}
+    below = {g for g, entry in groups.items() if entry["lead_switch"]["ci"][1] < 0}
+    assert below == set()
+    assert groups["heavy"]["lead_ease_recency"]["estimate"] > 0.012  # +0.0172 over ALS
+    split_groups = summary["timesplit"]["groups"]
+    below = {g for g, entry in split_groups.items() if entry["lead_switch"]["ci"][1] < 0}
+    assert below == {"tail"} and split_groups["tail"]["best_peer"] == "bpr"  # -0.0080
 
 
 def test_offline_figures_with_intervals(trained):
@@ -140,6 +174,12 @@ def test_bench_offline_keys_and_readme_table(trained):
     )
     assert keys["ndcg10_best_peer"] == keys["ndcg10_als"]
     assert keys["timecut_users"] == 19
+    assert keys["timesplit_users"] == 667 and keys["buckets_below_best_peer"] == 0
+    assert keys["timesplit_buckets_below_best_peer"] == 1
+    for group in ("light", "medium", "heavy", "head", "tail"):
+        low, high = keys[f"bucket_{group}_lead_ci_low"], keys[f"bucket_{group}_lead_ci_high"]
+        assert low < keys[f"bucket_{group}_lead"] < high
+    assert keys["timesplit_lead_ci_low"] < keys["timesplit_lead"] < keys["timesplit_lead_ci_high"]
     table = offline_table(summary)
     assert f"| ease_recency | {keys['ndcg10_ours']:.4f} [" in table
-    assert table.count("(best peer)") == 2
+    assert table.count("(best peer)") == 3

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from level3_recsys.data import TIMECUT
+from level3_recsys.data import TIMECUT, TIMESPLIT
 from level3_recsys.settings import load
 from level3_recsys.tune import (
     MODELS,
@@ -45,7 +45,7 @@ def data_dir(tmp_path: Path) -> Path:
     """Both protocols' folders with a training and a test file (the test file is separate)."""
     interactions = synthetic_interactions(users=60, seed=4)
     latest = interactions.groupby("user_id")["timestamp"].transform("max")
-    for folder in (".", TIMECUT):
+    for folder in (".", TIMECUT, TIMESPLIT):
         (tmp_path / folder).mkdir(exist_ok=True)
         interactions.loc[interactions.timestamp < latest].to_csv(
             tmp_path / folder / "train.csv", index=False
@@ -69,16 +69,18 @@ def test_poisoned_test_split_changes_nothing(data_dir, tmp_path):
     every_pair = pd.MultiIndex.from_product(
         [train.user_id.unique(), np.arange(100, 130)], names=["user_id", "item_id"]
     ).to_frame(index=False)
-    for folder in (".", TIMECUT):
+    for folder in (".", TIMECUT, TIMESPLIT):
         every_pair.assign(timestamp=1).to_csv(data_dir / folder / "test.csv", index=False)
     poisoned = tune(settings, data_dir, tmp_path / "poisoned")
     assert without_timing(poisoned) == without_timing(clean)
-    for folder in (".", TIMECUT):
+    for folder in (".", TIMECUT, TIMESPLIT):
         (data_dir / folder / "test.csv").unlink()
     assert without_timing(tune(settings, data_dir, tmp_path / "none")) == without_timing(clean)
     # and the search did search: every model has its full grid and a best point
     for protocol in clean["protocols"].values():
         assert set(protocol["chosen"]) == set(MODELS)
+        # the switch is part of what the poisoned test split left unchanged (compared above)
+        assert set(protocol["switch"]) == {"light", "medium", "heavy"}
         for name, points in grids(settings).items():
             rows = protocol["scores"][name]
             assert [row["params"] for row in rows] == points
@@ -127,3 +129,23 @@ def test_saved_search_is_reused_only_while_data_and_grids_match(data_dir, tmp_pa
 def test_missing_training_data_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train.csv: file not found; run .*prepare"):
         tune(small_settings(), tmp_path, tmp_path / "out")
+
+
+def test_switch_takes_a_peer_only_in_the_groups_where_it_wins_clearly_on_validation():
+    import numpy as np
+
+    from level3_recsys.tune import OURS, choose_switch
+
+    rng = np.random.default_rng(0)
+    groups = np.array(["light"] * 200 + ["medium"] * 200 + ["heavy"] * 200)
+    ours = rng.uniform(0, 0.2, 600)
+    knn = ours.copy()
+    knn[:200] += 0.05  # clearly better for every light user
+    knn[200:400] += rng.normal(0.002, 0.05, 200)  # a hair better on average, within the noise
+    per_user = {OURS: ours, "itemknn": knn, "ease": ours - 0.01}
+    switch, detail = choose_switch(per_user, groups, resamples=500)
+    assert switch == {"light": "itemknn", "medium": OURS, "heavy": OURS}
+    assert detail["light"]["lead_over_ours_ci"]["itemknn"][0] > 0
+    low, high = detail["medium"]["lead_over_ours_ci"]["itemknn"]
+    assert low < 0 < high
+    assert choose_switch(per_user, np.array(["heavy"] * 600))[0]["light"] == OURS  # nobody there
