@@ -133,6 +133,8 @@ class ServeConfig(BaseModel):
     port: int = 0
     decision_threshold: float = Field(0.5, ge=0, le=1)
     load_test_requests: int = Field(2000, ge=10)
+    workers: int = Field(2, ge=1, description="uvicorn worker processes of `serve`")
+    concurrent_requests: int = Field(500, ge=1, description="requests in flight at once (bench)")
 
 
 class ScenarioMatrixConfig(BaseModel):
