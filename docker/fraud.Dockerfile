@@ -35,7 +35,7 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 # Only the modules the scoring tier imports (no torch, no training code).
 COPY level4_fraud/__init__.py /app/level4_fraud/
-COPY level4_fraud/serving/__init__.py level4_fraud/serving/limits.py level4_fraud/serving/traffic.py level4_fraud/serving/onnx_service.py /app/level4_fraud/serving/
+COPY level4_fraud/serving/__init__.py level4_fraud/serving/limits.py level4_fraud/serving/errors.py level4_fraud/serving/traffic.py level4_fraud/serving/onnx_service.py /app/level4_fraud/serving/
 USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
