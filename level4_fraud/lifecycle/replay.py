@@ -40,13 +40,22 @@ from ml_common.paths import level_dir
 from ml_common.tracking import CHAMPION, set_alias
 
 
-def period_of(day: int, settings: Level4Settings) -> str:
-    """``stable``, ``seasonal`` or ``new_pattern`` for a monitored day."""
+def fraud_spans(settings: Level4Settings) -> list[tuple[str, int, int]]:
+    """``(kind, first day, last day)`` of every fraud drift event of the simulated world."""
     sim = settings.simulation
-    if sim.new_pattern_day is not None and day >= sim.new_pattern_day:
-        return "new_pattern"
-    if sim.seasonal_day is not None and day >= sim.seasonal_day:
-        return "seasonal"
+    return [(e.kind, *sim.event_span(e)) for e in sim.events() if e.is_fraud]
+
+
+def period_of(day: int, settings: Level4Settings) -> str:
+    """``fraud_drift`` (inside any fraud event), ``harmless`` (inside a harmless change only) or
+    ``stable`` for a monitored day."""
+    sim = settings.simulation
+    if any(first <= day <= last for _, first, last in fraud_spans(settings)):
+        return "fraud_drift"
+    for event in sim.events():
+        first, last = sim.event_span(event)
+        if not event.is_fraud and first <= day <= last:
+            return "harmless"
     return "stable"
 
 
@@ -132,7 +141,8 @@ class _ReplayState:
             "period": period_of(day, settings),
             "n_tx": len(frame),
             "n_fraud": int(frame["tx_fraud"].sum()),
-            "n_new_pattern": int((frame["tx_fraud_scenario"] == 4).sum()),
+            # Payments of the drift events' fraud kinds (scenarios 4-7).
+            "n_drift_fraud": int((frame["tx_fraud_scenario"] >= 4).sum()),
             "tail_ratio": drift.tail_ratio,
             "p_value": drift.p_value,
             "signal": drift.signal,
@@ -289,49 +299,77 @@ def _mean(values: list[float]) -> float | None:
 def summarise(
     records: list[dict[str, Any]], decisions: list[dict[str, Any]], settings: Level4Settings
 ) -> dict[str, Any]:
-    """Alarm delay, false alarms per period, AP before, during and after the new pattern.
+    """Alarm delay per fraud event, false alarms, AP before, during and after the drift.
 
-    Recovery is defined once: the **fix** is the first promotion, on or after the pattern day, of
-    a champion whose training window holds at least one pattern day (a model that never saw the
-    pattern cannot have learnt it). ``ap_drift_unfixed`` averages the daily AP from the pattern
-    day to the fix (exclusive; to the end when there is no fix), ``ap_after_recovery`` the days
-    after the fix to the end, ``ap_recovery_ratio`` divides it by ``ap_before_drift`` (all
-    monitored days before the pattern). Without a pattern, or without a fix, they are ``None``.
+    Every drift event of the world is known here: an alarm on a day inside any fraud event's
+    span (its start to the last day its fraud shows) is a **detection**; only an alarm outside
+    all of them is a **false alarm** (counted apart on stable and harmless-change days). The
+    drift day is the first fraud event's start; ``alarm_delay_days`` is that event's.
+
+    Recovery is defined once: the **fix** is the first promotion, on or after the drift day, of
+    a champion whose training window holds at least one drift day (a model that never saw the
+    drift cannot have learnt it). ``ap_drift_unfixed`` averages the daily AP from the drift day
+    to the fix (exclusive; to the end when there is no fix), ``ap_after_recovery`` the days after
+    the fix, ``ap_recovery_ratio`` divides it by ``ap_before_drift`` (monitored days before the
+    drift day); ``days_to_recovery``: days from the drift day to the first day on or after the
+    fix whose 3-day mean AP is back to 95 % of ``ap_before_drift``. Without a fraud event, or
+    without a fix, they are ``None``.
     """
-    pattern_day = settings.simulation.new_pattern_day
+    spans = fraud_spans(settings)
+    drift_day = min((first for _, first, _ in spans), default=None)
     alarms = [r["day"] for r in records if r["alarm"]]
+    by_day = {r["day"]: r for r in records}
+    events = []
+    for kind, first, last in spans:
+        inside = [d for d in alarms if first <= d <= last]
+        events.append(
+            {
+                "kind": kind,
+                "start_day": first,
+                "last_day": last,
+                "alarm_delay_days": inside[0] - first if inside else None,
+                "alarm_by": by_day[inside[0]]["alarm_by"] if inside else None,
+            }
+        )
     false_stable = sum(1 for r in records if r["alarm"] and r["period"] == "stable")
-    false_seasonal = sum(1 for r in records if r["alarm"] and r["period"] == "seasonal")
-    stable_days = sum(1 for r in records if r["period"] != "new_pattern")
-    after = [d for d in alarms if pattern_day is not None and d >= pattern_day]
-    delay = after[0] - pattern_day if after else None
-    fired_by = next(r["alarm_by"] for r in records if r["day"] == after[0]) if after else None
+    false_harmless = sum(1 for r in records if r["alarm"] and r["period"] == "harmless")
+    outside_days = sum(1 for r in records if r["period"] != "fraud_drift")
+    first_event = min(events, key=lambda e: e["start_day"]) if events else None
+    delay = first_event["alarm_delay_days"] if first_event else None
+    fired_by = first_event["alarm_by"] if first_event else None
     promotions = [d["day"] for d in decisions if d["promoted"]]
-    ap_before = _mean([r["ap"] for r in records if r["period"] != "new_pattern"])
+    before = [r for r in records if drift_day is None or r["day"] < drift_day]
+    ap_before = _mean([r["ap"] for r in before])
     fix_day = fixed_by = None
-    if pattern_day is not None:
-        by_day = {r["day"]: r for r in records}
+    if drift_day is not None:
         for i, r in enumerate(records):
             # The champion of the day after a promotion is the promoted model.
-            if r["promoted"] and r["day"] >= pattern_day and i + 1 < len(records):
+            if r["promoted"] and r["day"] >= drift_day and i + 1 < len(records):
                 trained_to = records[i + 1]["champion_trained_on"][1]
-                if trained_to > pattern_day:
+                if trained_to > drift_day:
                     fix_day, fixed_by = r["day"], by_day[r["day"]]["retrain"]
                     break
-    ap_unfixed = ap_after = ratio = None
-    if pattern_day is not None:
+    ap_unfixed = ap_after = ratio = recovery = None
+    if drift_day is not None:
         stop = fix_day if fix_day is not None else 10**9
-        ap_unfixed = _mean([r["ap"] for r in records if pattern_day <= r["day"] < stop])
+        ap_unfixed = _mean([r["ap"] for r in records if drift_day <= r["day"] < stop])
     if fix_day is not None:
         ap_after = _mean([r["ap"] for r in records if r["day"] > fix_day])
         ratio = ap_after / ap_before if ap_after is not None and ap_before else None
+        later = [r for r in records if r["day"] > fix_day]
+        for i in range(len(later) - 2):
+            window = _mean([r["ap"] for r in later[i : i + 3]])
+            if ap_before and window is not None and window >= 0.95 * ap_before:
+                recovery = later[i]["day"] - drift_day
+                break
     return {
         "alarm_days": alarms,
         "alarm_delay_days": delay,
         "alarm_by": fired_by,
+        "fraud_events": events,
         "false_alarms_stable": false_stable,
-        "false_alarms_seasonal": false_seasonal,
-        "days_without_pattern": stable_days,
+        "false_alarms_harmless": false_harmless,
+        "days_without_pattern": outside_days,
         "promotion_days": promotions,
         "promotions": len(promotions),
         "retrains": len(decisions),
@@ -341,8 +379,9 @@ def summarise(
         "ap_drift_unfixed": ap_unfixed,
         "ap_after_recovery": ap_after,
         "ap_recovery_ratio": ratio,
-        "seasonal_day": settings.simulation.seasonal_day,
-        "new_pattern_day": pattern_day,
+        "days_to_recovery": recovery,
+        "drift_events": [e.model_dump() for e in settings.simulation.events()],
+        "drift_day": drift_day,
     }
 
 
@@ -399,10 +438,9 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
     ax2.set_xlabel("simulated day")
     sim = settings.simulation
     for ax in (ax1, ax2):
-        if sim.seasonal_day is not None:
-            ax.axvline(sim.seasonal_day, color="tab:green", ls="--", lw=1)
-        if sim.new_pattern_day is not None:
-            ax.axvline(sim.new_pattern_day, color="tab:red", ls="--", lw=1)
+        for event in sim.events():
+            color = "tab:red" if event.is_fraud else "tab:green"
+            ax.axvline(event.start_day, color=color, ls="--", lw=1)
         for r in records:
             if r["alarm"]:
                 ax.axvline(r["day"], color="red", lw=2, alpha=0.5)
@@ -411,7 +449,7 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
             elif r["retrain"]:
                 ax.axvline(r["day"], color="gray", lw=1, alpha=0.4, ls=":")
     ax1.set_title(
-        "green dashed: seasonal change · red dashed: new fraud pattern · red: alarm · "
+        "green dashed: harmless change · red dashed: fraud drift · red: alarm · "
         "green: promotion · dotted: retrain rejected",
         fontsize=9,
     )
@@ -428,14 +466,14 @@ def _num(value: float | None) -> float:
 def summary_line(s: dict[str, Any]) -> str:
     """The run's outcome in one line, with only the figures that mean something for it."""
     parts = [
-        f"false alarms stable {s['false_alarms_stable']} / seasonal {s['false_alarms_seasonal']}",
+        f"false alarms stable {s['false_alarms_stable']} / harmless {s['false_alarms_harmless']}",
         f"promotions {s['promotions']} of {s['retrains']} retrains",
         f"AP before the pattern {_num(s['ap_before_drift']):.3f}",
     ]
-    if s["new_pattern_day"] is None:
-        return " · ".join(["no new fraud pattern in this run", *parts])
+    if s["drift_day"] is None:
+        return " · ".join(["no fraud drift in this run", *parts])
     if s["alarm_delay_days"] is None:
-        parts.insert(0, f"NO ALARM for the pattern of day {s['new_pattern_day']}")
+        parts.insert(0, f"NO ALARM for the fraud drift of day {s['drift_day']}")
     else:
         parts.insert(0, f"alarm delay {s['alarm_delay_days']} days")
     parts.append(f"AP while unfixed {_num(s['ap_drift_unfixed']):.3f}")
