@@ -175,6 +175,25 @@ class MonitorConfig(BaseModel):
     card_shift_per_day: float = Field(
         0.5, gt=0, description="rise of suspect cards a day the card CUSUM detects fastest"
     )
+    terminal_alarm: bool = Field(
+        True, description="also watch terminals with several tail payments a day (Poisson CUSUM)"
+    )
+    terminal_tail_payments: int = Field(
+        3, ge=2, description="tail payments at one terminal in one day that make it suspect"
+    )
+    terminal_shift_per_day: float = Field(
+        0.5, gt=0, description="rise of suspect terminals a day the terminal CUSUM detects fastest"
+    )
+    label_alarm: bool = Field(
+        True, description="also watch delayed labels: precision at the top k and fraud it misses"
+    )
+    label_reference_days: int = Field(
+        7, ge=3, description="the champion's first labelled days: the label tests' reference"
+    )
+    label_top_k: int = Field(100, ge=1, description="the daily alert queue the label tests watch")
+    label_tolerance: float = Field(
+        0.3, ge=0, description="relative movement of the label values that must not page"
+    )
     reference_days: int = Field(14, ge=2, description="threshold days + calibration days")
     tail_quantile: float = Field(0.995, gt=0.5, lt=1)
     alarm_ratio: float = Field(1.5, gt=1)

@@ -79,7 +79,8 @@ def _new_monitor(
 ) -> DriftMonitor:
     """A monitor whose reference is the last ``reference_days`` of the champion's training data:
     the first half sets the tail threshold, the second half calibrates the tail-rate test's null;
-    every training day calibrates the suspect-card test's null."""
+    every training day calibrates the suspect-card and suspect-terminal tests' nulls. The label
+    tests calibrate themselves on the champion's first labelled days after deployment."""
     stop = train_window[1]
     start = max(train_window[0], stop - settings.monitor.reference_days)
     middle = start + (stop - start) // 2
@@ -91,6 +92,12 @@ def _new_monitor(
         for d in range(train_window[0], stop)
         if d in history
     ]
+    terminal_days = [
+        (X_day, history[d]["terminal_id"].to_numpy())
+        for d, (X_day, _) in zip(
+            [d for d in range(train_window[0], stop) if d in history], card_days, strict=True
+        )
+    ]
     return DriftMonitor(
         champion.members["isolation_forest"],
         X,
@@ -98,6 +105,7 @@ def _new_monitor(
         settings.monitor,
         calibration=calibration,
         card_days=card_days,
+        terminal_days=terminal_days,
     )
 
 
@@ -111,6 +119,9 @@ class _ReplayState:
     champion: FraudEnsemble | None = None
     monitor: DriftMonitor | None = None
     champion_window: tuple[int, int] = (0, 0)  # the days the champion was trained on
+    deployed_on: int = 0  # the day the current champion started serving
+    # The champion's scores and the labels of recent days, until their labels "arrive".
+    scored: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     alarm_active: bool = False
     last_train_day: int = 0
     last_alarm_retrain: int = -(10**9)
@@ -126,6 +137,7 @@ class _ReplayState:
         set_alias(settings.model_name, CHAMPION, version)
         self.metrics.champion_version.set(version)
         self.champion_window = (train_start, train_stop)
+        self.deployed_on = day
         self.monitor = _new_monitor(self.champion, self.history, self.champion_window, settings)
 
     def monitor_day(self, day: int, frame: pd.DataFrame) -> dict[str, Any]:
@@ -135,7 +147,19 @@ class _ReplayState:
         delay, top_k = settings.protocol.delay_days, settings.protocol.top_k
         X = as_matrix(frame[FEATURES])
         day_scores = self.champion.predict_proba(X)
-        drift = self.monitor.check(X, day_scores, frame["customer_id"].to_numpy())
+        self.scored[day] = (day_scores, frame["tx_fraud"].to_numpy())
+        # Today the labels of day - delay arrive; they feed the label tests if the serving
+        # champion scored that day (a new champion's monitor starts on its own days).
+        arrived = self.scored.pop(day - delay, None) if day - delay >= self.deployed_on else None
+        for old in [d for d in self.scored if d < day - delay]:
+            del self.scored[old]
+        drift = self.monitor.check(
+            X,
+            day_scores,
+            frame["customer_id"].to_numpy(),
+            frame["terminal_id"].to_numpy(),
+            labelled=arrived,
+        )
         record: dict[str, Any] = {
             "day": day,
             "period": period_of(day, settings),
@@ -155,6 +179,20 @@ class _ReplayState:
             "suspect_cards": drift.suspect_cards,
             "card_cusum": drift.card_cusum,
             "card_cusum_h": self.monitor.card_cusum.h if self.monitor.card_cusum else None,
+            "suspect_terminals": drift.suspect_terminals,
+            "terminal_cusum": drift.terminal_cusum,
+            "precision_at_k": drift.precision_at_k,
+            "missed_fraud": drift.missed_fraud,
+            "precision_cusum": drift.precision_cusum,
+            "missed_cusum": drift.missed_cusum,
+            "test_h": {  # each test's threshold today (None: not in use / not calibrated yet)
+                name: (test.h if test is not None else None)
+                for name, test in (
+                    ("terminal", self.monitor.terminal_cusum),
+                    ("precision", self.monitor.precision_cusum),
+                    ("missed", self.monitor.missed_cusum),
+                )
+            },
             "alarm_by": drift.alarm_by if drift.alarm else None,
             "champion_trained_on": list(self.champion_window),
             "retrain": None,
@@ -222,6 +260,8 @@ class _ReplayState:
         # The new champion's monitor is referenced on the data it was trained on, never on recent
         # traffic: a pattern the champion has not seen keeps the alarm up.
         self.champion_window = retrain_windows(day, settings)[0]
+        self.deployed_on = day + 1  # it scores from tomorrow
+        self.scored.clear()
         self.monitor = _new_monitor(self.champion, self.history, self.champion_window, settings)
         self.alarm_active = False
         record["promoted"] = True
@@ -416,6 +456,22 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
                 color="tab:purple",
                 label="suspect-card CUSUM / h",
             )
+        for key, name, color in (
+            ("terminal_cusum", "terminal", "tab:brown"),
+            ("precision_cusum", "precision", "tab:olive"),
+            ("missed_cusum", "missed", "tab:pink"),
+        ):
+            ratio = [
+                r[key] / r["test_h"][name] if r.get(key) is not None and r["test_h"][name] else None
+                for r in records
+            ]
+            if any(v is not None for v in ratio):
+                ax2.plot(
+                    days,
+                    [np.nan if v is None else v for v in ratio],
+                    color=color,
+                    label=f"{key.replace('_', ' ')} / h",
+                )
         ax2.axhline(1.0, color="red", ls=":", lw=1, label="alarm at 1")
         ax2.set_ylabel("CUSUM / its threshold h")
     else:
