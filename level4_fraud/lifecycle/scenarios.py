@@ -31,6 +31,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -293,6 +294,11 @@ def _run_isolated_case(params: dict[str, Any], scratch: Path, log_path: Path) ->
     (scratch / "artifacts").mkdir(parents=True, exist_ok=True)
     os.environ["ML_ARTIFACTS_DIR"] = str(scratch / "artifacts")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'artifacts' / 'mlflow.db'}"
+    # Each worker's temporary Prefect server migrates its own sqlite database: two workers
+    # migrating one shared database at once fail ("index ... already exists").
+    if "prefect" not in sys.modules:  # Prefect reads its home once, at import
+        (scratch / "prefect").mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(scratch / "prefect")
     with open(log_path, "w") as log_file:  # the worker's stdout and stderr, at the descriptors
         os.dup2(log_file.fileno(), 1)
         os.dup2(log_file.fileno(), 2)
@@ -335,10 +341,16 @@ def run_matrix(
             ): key
             for key in keys
         }
+        failed: dict[str, str] = {}
         for future in as_completed(futures):
             key = futures[future]
-            rows[key] = row = future.result()
             bar.update()
+            try:
+                rows[key] = row = future.result()
+            except Exception as exc:  # noqa: BLE001 - recorded, the other cases go on
+                failed[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                log.error("case %s failed: %s (see logs/%s.log)", key, failed[key], key)
+                continue
             log.info(
                 "case %s done (%d/%d): alarm delay %s by %s, false alarms %d",
                 key,
@@ -348,13 +360,17 @@ def run_matrix(
                 row["alarm_by"],
                 row["false_alarms"],
             )
-        done = [rows[key] for key in keys]
+        done = [rows[key] for key in keys if key in rows]
         summary = summarise_matrix(done, m)
         summary["seeds"] = sorted({c["seed"] for c in cases.values()})
+        summary["failed_cases"] = failed
         write_json(
-            tmp / "cases.json", {"summary": summary, "cases": dict(zip(keys, done, strict=True))}
+            tmp / "cases.json",
+            {"summary": summary, "cases": {key: rows[key] for key in keys if key in rows}},
         )
         write_text(tmp / "table.md", markdown_table(done))
         write_json(tmp / "config.json", {"matrix": m.model_dump(), "base": dump_settings(base)})
         matrix_figure(done, m, tmp / "matrix.png")
+    if failed:  # the outputs say which; the command must not look like a success
+        raise RuntimeError(f"{len(failed)} scenario case(s) failed: {', '.join(sorted(failed))}")
     return {"summary": summary, "cases": done}
