@@ -29,7 +29,8 @@ PACKAGE_3 := level3_recsys
 PACKAGE_4 := level4_fraud
 PACKAGE_5 := level5_discovery
 
-.PHONY: help setup lock all test test-slow lint format bench clean level3-down loadtest \
+.PHONY: help setup lock all test test-slow lint format bench bench-matrix clean level3-down \
+        loadtest \
         $(addprefix level,$(LEVELS))
 # bench-levelN are pattern targets: make skips pattern rules for .PHONY targets, so not listed.
 
@@ -96,8 +97,11 @@ lint: setup ## ruff; hadolint on Dockerfiles; Kubernetes manifests validated off
 format: setup ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
-bench: $(BENCH_TARGETS) ## Run every benchmark, then refresh the README's results table
+bench: $(BENCH_TARGETS) bench-matrix ## Run every benchmark, then refresh the README's results table
 	$(PY) -m ml_common.report
+
+bench-matrix: setup ## The matrix runner on 1 and 2 Dask workers: artifacts/bench/matrix_runner.json
+	$(PY) -m ml_common.matrix_bench
 
 bench-level%: setup ## Benchmark one level: writes artifacts/bench/levelN.json
 	$(PY) -m $(PACKAGE_$*) bench

@@ -117,7 +117,11 @@ def bench_keys(results: dict[str, Any], cfg: Level2Settings) -> dict[str, Any]:
     if "telco" in results:
         keys["business_profit_at_best_threshold"] = keys["telco_test_profit"]
     keys["pipeline_seconds"] = round(results["pipeline_seconds"], 1)
-    keys["optuna_trials"] = cfg.tune.n_trials
+    for name, result in results.items():  # measured: the trials that ran, not the configured n
+        tuning = result.get("metrics", {}).get("tuning") if isinstance(result, dict) else None
+        if tuning:
+            keys[f"{name}_optuna_trials"] = tuning["n_trials"]
+            keys[f"{name}_optuna_trials_pruned"] = tuning["n_pruned"]
     return keys
 
 

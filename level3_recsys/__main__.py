@@ -126,6 +126,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from level3_recsys.batch import nightly_batch
     from level3_recsys.deploy import reload_deployed
     from level3_recsys.train import default_dirs
+    from ml_common.cli import UsageError
     from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias, setup_mlflow
 
     settings = _settings(args)
@@ -133,7 +134,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     name = settings.train.model_name
     champion, challenger = alias_version(name, CHAMPION), alias_version(name, CHALLENGER)
     if champion is None or challenger is None:
-        raise RuntimeError(f"{name} needs both aliases to swap them: run `train` first")
+        raise UsageError(f"{name} needs both aliases to swap them: run `train` first")
     set_alias(name, CHAMPION, challenger)
     set_alias(name, CHALLENGER, champion)
     nightly_batch(settings, default_dirs()[2])  # re-export by alias, refill the store
@@ -237,15 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
 
-    from ml_common.cli import report_error
-    from ml_common.config import ConfigError
-    from ml_common.datasets import DataError
+    from ml_common.cli import USER_ERRORS, report_error
     from ml_common.logs import setup_logging
 
     setup_logging()
     try:
         return args.func(args)
-    except (ConfigError, DataError, FileNotFoundError, RuntimeError) as exc:
+    except USER_ERRORS as exc:  # what a user can fix; anything else is a bug: run_main, exit 1
         report_error(exc, 3)
         return 2
 

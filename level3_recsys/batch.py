@@ -24,6 +24,7 @@ from level3_recsys.settings import Level3Settings
 from level3_recsys.store import open_store
 from level3_recsys.train import export_serving_bundle, make_readable
 from ml_common.atomic import write_json
+from ml_common.cli import UsageError
 
 
 def precompute(scorer: ItemScorer, histories: UserHistories, top_n: int) -> list[tuple[int, list]]:
@@ -109,7 +110,7 @@ def drift_report(
 
     columns = [c for c in reference if len(current.get(c, [])) > 0]
     if not columns:
-        raise ValueError("no live feature values yet: send some requests to the service first")
+        raise UsageError("no live feature values yet: send some requests to the service first")
     rng = np.random.default_rng(0)
 
     def frame(source: dict[str, list[float]], n: int) -> pd.DataFrame:

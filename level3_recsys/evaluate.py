@@ -8,9 +8,9 @@ masked to ``-inf``; the top ``k`` are compared with the held-out items:
 - ``map@k``    mean over users of AP@k = Σ precision@i·rel_i / min(k, |held out|);
 - ``coverage`` distinct items recommended to anyone / catalogue size.
 
-Uncertainty: the per-user values are kept, and :func:`bootstrap_ci` resamples *users* (scipy's
-percentile bootstrap) for a 95% interval of a mean; a paired difference between two models on
-the same users is the interval of the mean of the per-user differences.
+Uncertainty: the per-user values are kept, and ``ml_common.stats.bootstrap_ci`` resamples *users*
+(scipy's percentile bootstrap) for a 95% interval of a mean; a paired difference between two
+models on the same users is the interval of the mean of the per-user differences.
 """
 
 from __future__ import annotations
@@ -55,29 +55,6 @@ def ranking_metrics(
         name: float(np.mean(values))
         for name, values in per_user_metrics(recommended, relevant, k).items()
     }
-
-
-def bootstrap_ci(
-    values: np.ndarray, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``values.mean()``, resampling the entries (users)."""
-    from scipy.stats import bootstrap
-
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2 or np.all(values == values[0]):
-        mean = float(values.mean()) if len(values) else float("nan")
-        return mean, mean
-    result = bootstrap(
-        (values,),
-        np.mean,
-        n_resamples=resamples,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    interval = result.confidence_interval
-    return float(interval.low), float(interval.high)
 
 
 def recommend_batch(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ml_common.config import LevelSettings, load_settings, settings_config
+from ml_common.stats import N_RESAMPLES
 
 CONFIG_PATH = Path(__file__).with_name("config.yaml")
 # The token shipped in config.yaml: public, so the service refuses it unless told it is a dev run.
@@ -28,7 +29,7 @@ class TrainSettings(BaseModel):
     k: int = Field(10, ge=1)
     als_iterations: int = Field(15, ge=1)
     bpr_iterations: int = Field(100, ge=1)
-    bootstrap_resamples: int = Field(2000, ge=100)
+    bootstrap_resamples: int = Field(N_RESAMPLES, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
     model_name: str = "level3-recsys"
     experiment: str = "level3-recsys"

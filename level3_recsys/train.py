@@ -27,7 +27,7 @@ import pandas as pd
 
 from level3_recsys import data as data_stage
 from level3_recsys.bundle import UserHistories, default_serving_dir
-from level3_recsys.evaluate import bootstrap_ci, evaluate_per_user
+from level3_recsys.evaluate import evaluate_per_user
 from level3_recsys.models import ItemToItem, RecencyWeighted, recency_matrix
 from level3_recsys.settings import Level3Settings
 from level3_recsys.tune import (
@@ -40,8 +40,10 @@ from level3_recsys.tune import (
     load_or_tune,
 )
 from ml_common.atomic import atomic_dir, write_json
+from ml_common.cli import UsageError
 from ml_common.logs import get_logger
 from ml_common.paths import level_dir
+from ml_common.stats import bootstrap_ci
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias, setup_mlflow
 
 __all__ = ["CHALLENGER_MODEL", "OURS", "RecencyWeighted", "recency_matrix", "train"]
@@ -114,7 +116,9 @@ def evaluate_protocol(
     servable: dict[str, RecencyWeighted] = {}
 
     def interval(values: np.ndarray) -> list[float]:
-        return list(bootstrap_ci(values, t.bootstrap_resamples, t.confidence, settings.seed))
+        return bootstrap_ci(
+            values, resamples=t.bootstrap_resamples, confidence=t.confidence, seed=settings.seed
+        ).as_list()
 
     for name in MODELS:
         start = time.perf_counter()
@@ -308,7 +312,7 @@ def export_serving_bundle(settings: Level3Settings, dest: Path) -> dict[str, int
         if version is None:
             if alias == CHALLENGER:
                 continue
-            raise RuntimeError(f"no '{alias}' alias on registered model {name}: train first")
+            raise UsageError(f"no '{alias}' alias on registered model {name}: train first")
         with atomic_dir(dest / alias) as tmp:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{name}@{alias}", dst_path=str(tmp / "download")

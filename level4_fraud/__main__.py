@@ -9,8 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ml_common.cli import report_error, run_main
-from ml_common.config import ConfigError
+from ml_common.cli import USER_ERRORS, report_error, run_main
 from ml_common.logs import setup_logging
 
 
@@ -94,7 +93,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     m = settings.scenarios
     seeds = m.tuning_seeds if args.seeds == "tuning" else m.eval_seeds
     out = level_dir(4) / ("scenarios-tuning" if args.seeds == "tuning" else "scenarios")
-    result = run_matrix(settings, m, out, seeds)
+    result = run_matrix(settings, m, out, seeds, address=args.dask_address)
     print((out / "table.md").read_text())
     print(json.dumps(result["summary"], indent=2))
     return 0
@@ -235,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
                 default="eval",
                 help="evaluation seeds (reported) or tuning seeds (for choosing the monitor)",
             )
+            p.add_argument(
+                "--dask-address",
+                default=None,
+                help="a running Dask scheduler (tcp://host:8786); default: scenarios.matrix",
+            )
         if name == "tune":
             p.add_argument("--trials", type=int, default=10)
         if name == "export-onnx":
@@ -255,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()  # the stages' progress lines (industrial, tune) go through logging
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except USER_ERRORS as exc:  # what a user can fix; anything else is a bug: run_main, exit 1
         report_error(exc, 4)
         return 2
 

@@ -23,22 +23,23 @@ Part 1 measures, in one run on the configured simulation:
 - lineage: the replay's final ``@champion`` exported from the registry to ONNX and served by the
   ONNX tier over HTTP answers exactly (1e-5) what the registered ensemble scores on a fixed batch
   (``deployed_matches_champion``); the alert rules unit-tested firing and not firing by promtool
-  (``alert_rules_tested``).
+  (``alert_rules_tested``; ``null`` with ``alert_rules_tested_not_measured`` saying why when
+  promtool, Debian's package prometheus, is not installed).
 
-Part 2's ``industrial.industrial_bench()`` keys are then merged in (part 1's are written first).
+Part 2's ``industrial.industrial_bench()`` keys are then merged in. The JSON is rewritten after
+every stage (``ml_common.bench.BenchRun``), so a stage that fails loses only what follows it.
 Details of each stage go to ``artifacts/level4/bench/`` (protocol.json, replay outputs, and
 ``tables.md``: the README's part-1 tables rendered from this run's files).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from level4_fraud.config import Level4Settings
 from ml_common.atomic import write_json, write_text
-from ml_common.bench import stopwatch, write_bench
+from ml_common.bench import BenchRun, optional_figure
 from ml_common.config import dump_settings
 from ml_common.paths import level_dir
 
@@ -228,56 +229,70 @@ def run_bench(settings: Level4Settings) -> Path:
     from level4_fraud.training.train import protocol_summary, run_protocol
 
     out = level_dir(4) / "bench"
-    started = time.perf_counter()
-    with stopwatch() as timer:
+    # The file is rewritten after each stage: a stage that fails costs only what follows it.
+    with BenchRun(4) as bench:
+
+        def record(figures: dict[str, Any]) -> None:
+            bench.record({k: _round(v) for k, v in figures.items()})
+
         protocol = run_protocol(settings)
         write_json(out / "protocol.json", protocol_summary(protocol))
-        handbook = run_handbook(settings)["bench"]
-        replay = run_replay(settings, out / "replay")
-        matrix = run_matrix(settings, settings.scenarios)["summary"]
-        latency = scoring_latency(settings)
-        concurrent = concurrent_latency(settings, out / "serve-settings.json")
-        deployed = deployed_matches_champion(settings)
-        summary = replay["summary"]
-        results: dict[str, Any] = {
-            "ap": protocol["ensemble"]["ap"],
-            "auc": protocol["ensemble"]["auc"],
-            "cp100": protocol["ensemble"]["cp100"],
-            "lgbm_ap": protocol["lightgbm"]["ap"],
-            "lgbm_cp100": protocol["lightgbm"]["cp100"],
-            **handbook,
-            "alarm_delay_days": summary["alarm_delay_days"],
-            "false_alarms_stable": summary["false_alarms_stable"],
-            "false_alarms_harmless": summary["false_alarms_harmless"],
-            "ap_recovery_ratio": summary["ap_recovery_ratio"],
-            "promotions": summary["promotions"],
-            "eval_seeds": settings.scenarios.eval_seeds,
-            **{
-                key: matrix[key]
+        record(
+            {
+                "ap": protocol["ensemble"]["ap"],
+                "auc": protocol["ensemble"]["auc"],
+                "cp100": protocol["ensemble"]["cp100"],
+                "lgbm_ap": protocol["lightgbm"]["ap"],
+                "lgbm_cp100": protocol["lightgbm"]["cp100"],
+            }
+        )
+        record(run_handbook(settings)["bench"])
+        summary = run_replay(settings, out / "replay")["summary"]
+        record(
+            {
+                key: summary[key]
                 for key in (
-                    "drift_kinds",
-                    "scenario_cases",
-                    "detected_within_7d_share_vol_1",
-                    "detected_within_7d_share_vol_half",
-                    "detected_within_7d_share_vol_quarter",
-                    "detected_share_by_kind",
-                    "false_alarms_per_1000d",
-                    "ap_lost_unfixed_mean",
+                    "alarm_delay_days",
+                    "false_alarms_stable",
+                    "false_alarms_harmless",
+                    "ap_recovery_ratio",
+                    "promotions",
                 )
-            },
-            "feast_join_rows_match": feast_join_rows_match(settings),
-            "scoring_p50_ms": latency["p50_ms"],
-            "scoring_p99_ms": latency["p99_ms"],
-            "concurrent_500_p99_ms": concurrent["p99_ms"],
-            "deployed_matches_champion": deployed["matches"],
-            "alert_rules_tested": tested_alert_rules(),
-        }
-        results = {k: _round(v) for k, v in results.items()}
-        write_json(out / "latency.json", {"sequential": latency, "concurrent": concurrent})
+            }
+        )
+        matrix = run_matrix(settings, settings.scenarios)["summary"]
+        record(
+            {
+                "eval_seeds": settings.scenarios.eval_seeds,
+                **{
+                    key: matrix[key]
+                    for key in (
+                        "drift_kinds",
+                        "scenario_cases",
+                        "detected_within_7d_share_vol_1",
+                        "detected_within_7d_share_vol_half",
+                        "detected_within_7d_share_vol_quarter",
+                        "detected_share_by_kind",
+                        "false_alarms_per_1000d",
+                        "ap_lost_unfixed_mean",
+                    )
+                },
+            }
+        )
+        record({"feast_join_rows_match": feast_join_rows_match(settings)})
+        latency = scoring_latency(settings)
+        record({"scoring_p50_ms": latency["p50_ms"], "scoring_p99_ms": latency["p99_ms"]})
+        concurrent = concurrent_latency(settings, out / "serve-settings.json")
+        write_json(out / "latency.json", latency)
+        write_json(out / "concurrent.json", concurrent)
+        record({"concurrent_500_p99_ms": concurrent["p99_ms"]})
+        deployed = deployed_matches_champion(settings)
         write_json(out / "deployed.json", deployed)
+        record({"deployed_matches_champion": deployed["matches"]})
+        # promtool (Debian package prometheus) is optional: without it this figure alone is
+        # recorded as not measured, with the reason.
+        record(optional_figure("alert_rules_tested", tested_alert_rules))
         write_json(out / "config.json", dump_settings(settings))
         write_text(out / "tables.md", part1_tables(out, settings.protocol.top_k))
-        # Part 1's figures are on disk even if part 2's measurements fail or run long.
-        write_bench(4, results, time.perf_counter() - started)
-        results.update(industrial_bench())
-    return write_bench(4, results, timer["seconds"])
+        record(industrial_bench())
+    return bench.path

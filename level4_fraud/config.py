@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ml_common.config import LevelSettings, load_settings, settings_config
+from ml_common.matrix import MatrixSettings
+from ml_common.stats import N_RESAMPLES
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 
@@ -269,9 +271,7 @@ class ScenarioMatrixConfig(BaseModel):
     retrain_train_days: int = 14
     torch_epochs: int = 2
     lightgbm_estimators: int = 60
-    workers: int = Field(
-        2, ge=1, description="cases replayed at once, each in its own process and registry"
-    )
+    matrix: MatrixSettings = MatrixSettings()  # the shared runner: where and how wide
 
 
 class HandbookConfig(BaseModel):
@@ -288,7 +288,9 @@ class HandbookConfig(BaseModel):
     )
     forest_trees: int = Field(100, ge=1)  # scikit-learn's default, as the handbook uses
     boosting_trees: int = Field(100, ge=1)  # XGBoost's default
-    bootstrap: int = Field(200, ge=0, description="card-level bootstrap resamples of AP")
+    bootstrap: int = Field(
+        N_RESAMPLES, ge=0, description="card-level bootstrap resamples of AP (0: no interval)"
+    )
     n_jobs: int = Field(1, ge=1)
     top_k: int = Field(100, ge=1)
 

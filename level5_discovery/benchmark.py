@@ -49,6 +49,7 @@ from level5_discovery.session import prepare_world, scripted_reviewer, session_c
 from level5_discovery.settings import Level5Settings
 from level5_discovery.train import evaluate_lm, lm_model, rl_policy
 from ml_common.paths import PROJECT_ROOT
+from ml_common.stats import bootstrap_ci
 
 BASELINES = ("random", "symbolic", "rl")
 ABLATIONS = ("retrieval", "lm", "rl_policy", "z3", "human_review", "literature")
@@ -171,11 +172,10 @@ def run_world(
 def paired_bootstrap(
     ablated: list[int], full: list[int], resamples: int, seed: int = 0
 ) -> tuple[float, float, float]:
-    """Mean of (ablated − full) over worlds and its 95% percentile bootstrap interval."""
+    """Mean of (ablated − full) over worlds and its 95% percentile bootstrap interval
+    (``ml_common.stats.bootstrap_ci``: worlds resampled)."""
     diff = np.asarray(ablated, float) - np.asarray(full, float)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    low, high = bootstrap_ci(diff, resamples=resamples, seed=seed)
     return float(diff.mean()), float(low), float(high)
 
 
@@ -309,7 +309,7 @@ def run_benchmark(
     lit_worth = means[best_no_lit] / max(means[best_key], 1e-9)
     keys = {
         "n_genes": n,
-        "worlds": settings.bench.worlds,
+        "worlds": len(outcomes),  # measured: the worlds that ran, not the configured count
         "experiments_random_mean": means["random"],
         "experiments_symbolic_mean": means["symbolic"],
         "experiments_rl_mean": means["rl"],

@@ -13,8 +13,9 @@ The endpoint is treated as public, so every input is hostile:
 
 - ``POST /api/decision`` takes a strict pydantic model (unknown fields, wrong types, unknown
   genes → 422); a decision for a proposal that is no longer waiting → 409;
-- a body-size limit (:data:`MAX_BODY_BYTES`) is enforced before parsing, chunked bodies too
-  → 413; a body that is not ``application/json`` → 415;
+- the project's body-size limit (:data:`MAX_BODY_BYTES`, ``ml_common.body_limit``) is enforced
+  before parsing, chunked bodies too → 413, a malformed Content-Length → 400; a body that is not
+  ``application/json`` → 415;
 - the state is bounded: one proposal at a time, the last :data:`MAX_LOG_ENTRIES` decisions and
   :data:`MAX_STORY_LINES` story lines, notes of at most 200 characters;
 - the page renders text with ``textContent`` only, and a Content-Security-Policy allows nothing
@@ -39,6 +40,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from level5_discovery.human import SPLIT_SCORE_HELP, Decision, Proposal, Reviewer
+from ml_common.body_limit import BodySizeLimit
 
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 2048
@@ -197,12 +199,13 @@ class WebReviewer(Reviewer):
 
 
 class _Guard:
-    """Pure ASGI middleware: the body-size limit (checked before any parsing, also for bodies
-    without a Content-Length) and security headers on every response."""
+    """Pure ASGI middleware: the project's body-size limit first (``ml_common.body_limit``: 413
+    over the limit, declared or streamed, 400 for a malformed Content-Length), then 415 for a
+    POST that is not JSON; security headers on every response, those answers included."""
 
     def __init__(self, app: Callable[..., Any], max_bytes: int = MAX_BODY_BYTES) -> None:  # noqa: D107
         self.app = app
-        self.max_bytes = max_bytes
+        self.limited = BodySizeLimit(self._json_only, max_bytes)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -214,44 +217,16 @@ class _Guard:
                 message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
             await send(message)
 
+        await self.limited(scope, receive, send_with_headers)
+
+    async def _json_only(self, scope: dict, receive: Callable, send: Callable) -> None:
         headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            status = 413 if declared.isdigit() else 400
-            await self._refuse(scope, receive, send_with_headers, status)
-            return
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if scope["method"] == "POST" and media_type != b"application/json":
-            await self._refuse(scope, receive, send_with_headers, 415)
+            detail = {"detail": "send the decision as application/json"}
+            await JSONResponse(detail, status_code=415)(scope, receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                await self._refuse(scope, receive, send_with_headers, 413)
-                return
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send_with_headers)
-
-    async def _refuse(self, scope: dict, receive: Callable, send: Callable, status: int) -> None:
-        detail = {
-            400: "malformed Content-Length",
-            413: f"request body over {self.max_bytes} bytes",
-            415: "send the decision as application/json",
-        }[status]
-        await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def create_app(state: ReviewState) -> FastAPI:

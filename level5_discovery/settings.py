@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from ml_common.config import LevelSettings, load_settings, settings_config
+from ml_common.stats import N_RESAMPLES
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 
@@ -94,7 +95,7 @@ class BenchSettings(BaseModel):
     worlds: int = Field(20, ge=1)
     first_seed: int = 50000
     lm_eval_worlds: int = Field(2, ge=1)
-    bootstrap: int = Field(2000, ge=100)
+    bootstrap: int = Field(N_RESAMPLES, ge=100)
     matrix: MatrixSettings = MatrixSettings()
 
 

@@ -2,7 +2,10 @@
 
 - A failure the user caused (bad config, bad or missing data, a missing file) prints one line,
   ``error: <what is wrong>``, to stderr and exits 2. Nothing else comes first.
-- Anything else (a bug, a crashed tool) prints one line naming the exception and exits 1.
+- Anything else (a bug, a crashed tool) prints one line that says so, naming the exception and
+  the log path, and exits 1. Only :data:`USER_ERRORS` count as the user's: a level raises
+  ``ConfigError`` / ``DataError`` / :class:`UsageError` for what a user can fix, never relies on
+  a bare ``ValueError`` or ``RuntimeError`` being taken for one.
 - In both cases the full traceback of the latest failure goes to
   ``artifacts/levelN/logs/error.log`` (the line says where), and to stderr as well when the
   command got ``--verbose`` (anywhere on the line).
@@ -34,9 +37,23 @@ from pathlib import Path
 from ml_common.config import ConfigError
 from ml_common.datasets import DataError
 from ml_common.paths import artifacts_dir
+from ml_common.tool_defaults import PREFECT_STARTUP_BUDGET_S, PREFECT_STARTUP_VARIABLE
+
+
+class UsageError(ValueError):
+    """A command the user can fix that is neither a config nor a data error: an argument out of
+    range, or a command run before the one it needs (``promote`` before ``train``)."""
+
 
 #: Exception types that mean "the input is wrong", not "the code is wrong": exit 2, one line.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataError, FileNotFoundError)
+#: Deliberately narrow: a plain ValueError or RuntimeError is a bug until a level raises one of
+#: these (or adds its own type through ``run_main(user_errors=…)``) for something a user caused.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    DataError,
+    UsageError,
+    FileNotFoundError,
+)
 
 VERBOSE_FLAG = "--verbose"
 _VERBOSE_ENV = "ML_VERBOSE"
@@ -117,11 +134,11 @@ def prefect_startup_hint(exc: BaseException) -> str | None:
     """The line for Prefect's temporary server not answering in time, else None."""
     if _PREFECT_TIMEOUT not in str(exc):
         return None
-    budget = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
+    budget = os.environ.get(PREFECT_STARTUP_VARIABLE, str(PREFECT_STARTUP_BUDGET_S))
     return (
         f"Prefect's temporary API server did not answer within {budget} s (first start migrates "
-        "its database; slow on a busy machine). Run the command again, or raise "
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start a server once with "
+        f"its database; slow on a busy machine). Run the command again, or raise "
+        f"{PREFECT_STARTUP_VARIABLE}, or start a server once with "
         "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
     )
 
@@ -138,8 +155,10 @@ def report_error(exc: BaseException, level: int | str, *, user_error: bool = Tru
         message = one_line(exc)
     else:
         where = f"traceback in {log_path}" if log_path else "no log file could be written"
-        message = f"unexpected {type(exc).__name__}: {one_line(exc)} ({where}; or rerun with "
-        message += f"{VERBOSE_FLAG})"
+        message = (
+            f"unexpected {type(exc).__name__} (a bug or a failed tool, not your input): "
+            f"{one_line(exc)} ({where}; or rerun with {VERBOSE_FLAG})"
+        )
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 

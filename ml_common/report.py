@@ -26,6 +26,8 @@ LEVEL_NAMES = {
 
 
 def _fmt(value: Any) -> str:
+    if value is None:  # a figure the run could not measure; its `<key>_not_measured` row says why
+        return "not measured"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

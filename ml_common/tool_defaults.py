@@ -26,13 +26,15 @@ from ml_common.paths import artifacts_dir
 #: flow in a fresh PREFECT_HOME at load 7-9: 19-43 s (Prefect's own 20 s made it a coin toss);
 #: the budget leaves room for a machine twice as busy and for a slow disk.
 PREFECT_STARTUP_BUDGET_S = 240
+#: The variable Prefect reads the budget from (a value the user exported wins).
+PREFECT_STARTUP_VARIABLE = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 TOOL_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # also removes a harmless "database is locked"
     "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(PREFECT_STARTUP_BUDGET_S),
+    PREFECT_STARTUP_VARIABLE: str(PREFECT_STARTUP_BUDGET_S),
 }
 
 

@@ -1,20 +1,33 @@
 """Test-wide set-up: outputs go to a temporary folder, markers decide skips.
 
+- Native thread pools get one thread each (``ML_THREADS`` overrides; ``ml_common.threads``).
 - Every test session writes its artifacts (and the MLflow sqlite file) under a temporary folder,
   never into the repository's ``artifacts/``.
-- ``gpu`` tests skip with a reason when CUDA is absent.
-- ``docker`` tests skip when no Docker engine answers, unless ``REQUIRE_DOCKER=1`` (set by CI),
-  which turns that skip into a failure so CI can never pass by skipping the container tests.
+- A test that needs a system tool (markers ``docker``, ``gpu``, ``requires("promtool")``, or a
+  call of :func:`require_system_tool` in a fixture) skips with one line naming the Debian package
+  when the tool is absent, unless ``REQUIRE_SYSTEM_TOOLS=1`` (set by CI's ``.ci/run``: every
+  tool CI installs, not the GPU; ``REQUIRE_SYSTEM_TOOLS=gpu`` on a GPU machine) turns that skip
+  into a failure, so CI can never pass by skipping them.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
-import pytest
+# Before pytest imports any test module (and with it NumPy, PyTorch, implicit …): one thread per
+# native pool, ML_THREADS to override; already-loaded libraries are resized too.
+from ml_common.threads import apply_thread_limits
 
-from ml_common.services import docker_available
+apply_thread_limits()
+
+import pytest  # noqa: E402
+
+from ml_common.system_tools import (  # noqa: E402
+    REQUIRE_VARIABLE,
+    missing_tool,
+    require_tool,
+    tool_required,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,26 +41,21 @@ def _isolated_artifacts(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-@functools.cache
-def docker_engine_answers() -> bool:
-    """Whether ``docker info`` reaches a running engine (asked once per test session)."""
-    return docker_available(timeout_s=20)
-
-
-@functools.cache
-def cuda_available() -> bool:
-    """Whether PyTorch sees a CUDA device."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
+def require_system_tool(tool: str) -> str | None:
+    """Skip the running test (fail it when ``REQUIRE_SYSTEM_TOOLS=1``) when ``tool`` is absent,
+    with one line naming what to install; else return its path (``ml_common.system_tools``)."""
+    reason = missing_tool(tool)
+    if reason is None:
+        return require_tool(tool)
+    if tool_required(tool):
+        pytest.fail(f"{REQUIRE_VARIABLE} requires {tool}, but {reason}")
+    pytest.skip(reason)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if "docker" in item.keywords and not docker_engine_answers():
-        if os.environ.get("REQUIRE_DOCKER") == "1":
-            pytest.fail("REQUIRE_DOCKER=1 but no Docker engine answers (docker info fails)")
-        pytest.skip("no Docker engine (docker info fails); CI sets REQUIRE_DOCKER=1")
-    if "gpu" in item.keywords and not cuda_available():
-        pytest.skip("no CUDA GPU on this machine (torch.cuda.is_available() is False)")
+    # `docker` and `gpu` are markers of their own (pytest -m docker); `requires` names the others.
+    needed = [name for name in ("docker", "gpu") if name in item.keywords]
+    for marker in item.iter_markers("requires"):
+        needed += list(marker.args)
+    for tool in dict.fromkeys(needed):
+        require_system_tool(tool)

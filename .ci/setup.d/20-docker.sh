@@ -1,8 +1,8 @@
 # A real Docker engine, and a base image made without a registry (none is reachable here):
 # debootstrap a minimal Debian with Python, then `docker import` it. Container tests build their
-# images FROM it (ARG BASE) and must not skip: REQUIRE_DOCKER=1 turns a skip into a failure.
+# images FROM it (ARG BASE) and must not skip: .ci/run's REQUIRE_SYSTEM_TOOLS=1 turns a skip into
+# a failure.
 export DOCKER_BASE_IMAGE="${DOCKER_BASE_IMAGE:-ml-levels-base:bookworm}"
-export REQUIRE_DOCKER=1
 export DOCKER_BUILDKIT=0
 # Logs of this hook (dockerd, debootstrap) go here, whether or not an engine was already running.
 mkdir -p /tmp/ci-docker

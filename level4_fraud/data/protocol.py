@@ -22,6 +22,7 @@ import pandas as pd
 from level4_fraud.config import IndustrialSettings, Level4Settings, SimulationConfig
 from level4_fraud.data.features import FEATURES, LABEL, FeatureBuilder, build_features
 from level4_fraud.data.simulate import TransactionSimulator
+from ml_common.config import ConfigError
 
 
 def new_builder(sim_config: SimulationConfig, delay_days: int = 7) -> FeatureBuilder:
@@ -130,7 +131,7 @@ def prepare_data(settings: IndustrialSettings) -> Splits:
     train_start = w.warmup_days
     test_start = train_start + w.train_days + w.delay_days
     if test_start + w.test_days > w.new_pattern_day:
-        raise ValueError("world: the old-pattern test window must end before new_pattern_day")
+        raise ConfigError("world: the old-pattern test window must end before new_pattern_day")
     adapt_end = w.new_pattern_day + w.adapt_days
     new_start = adapt_end + w.delay_days
     n_days = new_start + w.test_days
@@ -165,5 +166,5 @@ def prepare_data(settings: IndustrialSettings) -> Splits:
         day_train=day[(day >= train_start) & (day < train_start + w.train_days)],
     )
     if splits.y_new.sum() == 0 or splits.y_test.sum() == 0:
-        raise ValueError("the simulated windows hold no fraud: enlarge the world or the windows")
+        raise ConfigError("the simulated windows hold no fraud: enlarge the world or the windows")
     return splits

@@ -35,7 +35,7 @@ from level4_fraud.training.evaluate import fraud_metrics
 from level4_fraud.training.registry import log_model
 from level4_fraud.training.train import fit_ensemble
 from ml_common.atomic import atomic_dir, write_json
-from ml_common.config import dump_settings
+from ml_common.config import ConfigError, dump_settings
 from ml_common.paths import level_dir
 from ml_common.tracking import CHAMPION, set_alias
 
@@ -275,12 +275,12 @@ def _check_calendar(settings: Level4Settings) -> None:
     rp, delay = settings.replay, settings.protocol.delay_days
     train_stop = rp.first_train_day + rp.first_train_days
     if rp.monitor_start_day < train_stop + delay:
-        raise ValueError(
+        raise ConfigError(
             f"replay.monitor_start_day ({rp.monitor_start_day}) must be at least first_train_day + "
             f"first_train_days + delay_days ({train_stop + delay}): labels arrive late"
         )
     if rp.monitor_start_day >= settings.simulation.n_days:
-        raise ValueError("replay.monitor_start_day must fall inside simulation.n_days")
+        raise ConfigError("replay.monitor_start_day must fall inside simulation.n_days")
 
 
 def run_replay(

@@ -21,16 +21,15 @@ labels have arrived, i.e. before ``t − delay_days``); the replay and :func:`ru
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-# The temporary Prefect server needs more than its default 20 s to start on a busy 2-core machine.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-from prefect import flow, task  # noqa: E402
+# Prefect's start-up budget is ml_common's one value (tool_defaults.PREFECT_STARTUP_BUDGET_S),
+# set when level4_fraud's package imports ml_common, before Prefect loads.
+from prefect import flow, task
 
 from level4_fraud.config import Level4Settings
 from level4_fraud.data.features import FEATURES, as_matrix
@@ -41,6 +40,7 @@ from level4_fraud.training.evaluate import fraud_metrics
 from level4_fraud.training.registry import load_model, log_model
 from level4_fraud.training.train import fit_ensemble
 from ml_common.atomic import write_json
+from ml_common.cli import UsageError
 from ml_common.config import dump_settings
 from ml_common.paths import level_dir
 from ml_common.tracking import CHALLENGER, CHAMPION, alias_version, set_alias
@@ -49,7 +49,7 @@ ROLLBACK = "rollback"
 TRIGGERS = ("schedule", "drift")
 
 
-class NoChampionError(ValueError):
+class NoChampionError(UsageError):
     """A retraining cycle was asked for before any model was registered as champion."""
 
 
@@ -185,19 +185,19 @@ def run_retrain_cycle(
 
     Raises:
         NoChampionError: no ``champion`` is registered (run ``python -m level4_fraud train``).
-        ValueError: an unknown trigger, or a day outside the simulation or too early for the
+        UsageError: an unknown trigger, or a day outside the simulation or too early for the
             windows.
     """
     if trigger not in TRIGGERS:
-        raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
+        raise UsageError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
     n_days = settings.simulation.n_days
     day = n_days if day is None else day
     (train_start, train_stop), (hold_start, hold_stop) = retrain_windows(day, settings)
     if not 0 < day <= n_days:
-        raise ValueError(f"--day {day} is outside the simulation: choose 1 … {n_days}")
+        raise UsageError(f"--day {day} is outside the simulation: choose 1 … {n_days}")
     if train_start < 0:
         needed = settings.retrain.train_days + settings.retrain.holdout_days
-        raise ValueError(
+        raise UsageError(
             f"--day {day} is too early: a cycle needs {needed} labelled days (retrain.train_days "
             f"+ holdout_days) before day − delay_days ({settings.protocol.delay_days})"
         )

@@ -17,28 +17,22 @@ before the drift, AP while it runs unfixed, days to recovery. Summary (bench key
 ``table.md`` (a table per kind), ``matrix.png`` (a panel per kind), ``config.json`` and each
 case's log in ``logs/``.
 
-What one case is lives in :func:`run_case`, a module-level function of a JSON-able params dict
-(the shape the shared matrix runner takes). Cases are independent (each seeds its own world and
-models), so ``workers`` of them run at once, each in a fresh process with its own throw-away
-MLflow registry and artifacts folder: a case's promotions cannot move another case's
-``@champion`` or the level's own registry, and the figures do not depend on the number of
-workers or on the order cases finish in.
+What one case is lives in :func:`run_case`, a module-level function of a JSON-able params dict;
+the shared runner (:mod:`ml_common.matrix`, config ``scenarios.matrix``) runs them as one Prefect
+flow on Dask, each case in a fresh process with its own throw-away MLflow registry and artifacts
+folder: a case's promotions cannot move another case's ``@champion`` or the level's own
+registry, and the figures do not depend on the number of workers or on the order cases finish
+in (each case seeds its own world and models).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
-import os
-import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from level4_fraud.config import DriftEvent, Level4Settings, ScenarioMatrixConfig
 from ml_common.atomic import atomic_dir, write_json, write_text
@@ -135,7 +129,9 @@ def run_case(params: dict[str, Any]) -> dict[str, Any]:
     m = ScenarioMatrixConfig(**params["matrix"])
     case = params["case"]
     settings = case_settings(base, m, case)
-    result = run_replay(settings, Path(params["out"]), progress=False)
+    # The shared runner gives each case its own ML_ARTIFACTS_DIR: the replay writes there.
+    out = Path(params["out"]) if "out" in params else level_dir(4) / "replay"
+    result = run_replay(settings, out, progress=False)
     s = result["summary"]
     delay = s["alarm_delay_days"]
     fraud = case["kind"] in FRAUD_KINDS
@@ -286,91 +282,46 @@ def matrix_figure(rows: list[dict[str, Any]], m: ScenarioMatrixConfig, path: Pat
     save_figure(fig, path)
 
 
-def _run_isolated_case(params: dict[str, Any], scratch: Path, log_path: Path) -> dict[str, Any]:
-    """:func:`run_case` in a worker process, with MLflow and artifacts inside ``scratch`` and the
-    case's own output (MLflow's registration chatter included) in ``log_path``."""
-    from ml_common.logs import setup_logging
-
-    (scratch / "artifacts").mkdir(parents=True, exist_ok=True)
-    os.environ["ML_ARTIFACTS_DIR"] = str(scratch / "artifacts")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'artifacts' / 'mlflow.db'}"
-    # Each worker's temporary Prefect server migrates its own sqlite database: two workers
-    # migrating one shared database at once fail ("index ... already exists").
-    if "prefect" not in sys.modules:  # Prefect reads its home once, at import
-        (scratch / "prefect").mkdir(parents=True, exist_ok=True)
-        os.environ["PREFECT_HOME"] = str(scratch / "prefect")
-    with open(log_path, "w") as log_file:  # the worker's stdout and stderr, at the descriptors
-        os.dup2(log_file.fileno(), 1)
-        os.dup2(log_file.fileno(), 2)
-    setup_logging()
-    log.info("case %s", params["case"])
-    return run_case({**params, "out": str(scratch / "replay")})
-
-
 def run_matrix(
     base: Level4Settings,
     m: ScenarioMatrixConfig,
     out_dir: Path | None = None,
     seeds: list[int] | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
-    """Run every case (``m.workers`` at once) on ``seeds`` (default: the evaluation seeds);
-    write the tables, picture and JSON; return ``{summary, cases}``."""
+    """Run every case on the shared matrix runner (:func:`ml_common.matrix.run_matrix`, each case
+    in its own process with its own artifacts folder and MLflow registry) on ``seeds`` (default:
+    the evaluation seeds); write the tables, picture and JSON; return ``{summary, cases}``.
+    A failed case is written down (``failed_cases``) and then raises."""
     from ml_common.config import dump_settings
+    from ml_common.matrix import run_matrix as run_cases
 
     out_dir = out_dir or level_dir(4) / "scenarios"
     cases = matrix_cases(m, seeds)
-    keys = list(cases)
     common = {"base": dump_settings(base), "matrix": m.model_dump(mode="json")}
-    rows: dict[str, dict[str, Any]] = {}  # by case key: cases finish in any order
-    # "spawn": a fresh interpreter per worker, no forked torch/OpenMP thread state.
-    context = multiprocessing.get_context("spawn")
-    with (
-        atomic_dir(out_dir) as tmp,
-        tempfile.TemporaryDirectory() as scratch,
-        ProcessPoolExecutor(min(m.workers, len(cases)), mp_context=context) as pool,
-        tqdm(total=len(cases), desc="scenario matrix", unit="case") as bar,
-    ):
-        log.info("scenario matrix: %d cases, %d at once", len(cases), m.workers)
-        (tmp / "logs").mkdir()
-        futures = {
-            pool.submit(
-                _run_isolated_case,
-                {**common, "case": cases[key]},
-                Path(scratch) / key,
-                tmp / "logs" / f"{key}.log",
-            ): key
-            for key in keys
-        }
-        failed: dict[str, str] = {}
-        for future in as_completed(futures):
-            key = futures[future]
-            bar.update()
-            try:
-                rows[key] = row = future.result()
-            except Exception as exc:  # noqa: BLE001 - recorded, the other cases go on
-                failed[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                log.error("case %s failed: %s (see logs/%s.log)", key, failed[key], key)
-                continue
-            log.info(
-                "case %s done (%d/%d): alarm delay %s by %s, false alarms %d",
-                key,
-                len(rows),
-                len(cases),
-                row["alarm_delay_days"],
-                row["alarm_by"],
-                row["false_alarms"],
-            )
-        done = [rows[key] for key in keys if key in rows]
+    params = {key: {**common, "case": case} for key, case in cases.items()}
+    log.info("scenario matrix: %d cases", len(cases))
+    with atomic_dir(out_dir) as tmp:
+        result = run_cases(
+            run_case,
+            params,
+            m.matrix,
+            name="level4-scenarios",
+            address=address,
+            log_dir=tmp / "logs",
+        )
+        done = [result.rows[key] for key in cases if key in result.rows]
         summary = summarise_matrix(done, m)
         summary["seeds"] = sorted({c["seed"] for c in cases.values()})
-        summary["failed_cases"] = failed
+        summary["failed_cases"] = dict(result.failed)
+        summary["matrix_seconds"] = result.seconds
         write_json(
             tmp / "cases.json",
-            {"summary": summary, "cases": {key: rows[key] for key in keys if key in rows}},
+            {"summary": summary, "cases": {k: result.rows[k] for k in cases if k in result.rows}},
         )
         write_text(tmp / "table.md", markdown_table(done))
         write_json(tmp / "config.json", {"matrix": m.model_dump(), "base": dump_settings(base)})
-        matrix_figure(done, m, tmp / "matrix.png")
-    if failed:  # the outputs say which; the command must not look like a success
-        raise RuntimeError(f"{len(failed)} scenario case(s) failed: {', '.join(sorted(failed))}")
+        if done:
+            matrix_figure(done, m, tmp / "matrix.png")
+    result.raise_if_failed()  # after the outputs: they say which cases failed
     return {"summary": summary, "cases": done}

@@ -58,8 +58,8 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from level4_fraud.serving.errors import validation_detail
-from level4_fraud.serving.limits import BodySizeLimit
 from level4_fraud.serving.traffic import TrafficSplit
+from ml_common.body_limit import BodySizeLimit
 
 log = logging.getLogger(__name__)
 

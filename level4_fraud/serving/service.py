@@ -52,8 +52,8 @@ from level4_fraud.data.features import (
 from level4_fraud.lifecycle.metrics import FraudMetrics
 from level4_fraud.models.ensemble import FraudEnsemble
 from level4_fraud.serving.errors import validation_detail
-from level4_fraud.serving.limits import BodySizeLimit
 from ml_common.atomic import write_json
+from ml_common.body_limit import BodySizeLimit
 from ml_common.config import dump_settings
 from ml_common.paths import level_dir
 from ml_common.services import free_port

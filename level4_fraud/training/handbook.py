@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from level4_fraud.config import Level4Settings
 from level4_fraud.data.features import FEATURES, LABEL, as_matrix
@@ -40,6 +39,8 @@ from level4_fraud.data.protocol import (
 )
 from level4_fraud.data.simulate import TransactionSimulator
 from level4_fraud.training.evaluate import card_precision_top_k, fraud_metrics
+from ml_common.config import ConfigError
+from ml_common.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def handbook_windows(settings: Level4Settings) -> dict[str, list[int]]:
     }
     if h.long_train_days:
         if train_stop - h.long_train_days < 0:
-            raise ValueError("handbook.long_train_days reaches before day 0")
+            raise ConfigError("handbook.long_train_days reaches before day 0")
         windows["long_train"] = [train_stop - h.long_train_days, train_stop]
     return windows
 
@@ -116,10 +117,10 @@ def score_all(
     windows = handbook_windows(settings)
     train = day_slice(frame, *windows["train"])
     if train.empty or train[LABEL].sum() == 0:
-        raise ValueError("the handbook's training week holds no fraud: choose another window")
+        raise ConfigError("the handbook's training week holds no fraud: choose another window")
     test_all = day_slice(frame, *windows["test"])
     if test_all.empty:
-        raise ValueError("the handbook's test week has no rows: simulate more days")
+        raise ConfigError("the handbook's test week has no rows: simulate more days")
     X_train, y_train = as_matrix(train[FEATURES]), train[LABEL].to_numpy()
     X_test = as_matrix(test_all[FEATURES])
     scores: dict[str, np.ndarray] = {}
@@ -142,23 +143,54 @@ def score_all(
     return scores, test_all, exact
 
 
+class WeightedAP:
+    """``average_precision_score(y, score, sample_weight=w)`` for many weight vectors ``w`` (one
+    per bootstrap draw): the rows are sorted by score once, each call is two cumulative sums.
+    Written by hand for speed (sklearn re-sorts 58k rows per call: ~40 ms, 2000 draws x 8 models
+    would take minutes); tested equal to sklearn's."""
+
+    def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
+        self.order = np.argsort(-np.asarray(score), kind="mergesort")
+        self.y = np.asarray(y, dtype=float)[self.order]
+        ordered = np.asarray(score)[self.order]
+        # sklearn's thresholds: the last row of each run of equal scores
+        self.ends = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
+
+    def __call__(self, weights: np.ndarray) -> float:
+        w = np.asarray(weights, dtype=float)[self.order]
+        tp = np.cumsum(w * self.y)[self.ends]
+        seen = np.cumsum(w)[self.ends]
+        if tp[-1] <= 0:
+            return float("nan")  # no positive drawn: AP undefined
+        precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
+        recall = tp / tp[-1]
+        return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
 def card_bootstrap_ap(
-    test: pd.DataFrame, scores: dict[str, np.ndarray], resamples: int, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """AP of each model on ``resamples`` card-level bootstrap samples (the same samples for every
-    model, so differences between models are paired): customers are drawn with replacement and a
-    row weighs as often as its customer was drawn."""
-    cards, index = np.unique(test["customer_id"].to_numpy(), return_inverse=True)
+    test: pd.DataFrame, scores: dict[str, np.ndarray], best_peer: str, resamples: int, seed: int
+) -> tuple[dict[str, list[float]], list[float], int]:
+    """95 % card-level bootstrap intervals (``ml_common.stats.bootstrap_ci``, customers drawn
+    with replacement, the same draws for every model so differences are paired): each model's
+    AP interval, the interval of AP ours − AP ``best_peer``, and the draws that counted."""
+    names = list(scores)
     y = test[LABEL].to_numpy()
-    rng = np.random.default_rng(seed)
-    out: dict[str, list[float]] = {name: [] for name in scores}
-    for _ in range(resamples):
-        weight = rng.multinomial(len(cards), np.full(len(cards), 1 / len(cards)))[index]
-        if y[weight > 0].sum() == 0:
-            continue
-        for name, s in scores.items():
-            out[name].append(float(average_precision_score(y, s, sample_weight=weight)))
-    return {name: np.asarray(values) for name, values in out.items()}
+    ap = [WeightedAP(y, scores[name]) for name in names]
+    ours, peer = names.index(OURS), names.index(best_peer)
+
+    def every_ap_and_the_lead(weights: np.ndarray) -> np.ndarray:
+        values = [f(weights) for f in ap]
+        return np.array([*values, values[ours] - values[peer]])
+
+    interval = bootstrap_ci(
+        clusters=test["customer_id"].to_numpy(),
+        statistic=every_ap_and_the_lead,
+        resamples=resamples,
+        seed=seed,
+    )
+    low, high = np.atleast_1d(interval.low), np.atleast_1d(interval.high)
+    per_model = {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
+    return per_model, [float(low[-1]), float(high[-1])], interval.resamples
 
 
 def handbook_comparison(frame: pd.DataFrame, settings: Level4Settings) -> dict[str, Any]:
@@ -168,7 +200,6 @@ def handbook_comparison(frame: pd.DataFrame, settings: Level4Settings) -> dict[s
     scores, test_all, exact = score_all(frame, settings)
     position = test_all.index.get_indexer(exact.index)
     exact_scores = {name: s[position] for name, s in scores.items()}
-    boot = card_bootstrap_ap(exact, exact_scores, h.bootstrap, seed=settings.simulation.seed)
     models: dict[str, Any] = {}
     for name in scores:
         row = {
@@ -176,13 +207,18 @@ def handbook_comparison(frame: pd.DataFrame, settings: Level4Settings) -> dict[s
             "all_cards": fraud_metrics(test_all, scores[name], h.top_k),
         }
         row["exact"]["cp_daily"] = card_precision_top_k(exact, exact_scores[name], h.top_k)[1]
-        if len(boot[name]):
-            row["exact"]["ap_ci95"] = [float(q) for q in np.quantile(boot[name], [0.025, 0.975])]
         models[name] = row
     peers = [n for n in scores if not n.startswith("ours")]
     cp = f"cp{h.top_k}"
     best_peer = max(peers, key=lambda n: models[n]["exact"]["ap"])
-    diff = boot[OURS] - boot[best_peer] if len(boot[OURS]) else np.array([])
+    lead_ci, draws = None, 0
+    if h.bootstrap:
+        ap_ci, lead_ci, draws = card_bootstrap_ap(
+            exact, exact_scores, best_peer, h.bootstrap, seed=settings.simulation.seed
+        )
+        for name, ci in ap_ci.items():
+            if draws:
+                models[name]["exact"]["ap_ci95"] = ci
     windows = handbook_windows(settings)
     return {
         "protocol": {
@@ -200,14 +236,14 @@ def handbook_comparison(frame: pd.DataFrame, settings: Level4Settings) -> dict[s
                 for d in range(*windows["test"])
             },
             "train_rows": len(day_slice(frame, *windows["train"])),
-            "bootstrap_resamples": int(len(boot[OURS])),
+            "bootstrap_resamples": draws,
         },
         "models": models,
         "ours": OURS,
         "best_peer": best_peer,
         "ap_ours_minus_best_peer": {
             "value": models[OURS]["exact"]["ap"] - models[best_peer]["exact"]["ap"],
-            "ci95": [float(q) for q in np.quantile(diff, [0.025, 0.975])] if len(diff) else None,
+            "ci95": lead_ci if draws else None,
         },
         "bench": {
             "handbook_ap": models[OURS]["exact"]["ap"],
@@ -260,7 +296,7 @@ def run_handbook(settings: Level4Settings, *, progress: bool = True) -> dict[str
     start = windows.get("long_train", windows["train"])[0]
     stop = windows["test"][1]
     if stop > settings.simulation.n_days:
-        raise ValueError(
+        raise ConfigError(
             f"the handbook's test week ends on day {stop - 1}, after the simulation's "
             f"{settings.simulation.n_days} days"
         )

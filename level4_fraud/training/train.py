@@ -31,13 +31,14 @@ from level4_fraud.models.ensemble import FraudEnsemble, score_member
 from level4_fraud.models.fraudnet import train_torch_model
 from level4_fraud.models.trees import train_lightgbm
 from level4_fraud.training.evaluate import fraud_metrics
+from ml_common.config import ConfigError
 
 
 def fit_members(frame: pd.DataFrame, settings: Level4Settings) -> dict[str, Any]:
     """The three members trained on ``frame`` (feature rows with labels)."""
     X, y = as_matrix(frame[FEATURES]), frame[LABEL].to_numpy()
     if y.sum() == 0:
-        raise ValueError("the training period has no fraud: choose a longer or later period")
+        raise ConfigError("the training period has no fraud: choose a longer or later period")
     members = {
         "lightgbm": train_lightgbm(X, y, settings.lightgbm),
         "fraudnet": train_torch_model(X, y, settings.torch).cpu(),

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from level4_fraud.data.protocol import walk_forward_folds
+from ml_common.config import ConfigError
 from ml_common.logs import get_logger
 
 log = get_logger(__name__)
@@ -46,7 +47,7 @@ def tune(settings: Any, splits: Any, n_trials: int = 10, n_folds: int = 2) -> di
     # The same walk-forward folds as the ensemble's prequential selection, by day.
     day_folds = walk_forward_folds(w.warmup_days, w.train_days, n_folds, w.delay_days, w.test_days)
     if not day_folds:
-        raise ValueError("training window too short for walk-forward folds")
+        raise ConfigError("training window too short for walk-forward folds")
     folds = [((day >= a) & (day < b), (day >= c) & (day < d)) for a, b, c, d in day_folds]
 
     def objective(trial: optuna.Trial) -> float:

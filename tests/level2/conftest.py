@@ -15,6 +15,7 @@ import pytest
 
 from level2_churn.settings import Level2Settings, load_config
 from ml_common.config import deep_merge
+from ml_common.tool_defaults import PREFECT_STARTUP_BUDGET_S
 
 SMALL: dict[str, Any] = {
     "n_jobs": 1,
@@ -55,5 +56,5 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=PREFECT_STARTUP_BUDGET_S):
         yield

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from level3_recsys.settings import load
 from level3_recsys.store import SqliteStore
 from level3_recsys.train import feature_reference, make_readable, save_model_folder, user_histories
 from ml_common.services import free_port
+from tests.conftest import require_system_tool
 
 
 def synthetic_interactions(users: int = 40, items: int = 30, seed: int = 0) -> pd.DataFrame:
@@ -92,9 +92,7 @@ def settings():
 @pytest.fixture
 def redis_url(tmp_path: Path):
     """A real redis-server on a free port (Debian's package), stopped after the test."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        pytest.skip("redis-server is not installed (CI installs Debian's package)")
+    binary = require_system_tool("redis-server")
     port = free_port()
     process = subprocess.Popen(
         [

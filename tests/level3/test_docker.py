@@ -20,6 +20,7 @@ from level3_recsys.settings import load
 from level3_recsys.train import make_readable
 from ml_common.paths import PROJECT_ROOT
 from ml_common.services import free_port, wait_healthy
+from tests.conftest import require_system_tool
 
 DOCKER = PROJECT_ROOT / "docker"
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "level3-recsys.json"
@@ -85,9 +86,7 @@ def test_compose_file_is_valid():
 
 
 def test_prometheus_config_and_rules_are_valid():
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package prometheus)")
+    promtool = require_system_tool("promtool")
     subprocess.run(
         [promtool, "check", "config", str(DOCKER / "prometheus" / "prometheus.yml")],
         check=True,
@@ -197,9 +196,7 @@ def test_schemathesis_against_the_container(container, tmp_path):
 @pytest.mark.docker
 @pytest.mark.slow
 def test_prometheus_scrapes_container_and_every_panel_has_data(container):
-    prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not Path(prometheus).exists():
-        pytest.fail("prometheus is not installed (CI installs Debian's package)")
+    prometheus = require_system_tool("prometheus")
     _, base, port = container
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "prometheus.yml"

@@ -5,7 +5,6 @@ pick a user, see history and recommendations with titles and the serving model, 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -14,17 +13,14 @@ import pytest
 
 from level3_recsys.deploy import SERVICE_APP
 from level3_recsys.loadtest.run import uvicorn_server
+from tests.conftest import require_system_tool
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        message = "Debian's chromium and chromium-driver are needed (CI installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_system_tool("chromium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -19,11 +19,13 @@ def _exported(registry) -> set[str]:
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
 
 
+@pytest.mark.requires("promtool")
 def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
     count = alerts.tested_alert_rules()
     assert count == sum(len(alert_rules(PROMETHEUS_DIR / name)) for name in RULE_FILES) == 10
 
 
+@pytest.mark.requires("promtool")
 def test_promtool_tests_can_fail(tmp_path: Path) -> None:
     """The unit tests are not vacuous: a rule with a changed threshold makes promtool fail."""
     shutil.copytree(PROMETHEUS_DIR, tmp_path / "prometheus")
@@ -46,3 +48,14 @@ def test_rules_read_only_metrics_that_are_exported() -> None:
     written = _exported(monitor.registry)  # what the replay writes to metrics.prom
     for rule in alert_rules(PROMETHEUS_DIR / "lifecycle" / "fraud-lifecycle-rules.yml"):
         assert metric_names(rule["expr"]) and metric_names(rule["expr"]) <= written, rule["alert"]
+
+
+def test_without_promtool_the_bench_figure_is_not_measured_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ml_common.bench import optional_figure
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # a machine without Debian's prometheus package
+    figure = optional_figure("alert_rules_tested", alerts.tested_alert_rules)
+    reason = "promtool not found (install: Debian package prometheus)"
+    assert figure == {"alert_rules_tested": None, "alert_rules_tested_not_measured": reason}

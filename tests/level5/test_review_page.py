@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -42,8 +41,7 @@ def browser(profile: Path):  # noqa: ANN201
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
-                    reason="needs Debian's chromium and chromium-driver")  # fmt: skip
+@pytest.mark.requires("chromium")
 def test_a_whole_session_reviewed_in_the_browser(tmp_path) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
