@@ -48,12 +48,14 @@ envs=()
 # Local folders pip's configuration or environment points at (find-links, file:// indexes).
 folders=$( { python3 -m pip config list 2>/dev/null || true; env | grep '^PIP_' || true; } |
   grep -oE "(file://)?/[^' \"]+" | sed -E 's#^file://##' | sort -u)
+declare -A mounted=()
 for folder in $folders; do
   top="/$(echo "$folder" | cut -d/ -f2-3)"  # e.g. /opt/pypi for /opt/pypi/simple
+  [ -n "${mounted[$top]:-}" ] && continue
   case "$top" in /opt/* | /srv/* | /mnt/*) [ -d "$top" ] && mounts+=(-v "$top:$top:ro") ;; esac
+  mounted[$top]=1
 done
 for var in $(env | grep -oE '^PIP_[A-Z_]+' || true); do envs+=(-e "$var"); done
-mapfile -t mounts < <(printf '%s\n' "${mounts[@]}" | awk '!seen[$0]++')
 
 # Inside: trust the extra CAs (this container only), install make + git, then the two commands.
 inner=$(cat <<'EOF'

@@ -148,13 +148,15 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from level3_recsys.batch import drift_report_flow
+    from level3_recsys.deploy import deployed_admin_token
     from level3_recsys.train import default_dirs
     from ml_common.paths import level_dir
 
     settings = _settings(args)
     url = args.url or f"http://127.0.0.1:{settings.deploy.port}"
     out = level_dir(3) / "reports" / "drift.html"
-    summary = drift_report_flow(settings, url, default_dirs()[2], out)
+    token = deployed_admin_token(settings)
+    summary = drift_report_flow(settings, url, default_dirs()[2], out, token)
     print(f"Evidently drift report: {summary['html']}")
     return 0
 

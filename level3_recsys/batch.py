@@ -131,11 +131,11 @@ def drift_report(
 
 @flow(name="level3-drift-report")
 def drift_report_flow(
-    settings: Level3Settings, base_url: str, serving_dir: Path, out_html: Path
+    settings: Level3Settings, base_url: str, serving_dir: Path, out_html: Path, admin_token: str
 ) -> dict[str, Any]:
-    """Batch job: the running service's live features vs the champion's training reference."""
-    from level3_recsys.deploy import deployed_admin_token
-
-    current = fetch_live_features(base_url, deployed_admin_token(settings))
+    """Batch job: the running service's live features vs the champion's training reference.
+    ``admin_token`` opens the service's admin route (the caller resolves it: the deployed
+    service's token lives with ``deploy``, which imports this module, not the reverse)."""
+    current = fetch_live_features(base_url, admin_token)
     reference = json.loads((serving_dir / "champion" / "reference.json").read_text())
     return drift_report(reference, current, out_html)

@@ -20,7 +20,7 @@ Nothing here imports a level. Each module is small and can be read on its own:
 - ``stats``     the one bootstrap interval helper
 - ``body_limit`` the one request-body size limit (ASGI middleware) every service uses
 - ``system_tools`` promtool, Redis, chromium, Docker, GPU: present or not, and what to install
-- ``matrix``    the matrix runner: a Prefect flow over independent cases on Dask (local or a cluster)
+- ``matrix``    the matrix runner: a Prefect flow over independent cases on Dask (local, cluster)
 """
 
 # First, before anything here or in a level imports NumPy: a native pool is sized when its

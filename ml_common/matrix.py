@@ -387,7 +387,7 @@ def _cluster(
 
 
 @contextlib.contextmanager
-def _shared_prefect_api() -> Iterator[None]:
+def shared_prefect_api() -> Iterator[None]:
     """Make every worker report to this process's Prefect API.
 
     Without ``PREFECT_API_URL`` Prefect starts a temporary server on the first flow, and so would
@@ -469,7 +469,7 @@ def run_matrix(
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix=f"{name}-") as scratch,
-        _shared_prefect_api(),
+        shared_prefect_api(),
         _cluster(settings, address, progress) as scheduler,
     ):
         if log_dir is not None:

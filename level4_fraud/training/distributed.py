@@ -210,7 +210,9 @@ def launch(
             "--config",
             config.model_dump_json(),
         ]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process)}
+        # ML_THREADS: ml_common sizes every native pool from it when the child imports it
+        threads = str(threads_per_process)
+        env = {**os.environ, "ML_THREADS": threads, "OMP_NUM_THREADS": threads}
         env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s)
         if result.returncode != 0:

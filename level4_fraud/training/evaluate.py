@@ -8,8 +8,6 @@ earlier test day is removed from later days' rankings (it would have been blocke
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -52,21 +50,3 @@ def fraud_metrics(frame: pd.DataFrame, scores: np.ndarray, k: int = 100) -> dict
         "ap": float(average_precision_score(y, scores)) if both else float("nan"),
         f"cp{k}": card_precision_top_k(frame, scores, k)[0],
     }
-
-
-def daily_metrics(
-    frame: pd.DataFrame, scores: np.ndarray, k: int = 100
-) -> dict[int, dict[str, Any]]:
-    """Per day: ``ap``, ``cp{k}`` (each day ranked alone), fraud count and transactions."""
-    out: dict[int, dict[str, Any]] = {}
-    scores = np.asarray(scores)
-    for day, idx in frame.groupby("tx_time_days").indices.items():
-        part = frame.iloc[idx]
-        y = part["tx_fraud"].to_numpy()
-        out[int(day)] = {
-            "ap": float(average_precision_score(y, scores[idx])) if 0 < y.sum() < len(y) else None,
-            f"cp{k}": card_precision_top_k(part, scores[idx], k)[0],
-            "n_fraud": int(y.sum()),
-            "n_tx": len(y),
-        }
-    return out

@@ -6,7 +6,7 @@ import urllib.request
 import pytest
 
 from level3_recsys.batch import drift_report_flow
-from level3_recsys.deploy import deploy, down, pid_file
+from level3_recsys.deploy import deploy, deployed_admin_token, down, pid_file
 from level3_recsys.loadtest.run import run_loadtest
 from level3_recsys.settings import load
 from level3_recsys.train import default_dirs
@@ -36,8 +36,9 @@ def test_deploy_without_docker_then_loadtest_then_down(tmp_path):
         assert 0 < result["throughput_ratio_vs_bare_endpoint"] < 5
 
         # the drift batch job reads the live features the load test produced
+        token = deployed_admin_token(settings)
         report = drift_report_flow(
-            settings, urls["api"], default_dirs()[2], tmp_path / "drift.html"
+            settings, urls["api"], default_dirs()[2], tmp_path / "drift.html", token
         )
         assert "session_length" in report["columns"]
         assert (tmp_path / "drift.html").stat().st_size > 10_000

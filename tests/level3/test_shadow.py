@@ -47,8 +47,24 @@ def test_shadow_failure_does_not_reach_the_user(settings, tiny_bundle):
         assert response.status_code == 200 and response.json()["model_version"] == "1"
 
 
-def test_default_config_samples_a_share_of_requests(settings):
-    assert 0.0 < settings.serve.shadow_sample_rate < 1.0
+def test_default_config_shadows_a_share_of_requests(settings, tiny_bundle):
+    """With the packaged config's rate, the challenger scores about that share of requests:
+    some, not all (a rate ignored, or read as 0 or 1, fails this)."""
+    rate = settings.serve.shadow_sample_rate  # as config.yaml ships it
+    app = create_app(settings, tiny_bundle)
+    service = app.state.service
+    service.shadow.rng = random.Random(11)
+    calls = []
+    with TestClient(app) as client:
+        real = service.challenger.score_items
+        service.challenger.score_items = lambda history, k: calls.append(k) or real(history, k)
+        n = 400
+        for i in range(n):
+            assert client.get(f"/recommendations/{2 + i % 3}?k=5").status_code == 200
+        service.shadow.wait()
+    expected, sd = n * rate, (n * rate * (1 - rate)) ** 0.5
+    assert 0 < len(calls) < n
+    assert abs(len(calls) - expected) <= 4 * sd  # Binomial(n, rate); the seed fixes the draw
 
 
 def test_shadow_scores_only_the_sampled_share(settings, tiny_bundle):
