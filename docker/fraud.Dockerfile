@@ -35,7 +35,7 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 # Only the modules the scoring tier imports (no torch, no training code).
 COPY level4_fraud/__init__.py /app/level4_fraud/
-COPY level4_fraud/serving/__init__.py level4_fraud/serving/traffic.py level4_fraud/serving/onnx_service.py /app/level4_fraud/serving/
+COPY level4_fraud/serving/__init__.py level4_fraud/serving/errors.py level4_fraud/serving/traffic.py level4_fraud/serving/onnx_service.py /app/level4_fraud/serving/
 # The shared body-size limit, with ml_common's package start-up (standard library only).
 COPY ml_common/__init__.py ml_common/threads.py ml_common/tool_defaults.py ml_common/paths.py ml_common/body_limit.py /app/ml_common/
 USER 10001

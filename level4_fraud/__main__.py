@@ -90,8 +90,11 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     from ml_common.paths import level_dir
 
     settings = _settings(args)
-    result = run_matrix(settings, settings.scenarios)
-    print((level_dir(4) / "scenarios" / "table.md").read_text())
+    m = settings.scenarios
+    seeds = m.tuning_seeds if args.seeds == "tuning" else m.eval_seeds
+    out = level_dir(4) / ("scenarios-tuning" if args.seeds == "tuning" else "scenarios")
+    result = run_matrix(settings, m, out, seeds, address=args.dask_address)
+    print((out / "table.md").read_text())
     print(json.dumps(result["summary"], indent=2))
     return 0
 
@@ -178,7 +181,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "replay": (cmd_replay, "stable → seasonal → new fraud → alarm → retrain → recovery"),
     "retrain": (cmd_retrain, "one retraining cycle: challenger vs champion, gate, aliases"),
     "serve": (cmd_serve, "FastAPI scoring service on 127.0.0.1"),
-    "scenarios": (cmd_scenarios, "the replay on a matrix: seeds x pattern day x volume x season"),
+    "scenarios": (cmd_scenarios, "the replay on a matrix: drift kind x volume x season x seed"),
     "handbook": (cmd_handbook, "the handbook's exact protocol: its baseline models beside ours"),
     "bench": (cmd_bench, "measure everything into artifacts/bench/level4.json"),
     "industrial": (cmd_industrial, "part 2: DDP, quantization, distillation, LoRA, A/B test"),
@@ -224,6 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "serve":
             p.add_argument("--port", type=int, default=8004)
+        if name == "scenarios":
+            p.add_argument(
+                "--seeds",
+                choices=["eval", "tuning"],
+                default="eval",
+                help="evaluation seeds (reported) or tuning seeds (for choosing the monitor)",
+            )
+            p.add_argument(
+                "--dask-address",
+                default=None,
+                help="a running Dask scheduler (tcp://host:8786); default: scenarios.matrix",
+            )
         if name == "tune":
             p.add_argument("--trials", type=int, default=10)
         if name == "export-onnx":

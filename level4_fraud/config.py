@@ -16,9 +16,59 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ml_common.config import LevelSettings, load_settings, settings_config
+from ml_common.matrix import MatrixSettings
 from ml_common.stats import N_RESAMPLES
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
+
+
+DriftKind = Literal[
+    "card_testing",
+    "terminal_wave",
+    "account_takeover",
+    "amount_shift",
+    "seasonal",
+    "new_merchants",
+]
+FRAUD_KINDS: tuple[str, ...] = ("card_testing", "terminal_wave", "account_takeover", "amount_shift")
+HARMLESS_KINDS: tuple[str, ...] = ("seasonal", "new_merchants")
+
+
+class DriftEvent(BaseModel):
+    """One change of the world from ``start_day`` for ``duration_days`` (``None``: to the end).
+
+    ``volume`` scales the kind's default intensity (1 = the default; ½ and ¼ are the matrix's
+    fainter cases). The kinds (:mod:`level4_fraud.data.simulate` says how each is drawn):
+
+    - ``card_testing`` (scenario 4): night bursts of tiny payments on tested cards; volume 1 is
+      6 tested cards a day per 5,000 customers;
+    - ``terminal_wave`` (5): extra terminals compromised each day (volume 1: 4 × the usual
+      ``n_compromised_terminals``, so 5 × as many in all); their payments are fraud at ordinary
+      amounts;
+    - ``account_takeover`` (6): extra customers' accounts taken over each day (volume 1:
+      ``n_compromised_customers`` more); the fraudster adds about two daytime payments a day at
+      terminals anywhere on the map at 1.5–3 × the customer's usual amount for ``takeover_days``;
+    - ``amount_shift`` (7): extra leaked cards each day (volume 1: 4 × ``n_compromised_customers``)
+      whose stolen payments keep ordinary amounts (× 1–1.5, not × 5): fraud in the legitimate range;
+    - ``seasonal`` (harmless): customers spend more (see ``seasonal_*``; volume scales the rise);
+    - ``new_merchants`` (harmless): a new merchant group (5 % of terminals) takes 20 % × volume of
+      the payments of customers near it, at half the usual amount.
+    """
+
+    kind: DriftKind
+    start_day: int = Field(..., ge=0)
+    volume: float = Field(1.0, gt=0)
+    duration_days: int | None = Field(None, ge=1)
+
+    @property
+    def is_fraud(self) -> bool:
+        """Whether the event adds fraud (an alarm inside it is a detection)."""
+        return self.kind in FRAUD_KINDS
+
+    def active(self, day: int) -> bool:
+        """Whether new draws of the event happen on ``day``."""
+        end = None if self.duration_days is None else self.start_day + self.duration_days
+        return day >= self.start_day and (end is None or day < end)
 
 
 class SimulationConfig(BaseModel):
@@ -47,6 +97,36 @@ class SimulationConfig(BaseModel):
     seasonal_amount_factor: float = Field(1.3, gt=0)
     seasonal_tx_factor: float = Field(1.2, gt=0)
     seasonal_ramp_days: int = Field(14, ge=1)
+    takeover_days: int = Field(7, ge=1, description="days an account takeover lasts")
+    drift_events: list[DriftEvent] = Field(
+        default_factory=list,
+        description="changes of the world (kind, start day, volume, duration); "
+        "new_pattern_day and seasonal_day are shorthands for one card_testing / seasonal event",
+    )
+
+    def events(self) -> list[DriftEvent]:
+        """Every drift event: the explicit list plus the two shorthand switches."""
+        events = list(self.drift_events)
+        if self.new_pattern_day is not None:
+            volume = self.new_pattern_cards_per_day / (6.0 * self.n_customers / 5000)
+            events.append(
+                DriftEvent(kind="card_testing", start_day=self.new_pattern_day, volume=volume)
+            )
+        if self.seasonal_day is not None:
+            events.append(DriftEvent(kind="seasonal", start_day=self.seasonal_day))
+        return events
+
+    def event_span(self, event: DriftEvent) -> tuple[int, int]:
+        """``[first, last]`` day on which the event's effects show (its fraud outlives its last
+        draw: a terminal compromised on the last day stays so ``terminal_compromise_days``)."""
+        if event.duration_days is None:
+            return event.start_day, max(event.start_day, self.n_days - 1)
+        tail = {
+            "terminal_wave": self.terminal_compromise_days - 1,
+            "account_takeover": self.takeover_days - 1,
+            "amount_shift": self.customer_compromise_days - 1,
+        }.get(event.kind, 0)
+        return event.start_day, event.start_day + event.duration_days - 1 + tail
 
 
 class ProtocolConfig(BaseModel):
@@ -97,6 +177,25 @@ class MonitorConfig(BaseModel):
     card_shift_per_day: float = Field(
         0.5, gt=0, description="rise of suspect cards a day the card CUSUM detects fastest"
     )
+    terminal_alarm: bool = Field(
+        True, description="also watch terminals with several tail payments a day (Poisson CUSUM)"
+    )
+    terminal_tail_payments: int = Field(
+        3, ge=2, description="tail payments at one terminal in one day that make it suspect"
+    )
+    terminal_shift_per_day: float = Field(
+        0.5, gt=0, description="rise of suspect terminals a day the terminal CUSUM detects fastest"
+    )
+    label_alarm: bool = Field(
+        True, description="also watch delayed labels: precision at the top k and fraud it misses"
+    )
+    label_reference_days: int = Field(
+        7, ge=3, description="the champion's first labelled days: the label tests' reference"
+    )
+    label_top_k: int = Field(100, ge=1, description="the daily alert queue the label tests watch")
+    label_tolerance: float = Field(
+        0.3, ge=0, description="relative movement of the label values that must not page"
+    )
     reference_days: int = Field(14, ge=2, description="threshold days + calibration days")
     tail_quantile: float = Field(0.995, gt=0.5, lt=1)
     alarm_ratio: float = Field(1.5, gt=1)
@@ -134,30 +233,45 @@ class ServeConfig(BaseModel):
     port: int = 0
     decision_threshold: float = Field(0.5, ge=0, le=1)
     load_test_requests: int = Field(2000, ge=10)
+    workers: int = Field(2, ge=1, description="uvicorn worker processes of `serve`")
+    concurrent_requests: int = Field(500, ge=1, description="requests in flight at once (bench)")
 
 
 class ScenarioMatrixConfig(BaseModel):
-    """The scenario matrix (``scenarios.py``): its axes and the smaller world each case replays."""
+    """The scenario matrix (``scenarios.py``): its axes and the smaller world each case replays.
 
-    seeds: list[int] = [0, 1, 2]
-    pattern_days: list[int] = [70, 80]
+    Fraud cases: ``kinds`` × ``volumes`` × ``seasonal`` × seeds, each a world with one fraud
+    event from ``drift_day``; controls: per seed, every harmless-only world of ``controls``
+    (``none``: nothing changes; ``seasonal``; ``new_merchants``; ``both``). The monitor's settings
+    are chosen on ``tuning_seeds`` (``scenarios --seeds tuning``); the figures are reported on
+    ``eval_seeds``, which tuning never sees (a test checks the two are disjoint).
+    """
+
+    kinds: list[DriftKind] = ["card_testing", "terminal_wave", "account_takeover", "amount_shift"]
+    controls: list[Literal["none", "seasonal", "new_merchants", "both"]] = [
+        "none",
+        "seasonal",
+        "new_merchants",
+        "both",
+    ]
+    tuning_seeds: list[int] = [0, 1]
+    eval_seeds: list[int] = [10, 11, 12, 13]
+    drift_day: int = 72
     volumes: list[float] = [1.0, 0.5, 0.25]
     seasonal: list[bool] = [True, False]
-    include_no_pattern: bool = True
     detect_within_days: int = Field(7, ge=1)
     world_customers: int = Field(2000, ge=100)
     world_terminals: int = Field(4000, ge=100)
     n_days: int = Field(100, ge=30)
     seasonal_day: int = 60
+    new_merchants_day: int = 64
     first_train_day: int = 31
     first_train_days: int = 21
     monitor_start_day: int = 60
     retrain_train_days: int = 14
     torch_epochs: int = 2
     lightgbm_estimators: int = 60
-    workers: int = Field(
-        2, ge=1, description="cases replayed at once, each in its own process and registry"
-    )
+    matrix: MatrixSettings = MatrixSettings()  # the shared runner: where and how wide
 
 
 class HandbookConfig(BaseModel):

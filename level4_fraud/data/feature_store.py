@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from level4_fraud.data.feature_repo import CUSTOMER_VIEW, TERMINAL_VIEW, definitions
@@ -88,21 +89,50 @@ class SnapshotWriter:
 def training_frame(store: Any, transactions: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time join of the snapshots onto ``transactions``, then the intraday features.
 
+    Every payment keeps its row, however many share a customer (or terminal) and a second: Feast
+    answers one row per distinct entity key and timestamp (two payments by one customer in the
+    same second came back as one, and the join lost a payment). So each view is asked once per
+    distinct ``(key, timestamp)`` and its answer is mapped back onto every payment by that key.
+
     Args:
         store: an opened Feast store whose offline files cover the transactions' days.
         transactions: raw transactions (simulator columns), any number of days.
     """
-    entity_df = transactions[["tx_id", "customer_id", "terminal_id", "tx_datetime"]].rename(
-        columns={"tx_datetime": "event_timestamp"}
-    )
-    joined = store.get_historical_features(entity_df=entity_df, features=FEATURE_REFS).to_df()
-    joined = joined.set_index("tx_id").loc[transactions["tx_id"].to_numpy()]
+    values: dict[str, np.ndarray] = {}
+    for view, key, columns in (
+        (CUSTOMER_VIEW, "customer_id", CUSTOMER_SNAPSHOT),
+        (TERMINAL_VIEW, "terminal_id", TERMINAL_SNAPSHOT),
+    ):
+        keys = transactions[[key, "tx_datetime"]].rename(columns={"tx_datetime": "event_timestamp"})
+        entity_df = keys.drop_duplicates(ignore_index=True)
+        refs = [f"{view}:{c}" for c in columns]
+        joined = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
+        joined["event_timestamp"] = _naive_utc(joined["event_timestamp"])
+        keys = keys.assign(event_timestamp=_naive_utc(keys["event_timestamp"]))
+        mapped = keys.merge(
+            joined[[key, "event_timestamp", *columns]],
+            on=[key, "event_timestamp"],
+            how="left",
+            validate="many_to_one",
+        )
+        if len(mapped) != len(transactions):  # cannot happen after validate; a guard, not a fix
+            raise RuntimeError(f"the {view} join returned {len(mapped)} rows for {len(keys)}")
+        for c in columns:
+            values[c] = mapped[c].fillna(0.0).to_numpy(dtype=float)
+    position = np.arange(len(transactions))
     parts = []
-    for _, day in transactions.groupby("tx_time_days", sort=True):
-        snap = joined.loc[day["tx_id"].to_numpy()]
-        values = {c: snap[c].fillna(0.0).to_numpy() for c in SNAPSHOT_COLUMNS}
-        parts.append(combine(day, values))
+    for _, day in transactions.assign(_row=position).groupby("tx_time_days", sort=True):
+        rows = day.pop("_row").to_numpy()
+        parts.append(combine(day, {c: v[rows] for c, v in values.items()}))
     return pd.concat(parts, ignore_index=True)
+
+
+def _naive_utc(stamps: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC (Feast answers tz-aware UTC; the simulator's are naive)."""
+    stamps = pd.to_datetime(stamps)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.astype("datetime64[ns]")
 
 
 def push_online(store: Any, customer: pd.DataFrame, terminal: pd.DataFrame) -> None:

@@ -32,6 +32,21 @@ Two switches make the world drift (both off by default):
   ordinary payments pushed over 220 would become fraud by the rule and double the fraud rate).
   A drift detector must not call this fraud drift.
 
+Both are shorthands for entries of ``drift_events``, the general form: a list of
+:class:`~level4_fraud.config.DriftEvent` (kind, start day, volume, duration), each kind drawn
+from its own random streams (keyed by the event's place in the list and the day):
+
+- ``card_testing`` — scenario 4 above;
+- ``terminal_wave`` — scenario 5: extra terminals compromised each day, their payments fraud at
+  ordinary amounts (what scenario 2 does, several times as often);
+- ``account_takeover`` — scenario 6: a fraudster adds daytime payments on taken-over accounts at
+  terminals anywhere on the map, at 1.5–3 × the customer's usual amount, for ``takeover_days``;
+- ``amount_shift`` — scenario 7: extra leaked cards whose stolen payments keep ordinary amounts
+  (× 1–1.5 instead of scenario 3's × 5): fraud moved into the legitimate amount range;
+- ``seasonal`` — the harmless change above (volume scales the rise);
+- ``new_merchants`` — harmless: a new merchant group (5 % of terminals) takes a share of the
+  payments of customers near it, at half the usual amount.
+
 Interface (stable; level 4 part 2 builds on it):
 
 - :class:`SimulationConfig` (pydantic) — all knobs, seed and size.
@@ -47,7 +62,7 @@ can be produced alone, in any order, and the same seed gives the same data, whic
 Columns of a day's frame: ``tx_id`` (int64, unique and increasing over the whole simulation),
 ``tx_datetime`` (datetime64), ``customer_id``, ``terminal_id`` (int64), ``tx_amount`` (float),
 ``tx_time_seconds`` (seconds since the start), ``tx_time_days`` (day index), ``tx_fraud``
-(0/1), ``tx_fraud_scenario`` (0 legitimate, 1–4 scenario).
+(0/1), ``tx_fraud_scenario`` (0 legitimate, 1–7 scenario; 4–7 are the drift events' fraud).
 """
 
 from __future__ import annotations
@@ -57,7 +72,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from level4_fraud.config import SimulationConfig
+from level4_fraud.config import DriftEvent, SimulationConfig
 
 SECONDS_PER_DAY = 86_400
 COLUMNS = [
@@ -73,6 +88,10 @@ COLUMNS = [
 ]
 # Stream identifiers inside one day's generator keys, so draws never collide.
 _LEGIT, _TERMINALS, _CUSTOMERS, _SCENARIO3, _PATTERN, _PATTERN_PICK, _PATTERN_COUNT = range(7)
+_MERCHANT_GROUP = 8
+# Scenario label of each fraud kind of drift event.
+SCENARIO_OF_KIND = {"card_testing": 4, "terminal_wave": 5, "account_takeover": 6, "amount_shift": 7}
+MERCHANT_GROUP_SHARE, MERCHANT_PAYMENT_SHARE, MERCHANT_AMOUNT_FACTOR = 0.05, 0.2, 0.5
 
 
 class TransactionSimulator:
@@ -111,6 +130,20 @@ class TransactionSimulator:
         self._reach_start = np.cumsum(self._reach_count) - self._reach_count
         self._reach_flat = np.concatenate(reachable)
         self._start = pd.Timestamp(cfg.start_date)
+        self.events = cfg.events()
+        # The new merchant group (drawn even when no event uses it, so the world stays the same):
+        # each customer's reachable terminals inside the group, as flat arrays like the above.
+        group_rng = np.random.default_rng([cfg.seed, 999_999, _MERCHANT_GROUP])
+        n_group = max(1, int(MERCHANT_GROUP_SHARE * cfg.n_terminals))
+        in_group = np.zeros(cfg.n_terminals, dtype=bool)
+        in_group[group_rng.choice(cfg.n_terminals, n_group, replace=False)] = True
+        self.merchant_group = np.flatnonzero(in_group)
+        group_reach = [r[in_group[r]] for r in reachable]
+        self._group_count = np.array([len(r) for r in group_reach], dtype=np.int64)
+        self._group_start = np.cumsum(self._group_count) - self._group_count
+        self._group_flat = (
+            np.concatenate(group_reach) if group_reach else np.empty(0, dtype=np.int64)
+        )
         # Expected transactions per day so tx_id ranges per day never overlap: a generous bound.
         self._id_stride = int(max(1000, 40 * cfg.n_customers))
 
@@ -175,20 +208,51 @@ class TransactionSimulator:
         return np.unique(np.concatenate(picks)) if picks else np.empty(0, dtype=np.int64)
 
     def seasonal_factor(self, day: int) -> tuple[float, float]:
-        """(amount factor, transactions-per-day factor) of the seasonal change on ``day``."""
+        """(amount factor, transactions-per-day factor) of the seasonal change(s) on ``day``."""
         cfg = self.config
-        if cfg.seasonal_day is None or day < cfg.seasonal_day:
-            return 1.0, 1.0
-        ramp = min(1.0, (day - cfg.seasonal_day + 1) / cfg.seasonal_ramp_days)
-        return (
-            1 + ramp * (cfg.seasonal_amount_factor - 1),
-            1 + ramp * (cfg.seasonal_tx_factor - 1),
-        )
+        amount, count = 1.0, 1.0
+        for event in self.events:
+            if event.kind != "seasonal" or not event.active(day):
+                continue
+            ramp = min(1.0, (day - event.start_day + 1) / cfg.seasonal_ramp_days) * event.volume
+            amount *= 1 + ramp * (cfg.seasonal_amount_factor - 1)
+            count *= 1 + ramp * (cfg.seasonal_tx_factor - 1)
+        return amount, count
+
+    def _event_rng(self, day: int, index: int, stream: int) -> np.random.Generator:
+        # Events get streams of their own (index = place in the list), apart from the base ones.
+        return self._rng(day, 100 + 10 * index + stream)
+
+    def _daily_count(self, day: int, index: int, per_day: float) -> int:
+        """``per_day`` as a whole count: the fraction is one more on that share of days."""
+        whole = int(per_day)
+        if per_day - whole > 0:
+            whole += int(self._event_rng(day, index, 0).random() < per_day - whole)
+        return whole
+
+    def event_victims(self, event: DriftEvent, index: int, day: int) -> np.ndarray:
+        """Terminals (``terminal_wave``) or customers (the other fraud kinds) that ``event`` has
+        compromised and that are still so on ``day``."""
+        cfg = self.config
+        if event.kind == "terminal_wave":
+            population, per_day = cfg.n_terminals, 4 * cfg.n_compromised_terminals
+            lasts = cfg.terminal_compromise_days
+        elif event.kind == "account_takeover":  # fewer victims: each pays many times a day
+            population, per_day = cfg.n_customers, cfg.n_compromised_customers
+            lasts = cfg.takeover_days
+        else:
+            population, per_day = cfg.n_customers, 4 * cfg.n_compromised_customers
+            lasts = cfg.customer_compromise_days
+        picks = []
+        for d in range(day - lasts + 1, day + 1):
+            if event.active(d):
+                n = min(self._daily_count(d, index, per_day * event.volume), population)
+                picks.append(self._event_rng(d, index, 1).choice(population, n, replace=False))
+        return np.unique(np.concatenate(picks)) if picks else np.empty(0, dtype=np.int64)
 
     # -- one day ----------------------------------------------------------------------------
     def day(self, day: int) -> pd.DataFrame:
         """All transactions of ``day`` (0-based), sorted by time, with labels."""
-        cfg = self.config
         rng = self._rng(day, _LEGIT)
         amount_factor, tx_factor = self.seasonal_factor(day)
         cust = self.customers
@@ -205,6 +269,9 @@ class TransactionSimulator:
         pick = rng.random(total)  # a uniform choice among the customer's reachable terminals
         offset = (pick * self._reach_count[customer_id]).astype(np.int64)
         terminal_id = self._reach_flat[self._reach_start[customer_id] + offset]
+        for index, event in enumerate(self.events):
+            if event.kind == "new_merchants" and event.active(day):
+                self._move_to_merchant_group(day, index, event, customer_id, terminal_id, amount)
         keep = (seconds > 0) & (seconds < SECONDS_PER_DAY)  # the handbook drops out-of-day times
         frame = pd.DataFrame(
             {
@@ -217,8 +284,16 @@ class TransactionSimulator:
         frame["tx_fraud"] = 0
         frame["tx_fraud_scenario"] = 0
         frame = self._apply_fraud(frame, day)
-        if cfg.new_pattern_day is not None and day >= cfg.new_pattern_day:
-            frame = pd.concat([frame, self._card_testing(day)], ignore_index=True)
+        extra = []
+        for index, event in enumerate(self.events):
+            if event.kind == "card_testing" and event.active(day):
+                extra.append(self._card_testing(day, index, event))
+            elif event.kind in ("terminal_wave", "amount_shift"):
+                frame = self._relabel_victims(frame, day, index, event)
+            elif event.kind == "account_takeover":
+                extra.append(self._takeover_payments(day, index, event))
+        if extra:
+            frame = pd.concat([frame, *extra], ignore_index=True)
         frame = frame.sort_values(["tx_seconds_of_day", "customer_id"], kind="stable")
         frame = frame.reset_index(drop=True)
         seconds_total = day * SECONDS_PER_DAY + frame.pop("tx_seconds_of_day").to_numpy()
@@ -246,16 +321,29 @@ class TransactionSimulator:
         frame.loc[chosen, ["tx_fraud", "tx_fraud_scenario"]] = (1, 3)
         return frame
 
-    def _card_testing(self, day: int) -> pd.DataFrame:
-        """Scenario 4: night-time bursts of tiny payments on tested cards, at far terminals."""
+    def _card_testing(self, day: int, index: int, event: DriftEvent) -> pd.DataFrame:
+        """Scenario 4: night-time bursts of tiny payments on tested cards, at far terminals.
+
+        The ``new_pattern_day`` shorthand keeps its original streams (same data as before)."""
         cfg = self.config
-        rng = self._rng(day, _PATTERN)
-        whole = int(cfg.new_pattern_cards_per_day)
-        extra = cfg.new_pattern_cards_per_day - whole
+        legacy = event.start_day == cfg.new_pattern_day and index == len(cfg.drift_events)
+        if legacy:
+            rng, pick, count = (
+                self._rng(day, _PATTERN),
+                self._rng(day, _PATTERN_PICK),
+                self._rng(day, _PATTERN_COUNT),
+            )
+        else:
+            rng, pick, count = (self._event_rng(day, index, s) for s in (2, 1, 0))
+        per_day = 6.0 * cfg.n_customers / 5000 * event.volume
+        if legacy:
+            per_day = cfg.new_pattern_cards_per_day
+        whole = int(per_day)
+        extra = per_day - whole
         if extra > 0:  # the fractional part: one more card on that share of days
-            whole += int(self._rng(day, _PATTERN_COUNT).random() < extra)
+            whole += int(count.random() < extra)
         n_cards = min(whole, cfg.n_customers)
-        cards = self._rng(day, _PATTERN_PICK).choice(cfg.n_customers, n_cards, replace=False)
+        cards = pick.choice(cfg.n_customers, n_cards, replace=False)
         bursts = rng.integers(cfg.new_pattern_burst[0], cfg.new_pattern_burst[1] + 1, n_cards)
         customer_id = np.repeat(cards, bursts)
         start = np.repeat(rng.uniform(3600, 4 * 3600, n_cards), bursts)
@@ -271,6 +359,63 @@ class TransactionSimulator:
                 "tx_fraud_scenario": 4,
             }
         )
+
+    def _relabel_victims(
+        self, frame: pd.DataFrame, day: int, index: int, event: DriftEvent
+    ) -> pd.DataFrame:
+        """Scenarios 5 and 7: ordinary-looking payments of the event's victims become fraud."""
+        cfg = self.config
+        victims = self.event_victims(event, index, day)
+        clean = frame["tx_fraud"].to_numpy() == 0  # an earlier scenario's label stays
+        if event.kind == "terminal_wave":
+            hit = clean & frame["terminal_id"].isin(victims).to_numpy()
+        else:
+            rng = self._event_rng(day, index, 3)
+            leaked = frame["customer_id"].isin(victims).to_numpy()
+            hit = clean & leaked & (rng.random(len(frame)) < cfg.customer_fraud_share)
+            factor = rng.uniform(1.0, 1.5, int(hit.sum()))  # ordinary amounts, not x 5
+            frame.loc[hit, "tx_amount"] = np.round(frame.loc[hit, "tx_amount"] * factor, 2)
+        frame.loc[hit, ["tx_fraud", "tx_fraud_scenario"]] = (1, SCENARIO_OF_KIND[event.kind])
+        return frame
+
+    def _takeover_payments(self, day: int, index: int, event: DriftEvent) -> pd.DataFrame:
+        """Scenario 6: the fraudster's own daytime payments on taken-over accounts."""
+        cfg = self.config
+        victims = self.event_victims(event, index, day)
+        rng = self._event_rng(day, index, 4)
+        n = rng.poisson(2.0, len(victims))
+        customer_id = np.repeat(victims, n).astype(np.int64)
+        mean = self.customers["mean_amount"].to_numpy()[customer_id]
+        seconds = np.clip(rng.normal(SECONDS_PER_DAY / 2, 15_000, len(customer_id)), 1, 86_399)
+        return pd.DataFrame(
+            {
+                "customer_id": customer_id,
+                "terminal_id": rng.integers(0, cfg.n_terminals, len(customer_id)),
+                "tx_amount": np.round(mean * rng.uniform(1.5, 3.0, len(customer_id)), 2),
+                "tx_seconds_of_day": seconds.astype(np.int64),
+                "tx_fraud": 1,
+                "tx_fraud_scenario": 6,
+            }
+        )
+
+    def _move_to_merchant_group(
+        self,
+        day: int,
+        index: int,
+        event: DriftEvent,
+        customer_id: np.ndarray,
+        terminal_id: np.ndarray,
+        amount: np.ndarray,
+    ) -> None:
+        """Harmless: some payments of customers near the new merchant group go there instead,
+        at a lower amount (in place)."""
+        rng = self._event_rng(day, index, 5)
+        reach = self._group_count[customer_id]
+        share = min(1.0, MERCHANT_PAYMENT_SHARE * event.volume)
+        move = (reach > 0) & (rng.random(len(customer_id)) < share)
+        offset = (rng.random(int(move.sum())) * reach[move]).astype(np.int64)
+        terminal_id[move] = self._group_flat[self._group_start[customer_id[move]] + offset]
+        amount[move] *= MERCHANT_AMOUNT_FACTOR
 
     # -- streams ----------------------------------------------------------------------------
     def iter_days(self, start: int = 0, stop: int | None = None) -> Iterator[pd.DataFrame]:

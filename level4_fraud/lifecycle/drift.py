@@ -34,7 +34,7 @@ from scipy import stats
 
 from level4_fraud.config import MonitorConfig
 from level4_fraud.data.features import FEATURES, as_matrix
-from level4_fraud.lifecycle.sequential_alarm import CardCusum, TailCusum
+from level4_fraud.lifecycle.sequential_alarm import CardCusum, LabelCusum, TailCusum, top_k_hits
 from level4_fraud.models.anomaly import AnomalyDetector
 from ml_common.drift import psi
 
@@ -55,7 +55,13 @@ class DayDrift:
     z: float | None = None  # today's standardised tail rate (alarm "cusum")
     suspect_cards: int | None = None  # cards with card_tail_payments+ tail payments today
     card_cusum: float | None = None  # the card CUSUM's statistic
-    alarm_by: str | None = None  # "tail rate" or "suspect cards": which test fired
+    suspect_terminals: int | None = None  # terminals with terminal_tail_payments+ tail payments
+    terminal_cusum: float | None = None
+    precision_at_k: float | None = None  # of the labelled day (delay_days ago), if any
+    missed_fraud: float | None = None  # fraud of the labelled day outside its top k
+    precision_cusum: float | None = None  # None until the label tests are calibrated
+    missed_cusum: float | None = None
+    alarm_by: str | None = None  # which test fired first (see DriftMonitor.TESTS)
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-safe dict."""
@@ -75,7 +81,22 @@ class DriftMonitor:
         card_days: ``(feature rows, card ids)`` of each day the champion trained on; with
             ``card_alarm`` they calibrate the suspect-card CUSUM, and :meth:`check` then needs
             the day's card ids.
+        terminal_days: the same with terminal ids, for the suspect-terminal CUSUM
+            (``terminal_alarm``).
+
+    With ``label_alarm`` the monitor also takes, each day, the champion's scores and the labels
+    of the day whose labels have just arrived (``labelled`` in :meth:`check`): the first
+    ``label_reference_days`` of them calibrate the two label tests, later ones update them.
+    The false-alarm budget is split evenly between every test in use (union bound).
     """
+
+    TESTS = (
+        "tail rate",
+        "suspect cards",
+        "suspect terminals",
+        "precision at k",
+        "missed fraud",
+    )
 
     def __init__(
         self,
@@ -85,6 +106,7 @@ class DriftMonitor:
         config: MonitorConfig,
         calibration: list[np.ndarray] | None = None,
         card_days: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        terminal_days: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self.detector = detector
         self.config = config
@@ -102,17 +124,23 @@ class DriftMonitor:
         self.recent: deque[bool] = deque(maxlen=config.window_days)
         self.cusum: TailCusum | None = None
         self.card_cusum: CardCusum | None = None
+        self.terminal_cusum: CardCusum | None = None
+        self.precision_cusum: LabelCusum | None = None
+        self.missed_cusum: LabelCusum | None = None
+        self._label_reference: list[tuple[float, float]] = []
         if config.alarm == "cusum":
             if not calibration:
                 raise ValueError("the cusum alarm needs calibration days")
             with_cards = config.card_alarm and bool(card_days)
-            budget = config.false_alarm_budget_days * (2 if with_cards else 1)
+            with_terminals = config.terminal_alarm and bool(terminal_days)
+            n_tests = 1 + with_cards + with_terminals + 2 * config.label_alarm
+            self.budget = config.false_alarm_budget_days * n_tests
             days = [as_matrix(day) for day in calibration]
             self.cusum = TailCusum.calibrate(
                 [int((detector.raw_score(d) > self.threshold).sum()) for d in days],
                 [len(d) for d in days],
                 config.cusum_k,
-                budget,
+                self.budget,
                 config.harmless_tail_change,
             )
             if with_cards:
@@ -120,7 +148,14 @@ class DriftMonitor:
                 self.card_cusum = CardCusum.calibrate(
                     [self.suspect_cards(X_day, cards) for X_day, cards in card_days],
                     config.card_shift_per_day,
-                    budget,
+                    self.budget,
+                )
+            if with_terminals:
+                assert terminal_days is not None
+                self.terminal_cusum = CardCusum.calibrate(
+                    [self.suspect_terminals(X_day, ids) for X_day, ids in terminal_days],
+                    config.terminal_shift_per_day,
+                    self.budget,
                 )
 
     def suspect_cards(self, X: np.ndarray | pd.DataFrame, cards: np.ndarray) -> int:
@@ -128,15 +163,59 @@ class DriftMonitor:
         in_tail = self.detector.raw_score(as_matrix(X)) > self.threshold
         return _suspect_cards(in_tail, cards, self.config.card_tail_payments)
 
+    def suspect_terminals(self, X: np.ndarray | pd.DataFrame, terminals: np.ndarray) -> int:
+        """Terminals with ``terminal_tail_payments`` or more payments above the tail threshold."""
+        in_tail = self.detector.raw_score(as_matrix(X)) > self.threshold
+        return _suspect_cards(in_tail, terminals, self.config.terminal_tail_payments)
+
+    def _label_tests(self, scores: np.ndarray, labels: np.ndarray) -> tuple[float, float, bool]:
+        """Feed one labelled day to the label tests (or to their reference while it fills)."""
+        cfg = self.config
+        precision, missed = top_k_hits(scores, labels, cfg.label_top_k)
+        if self.precision_cusum is None or self.missed_cusum is None:
+            self._label_reference.append((precision, missed))
+            if len(self._label_reference) >= cfg.label_reference_days:
+                p = [v[0] for v in self._label_reference]
+                m = [v[1] for v in self._label_reference]
+                p0 = float(np.mean(p))
+                self.precision_cusum = LabelCusum.calibrate(
+                    p,
+                    float(np.sqrt(max(p0 * (1 - p0), 1e-6) / cfg.label_top_k)),
+                    cfg.cusum_k,
+                    self.budget,
+                    cfg.label_tolerance,
+                    -1,
+                )
+                self.missed_cusum = LabelCusum.calibrate(
+                    m,
+                    float(np.sqrt(max(np.mean(m), 1.0))),  # Poisson spread at least
+                    cfg.cusum_k,
+                    self.budget,
+                    cfg.label_tolerance,
+                    +1,
+                )
+            return precision, missed, False
+        _, precision_signal = self.precision_cusum.update(precision)
+        _, missed_signal = self.missed_cusum.update(missed)
+        return precision, missed, precision_signal or missed_signal
+
     def check(
-        self, frame: pd.DataFrame | np.ndarray, scores: np.ndarray, cards: np.ndarray | None = None
+        self,
+        frame: pd.DataFrame | np.ndarray,
+        scores: np.ndarray,
+        cards: np.ndarray | None = None,
+        terminals: np.ndarray | None = None,
+        labelled: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> DayDrift:
         """Today's signals; ``alarm`` is true on the day a test first crosses its threshold
-        (``tail_ratio``: the window first holds ``signal_days``). ``cards``: each row's card id,
-        required when the monitor watches suspect cards."""
+        (``tail_ratio``: the window first holds ``signal_days``). ``cards`` / ``terminals``: each
+        row's card / terminal id, required when the monitor watches them; ``labelled``: the
+        champion's scores and the labels of the day whose labels arrived today (if any)."""
         cfg = self.config
         if self.card_cusum is not None and cards is None:  # before any statistic moves
             raise ValueError("this monitor watches suspect cards: pass the day's card ids")
+        if self.terminal_cusum is not None and terminals is None:
+            raise ValueError("this monitor watches suspect terminals: pass the day's terminal ids")
         X = as_matrix(frame)
         n = len(X)
         raw = self.detector.raw_score(X)
@@ -149,20 +228,38 @@ class DriftMonitor:
             else 1.0
         )
         statistic = z = suspect = card_statistic = alarm_by = None
+        terminal_count = terminal_statistic = precision = missed = None
         if self.cusum is not None:
-            # The alarm is the day the pair first signals: either statistic crosses its h.
-            was_signalling = self.cusum.statistic >= self.cusum.h
+            tests = [self.cusum, self.card_cusum, self.terminal_cusum]
+            tests += [self.precision_cusum, self.missed_cusum]
+            # The alarm is the day the set first signals: any statistic crosses its h.
+            was_signalling = any(t is not None and t.statistic >= t.h - 1e-9 for t in tests)
             z = self.cusum.standardise(tail, n)
             statistic, signal = self.cusum.update(tail, n)
-            alarm_by = "tail rate" if signal else None
+            fired = ["tail rate"] if signal else []
+            in_tail = raw > self.threshold
             if self.card_cusum is not None:
                 assert cards is not None
-                was_signalling |= self.card_cusum.statistic >= self.card_cusum.h - 1e-9
-                suspect = _suspect_cards(raw > self.threshold, cards, cfg.card_tail_payments)
+                suspect = _suspect_cards(in_tail, cards, cfg.card_tail_payments)
                 card_statistic, card_signal = self.card_cusum.update(suspect)
-                if card_signal and not signal:
-                    alarm_by = "suspect cards"
-                signal = signal or card_signal
+                fired += ["suspect cards"] if card_signal else []
+            if self.terminal_cusum is not None:
+                assert terminals is not None
+                terminal_count = _suspect_cards(in_tail, terminals, cfg.terminal_tail_payments)
+                terminal_statistic, terminal_signal = self.terminal_cusum.update(terminal_count)
+                fired += ["suspect terminals"] if terminal_signal else []
+            if cfg.label_alarm and labelled is not None:
+                precision, missed, _ = self._label_tests(*labelled)
+                if self.precision_cusum is not None and self.precision_cusum.statistic >= (
+                    self.precision_cusum.h
+                ):
+                    fired.append("precision at k")
+                if self.missed_cusum is not None and self.missed_cusum.statistic >= (
+                    self.missed_cusum.h
+                ):
+                    fired.append("missed fraud")
+            signal = bool(fired)
+            alarm_by = fired[0] if fired else None
             alarm = signal and not was_signalling
         else:
             signal = ratio >= cfg.alarm_ratio and p_value <= cfg.alarm_p_value
@@ -187,6 +284,12 @@ class DriftMonitor:
             z=z,
             suspect_cards=suspect,
             card_cusum=card_statistic,
+            suspect_terminals=terminal_count,
+            terminal_cusum=terminal_statistic,
+            precision_at_k=precision,
+            missed_fraud=missed,
+            precision_cusum=self.precision_cusum.statistic if self.precision_cusum else None,
+            missed_cusum=self.missed_cusum.statistic if self.missed_cusum else None,
             alarm_by=alarm_by,
         )
 

@@ -40,13 +40,22 @@ from ml_common.paths import level_dir
 from ml_common.tracking import CHAMPION, set_alias
 
 
-def period_of(day: int, settings: Level4Settings) -> str:
-    """``stable``, ``seasonal`` or ``new_pattern`` for a monitored day."""
+def fraud_spans(settings: Level4Settings) -> list[tuple[str, int, int]]:
+    """``(kind, first day, last day)`` of every fraud drift event of the simulated world."""
     sim = settings.simulation
-    if sim.new_pattern_day is not None and day >= sim.new_pattern_day:
-        return "new_pattern"
-    if sim.seasonal_day is not None and day >= sim.seasonal_day:
-        return "seasonal"
+    return [(e.kind, *sim.event_span(e)) for e in sim.events() if e.is_fraud]
+
+
+def period_of(day: int, settings: Level4Settings) -> str:
+    """``fraud_drift`` (inside any fraud event), ``harmless`` (inside a harmless change only) or
+    ``stable`` for a monitored day."""
+    sim = settings.simulation
+    if any(first <= day <= last for _, first, last in fraud_spans(settings)):
+        return "fraud_drift"
+    for event in sim.events():
+        first, last = sim.event_span(event)
+        if not event.is_fraud and first <= day <= last:
+            return "harmless"
     return "stable"
 
 
@@ -70,7 +79,8 @@ def _new_monitor(
 ) -> DriftMonitor:
     """A monitor whose reference is the last ``reference_days`` of the champion's training data:
     the first half sets the tail threshold, the second half calibrates the tail-rate test's null;
-    every training day calibrates the suspect-card test's null."""
+    every training day calibrates the suspect-card and suspect-terminal tests' nulls. The label
+    tests calibrate themselves on the champion's first labelled days after deployment."""
     stop = train_window[1]
     start = max(train_window[0], stop - settings.monitor.reference_days)
     middle = start + (stop - start) // 2
@@ -82,6 +92,12 @@ def _new_monitor(
         for d in range(train_window[0], stop)
         if d in history
     ]
+    terminal_days = [
+        (X_day, history[d]["terminal_id"].to_numpy())
+        for d, (X_day, _) in zip(
+            [d for d in range(train_window[0], stop) if d in history], card_days, strict=True
+        )
+    ]
     return DriftMonitor(
         champion.members["isolation_forest"],
         X,
@@ -89,6 +105,7 @@ def _new_monitor(
         settings.monitor,
         calibration=calibration,
         card_days=card_days,
+        terminal_days=terminal_days,
     )
 
 
@@ -102,6 +119,9 @@ class _ReplayState:
     champion: FraudEnsemble | None = None
     monitor: DriftMonitor | None = None
     champion_window: tuple[int, int] = (0, 0)  # the days the champion was trained on
+    deployed_on: int = 0  # the day the current champion started serving
+    # The champion's scores and the labels of recent days, until their labels "arrive".
+    scored: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     alarm_active: bool = False
     last_train_day: int = 0
     last_alarm_retrain: int = -(10**9)
@@ -117,6 +137,7 @@ class _ReplayState:
         set_alias(settings.model_name, CHAMPION, version)
         self.metrics.champion_version.set(version)
         self.champion_window = (train_start, train_stop)
+        self.deployed_on = day
         self.monitor = _new_monitor(self.champion, self.history, self.champion_window, settings)
 
     def monitor_day(self, day: int, frame: pd.DataFrame) -> dict[str, Any]:
@@ -126,13 +147,26 @@ class _ReplayState:
         delay, top_k = settings.protocol.delay_days, settings.protocol.top_k
         X = as_matrix(frame[FEATURES])
         day_scores = self.champion.predict_proba(X)
-        drift = self.monitor.check(X, day_scores, frame["customer_id"].to_numpy())
+        self.scored[day] = (day_scores, frame["tx_fraud"].to_numpy())
+        # Today the labels of day - delay arrive; they feed the label tests if the serving
+        # champion scored that day (a new champion's monitor starts on its own days).
+        arrived = self.scored.pop(day - delay, None) if day - delay >= self.deployed_on else None
+        for old in [d for d in self.scored if d < day - delay]:
+            del self.scored[old]
+        drift = self.monitor.check(
+            X,
+            day_scores,
+            frame["customer_id"].to_numpy(),
+            frame["terminal_id"].to_numpy(),
+            labelled=arrived,
+        )
         record: dict[str, Any] = {
             "day": day,
             "period": period_of(day, settings),
             "n_tx": len(frame),
             "n_fraud": int(frame["tx_fraud"].sum()),
-            "n_new_pattern": int((frame["tx_fraud_scenario"] == 4).sum()),
+            # Payments of the drift events' fraud kinds (scenarios 4-7).
+            "n_drift_fraud": int((frame["tx_fraud_scenario"] >= 4).sum()),
             "tail_ratio": drift.tail_ratio,
             "p_value": drift.p_value,
             "signal": drift.signal,
@@ -145,6 +179,20 @@ class _ReplayState:
             "suspect_cards": drift.suspect_cards,
             "card_cusum": drift.card_cusum,
             "card_cusum_h": self.monitor.card_cusum.h if self.monitor.card_cusum else None,
+            "suspect_terminals": drift.suspect_terminals,
+            "terminal_cusum": drift.terminal_cusum,
+            "precision_at_k": drift.precision_at_k,
+            "missed_fraud": drift.missed_fraud,
+            "precision_cusum": drift.precision_cusum,
+            "missed_cusum": drift.missed_cusum,
+            "test_h": {  # each test's threshold today (None: not in use / not calibrated yet)
+                name: (test.h if test is not None else None)
+                for name, test in (
+                    ("terminal", self.monitor.terminal_cusum),
+                    ("precision", self.monitor.precision_cusum),
+                    ("missed", self.monitor.missed_cusum),
+                )
+            },
             "alarm_by": drift.alarm_by if drift.alarm else None,
             "champion_trained_on": list(self.champion_window),
             "retrain": None,
@@ -212,6 +260,8 @@ class _ReplayState:
         # The new champion's monitor is referenced on the data it was trained on, never on recent
         # traffic: a pattern the champion has not seen keeps the alarm up.
         self.champion_window = retrain_windows(day, settings)[0]
+        self.deployed_on = day + 1  # it scores from tomorrow
+        self.scored.clear()
         self.monitor = _new_monitor(self.champion, self.history, self.champion_window, settings)
         self.alarm_active = False
         record["promoted"] = True
@@ -289,49 +339,77 @@ def _mean(values: list[float]) -> float | None:
 def summarise(
     records: list[dict[str, Any]], decisions: list[dict[str, Any]], settings: Level4Settings
 ) -> dict[str, Any]:
-    """Alarm delay, false alarms per period, AP before, during and after the new pattern.
+    """Alarm delay per fraud event, false alarms, AP before, during and after the drift.
 
-    Recovery is defined once: the **fix** is the first promotion, on or after the pattern day, of
-    a champion whose training window holds at least one pattern day (a model that never saw the
-    pattern cannot have learnt it). ``ap_drift_unfixed`` averages the daily AP from the pattern
-    day to the fix (exclusive; to the end when there is no fix), ``ap_after_recovery`` the days
-    after the fix to the end, ``ap_recovery_ratio`` divides it by ``ap_before_drift`` (all
-    monitored days before the pattern). Without a pattern, or without a fix, they are ``None``.
+    Every drift event of the world is known here: an alarm on a day inside any fraud event's
+    span (its start to the last day its fraud shows) is a **detection**; only an alarm outside
+    all of them is a **false alarm** (counted apart on stable and harmless-change days). The
+    drift day is the first fraud event's start; ``alarm_delay_days`` is that event's.
+
+    Recovery is defined once: the **fix** is the first promotion, on or after the drift day, of
+    a champion whose training window holds at least one drift day (a model that never saw the
+    drift cannot have learnt it). ``ap_drift_unfixed`` averages the daily AP from the drift day
+    to the fix (exclusive; to the end when there is no fix), ``ap_after_recovery`` the days after
+    the fix, ``ap_recovery_ratio`` divides it by ``ap_before_drift`` (monitored days before the
+    drift day); ``days_to_recovery``: days from the drift day to the first day on or after the
+    fix whose 3-day mean AP is back to 95 % of ``ap_before_drift``. Without a fraud event, or
+    without a fix, they are ``None``.
     """
-    pattern_day = settings.simulation.new_pattern_day
+    spans = fraud_spans(settings)
+    drift_day = min((first for _, first, _ in spans), default=None)
     alarms = [r["day"] for r in records if r["alarm"]]
+    by_day = {r["day"]: r for r in records}
+    events = []
+    for kind, first, last in spans:
+        inside = [d for d in alarms if first <= d <= last]
+        events.append(
+            {
+                "kind": kind,
+                "start_day": first,
+                "last_day": last,
+                "alarm_delay_days": inside[0] - first if inside else None,
+                "alarm_by": by_day[inside[0]]["alarm_by"] if inside else None,
+            }
+        )
     false_stable = sum(1 for r in records if r["alarm"] and r["period"] == "stable")
-    false_seasonal = sum(1 for r in records if r["alarm"] and r["period"] == "seasonal")
-    stable_days = sum(1 for r in records if r["period"] != "new_pattern")
-    after = [d for d in alarms if pattern_day is not None and d >= pattern_day]
-    delay = after[0] - pattern_day if after else None
-    fired_by = next(r["alarm_by"] for r in records if r["day"] == after[0]) if after else None
+    false_harmless = sum(1 for r in records if r["alarm"] and r["period"] == "harmless")
+    outside_days = sum(1 for r in records if r["period"] != "fraud_drift")
+    first_event = min(events, key=lambda e: e["start_day"]) if events else None
+    delay = first_event["alarm_delay_days"] if first_event else None
+    fired_by = first_event["alarm_by"] if first_event else None
     promotions = [d["day"] for d in decisions if d["promoted"]]
-    ap_before = _mean([r["ap"] for r in records if r["period"] != "new_pattern"])
+    before = [r for r in records if drift_day is None or r["day"] < drift_day]
+    ap_before = _mean([r["ap"] for r in before])
     fix_day = fixed_by = None
-    if pattern_day is not None:
-        by_day = {r["day"]: r for r in records}
+    if drift_day is not None:
         for i, r in enumerate(records):
             # The champion of the day after a promotion is the promoted model.
-            if r["promoted"] and r["day"] >= pattern_day and i + 1 < len(records):
+            if r["promoted"] and r["day"] >= drift_day and i + 1 < len(records):
                 trained_to = records[i + 1]["champion_trained_on"][1]
-                if trained_to > pattern_day:
+                if trained_to > drift_day:
                     fix_day, fixed_by = r["day"], by_day[r["day"]]["retrain"]
                     break
-    ap_unfixed = ap_after = ratio = None
-    if pattern_day is not None:
+    ap_unfixed = ap_after = ratio = recovery = None
+    if drift_day is not None:
         stop = fix_day if fix_day is not None else 10**9
-        ap_unfixed = _mean([r["ap"] for r in records if pattern_day <= r["day"] < stop])
+        ap_unfixed = _mean([r["ap"] for r in records if drift_day <= r["day"] < stop])
     if fix_day is not None:
         ap_after = _mean([r["ap"] for r in records if r["day"] > fix_day])
         ratio = ap_after / ap_before if ap_after is not None and ap_before else None
+        later = [r for r in records if r["day"] > fix_day]
+        for i in range(len(later) - 2):
+            window = _mean([r["ap"] for r in later[i : i + 3]])
+            if ap_before and window is not None and window >= 0.95 * ap_before:
+                recovery = later[i]["day"] - drift_day
+                break
     return {
         "alarm_days": alarms,
         "alarm_delay_days": delay,
         "alarm_by": fired_by,
+        "fraud_events": events,
         "false_alarms_stable": false_stable,
-        "false_alarms_seasonal": false_seasonal,
-        "days_without_pattern": stable_days,
+        "false_alarms_harmless": false_harmless,
+        "days_without_pattern": outside_days,
         "promotion_days": promotions,
         "promotions": len(promotions),
         "retrains": len(decisions),
@@ -341,8 +419,9 @@ def summarise(
         "ap_drift_unfixed": ap_unfixed,
         "ap_after_recovery": ap_after,
         "ap_recovery_ratio": ratio,
-        "seasonal_day": settings.simulation.seasonal_day,
-        "new_pattern_day": pattern_day,
+        "days_to_recovery": recovery,
+        "drift_events": [e.model_dump() for e in settings.simulation.events()],
+        "drift_day": drift_day,
     }
 
 
@@ -377,6 +456,22 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
                 color="tab:purple",
                 label="suspect-card CUSUM / h",
             )
+        for key, name, color in (
+            ("terminal_cusum", "terminal", "tab:brown"),
+            ("precision_cusum", "precision", "tab:olive"),
+            ("missed_cusum", "missed", "tab:pink"),
+        ):
+            ratio = [
+                r[key] / r["test_h"][name] if r.get(key) is not None and r["test_h"][name] else None
+                for r in records
+            ]
+            if any(v is not None for v in ratio):
+                ax2.plot(
+                    days,
+                    [np.nan if v is None else v for v in ratio],
+                    color=color,
+                    label=f"{key.replace('_', ' ')} / h",
+                )
         ax2.axhline(1.0, color="red", ls=":", lw=1, label="alarm at 1")
         ax2.set_ylabel("CUSUM / its threshold h")
     else:
@@ -399,10 +494,9 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
     ax2.set_xlabel("simulated day")
     sim = settings.simulation
     for ax in (ax1, ax2):
-        if sim.seasonal_day is not None:
-            ax.axvline(sim.seasonal_day, color="tab:green", ls="--", lw=1)
-        if sim.new_pattern_day is not None:
-            ax.axvline(sim.new_pattern_day, color="tab:red", ls="--", lw=1)
+        for event in sim.events():
+            color = "tab:red" if event.is_fraud else "tab:green"
+            ax.axvline(event.start_day, color=color, ls="--", lw=1)
         for r in records:
             if r["alarm"]:
                 ax.axvline(r["day"], color="red", lw=2, alpha=0.5)
@@ -411,7 +505,7 @@ def timeline_figure(records: list[dict[str, Any]], settings: Level4Settings, pat
             elif r["retrain"]:
                 ax.axvline(r["day"], color="gray", lw=1, alpha=0.4, ls=":")
     ax1.set_title(
-        "green dashed: seasonal change · red dashed: new fraud pattern · red: alarm · "
+        "green dashed: harmless change · red dashed: fraud drift · red: alarm · "
         "green: promotion · dotted: retrain rejected",
         fontsize=9,
     )
@@ -428,14 +522,14 @@ def _num(value: float | None) -> float:
 def summary_line(s: dict[str, Any]) -> str:
     """The run's outcome in one line, with only the figures that mean something for it."""
     parts = [
-        f"false alarms stable {s['false_alarms_stable']} / seasonal {s['false_alarms_seasonal']}",
+        f"false alarms stable {s['false_alarms_stable']} / harmless {s['false_alarms_harmless']}",
         f"promotions {s['promotions']} of {s['retrains']} retrains",
         f"AP before the pattern {_num(s['ap_before_drift']):.3f}",
     ]
-    if s["new_pattern_day"] is None:
-        return " · ".join(["no new fraud pattern in this run", *parts])
+    if s["drift_day"] is None:
+        return " · ".join(["no fraud drift in this run", *parts])
     if s["alarm_delay_days"] is None:
-        parts.insert(0, f"NO ALARM for the pattern of day {s['new_pattern_day']}")
+        parts.insert(0, f"NO ALARM for the fraud drift of day {s['drift_day']}")
     else:
         parts.insert(0, f"alarm delay {s['alarm_delay_days']} days")
     parts.append(f"AP while unfixed {_num(s['ap_drift_unfixed']):.3f}")

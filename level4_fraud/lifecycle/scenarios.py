@@ -1,67 +1,72 @@
 """``python -m level4_fraud scenarios``: the drift replay on a matrix of worlds, not one scenario.
 
-Cases: seeds × new-pattern day × pattern volume {1, ½, ¼} × seasonal change on/off, plus a
-no-pattern case per seed and seasonal setting (where every alarm is a false one). Each case is a
-full replay (:func:`level4_fraud.lifecycle.replay.run_replay`: champion, CUSUM alarm, retraining
-flow, gate, promotion) in a smaller world so the matrix fits a CPU (``world_customers`` customers),
-and the pattern's **volume 1** is the default world's share of traffic (6 tested cards a day per
-5,000 customers), so ½ and ¼ are what the detector would face at half and a quarter of that burst.
+Fraud cases: drift kind (card testing, a compromised-terminal wave, account takeover, fraud
+amounts shifted into the legitimate range) × volume {1, ½, ¼} × seasonal change on/off × world
+seed; controls: per seed, worlds with harmless changes only (none, seasonal spending, a new
+merchant group, both), where every alarm is a false one. Each case is a full replay
+(:func:`level4_fraud.lifecycle.replay.run_replay`: champion, alarm tests, retraining flow, gate,
+promotion) in a smaller world (``world_customers`` customers) whose drift events come from the
+case's settings: nothing is patched.
 
-Per case: alarm delay, false alarms (alarms on days without the pattern), AP before the pattern,
-AP while it runs unfixed, the fix day. Summary (bench keys): ``scenario_cases``,
-``scenario_detected_share`` (pattern cases with an alarm within ``detect_within_days``),
-``scenario_false_alarms_per_100d`` (per 100 monitored days without the pattern),
-``min_detectable_volume`` (smallest volume at which every case was detected in time; ``None`` if
-none). Outputs in ``artifacts/level4/scenarios/``: ``cases.json``, ``table.md``, ``matrix.png``,
-``config.json`` and each case's log in ``logs/``.
+The monitor's settings are chosen on ``tuning_seeds`` (``--seeds tuning``) and the figures are
+reported on ``eval_seeds`` (the default), never used for tuning.
 
-Cases are independent (each seeds its own world and models), so ``workers`` of them run at once,
-each in a fresh process with its own throw-away MLflow registry and artifacts folder: a case's
-promotions cannot move another case's ``@champion`` or the level's own registry, and the figures
-do not depend on the number of workers or on the order cases finish in.
+Per case: alarm delay, which test fired, false alarms (alarms outside every fraud event), AP
+before the drift, AP while it runs unfixed, days to recovery. Summary (bench keys): see
+:func:`summarise_matrix`. Outputs in ``artifacts/level4/scenarios/``: ``cases.json``,
+``table.md`` (a table per kind), ``matrix.png`` (a panel per kind), ``config.json`` and each
+case's log in ``logs/``.
+
+What one case is lives in :func:`run_case`, a module-level function of a JSON-able params dict;
+the shared runner (:mod:`ml_common.matrix`, config ``scenarios.matrix``) runs them as one Prefect
+flow on Dask, each case in a fresh process with its own throw-away MLflow registry and artifacts
+folder: a case's promotions cannot move another case's ``@champion`` or the level's own
+registry, and the figures do not depend on the number of workers or on the order cases finish
+in (each case seeds its own world and models).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
-import os
-import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from level4_fraud.config import Level4Settings, ScenarioMatrixConfig
+from level4_fraud.config import DriftEvent, Level4Settings, ScenarioMatrixConfig
 from ml_common.atomic import atomic_dir, write_json, write_text
 from ml_common.paths import level_dir
 
 log = logging.getLogger(__name__)
-DEFAULT_CARDS_PER_5000_CUSTOMERS = 6.0
+VOLUME_KEYS = {1.0: "vol_1", 0.5: "vol_half", 0.25: "vol_quarter"}
+
+
+def case_events(m: ScenarioMatrixConfig, case: dict[str, Any]) -> list[DriftEvent]:
+    """The drift events of one case's world."""
+    events = []
+    if case["kind"] not in (None, "none", "new_merchants"):
+        events.append(DriftEvent(kind=case["kind"], start_day=m.drift_day, volume=case["volume"]))
+    if case["seasonal"]:
+        events.append(DriftEvent(kind="seasonal", start_day=m.seasonal_day))
+    if case["kind"] == "new_merchants":
+        events.append(DriftEvent(kind="new_merchants", start_day=m.new_merchants_day))
+    return events
 
 
 def case_settings(
-    base: Level4Settings,
-    m: ScenarioMatrixConfig,
-    seed: int,
-    seasonal: bool,
-    pattern_day: int | None,
-    volume: float,
+    base: Level4Settings, m: ScenarioMatrixConfig, case: dict[str, Any]
 ) -> Level4Settings:
-    """The replay settings of one case (the level's settings with the matrix world swapped in)."""
-    cards = DEFAULT_CARDS_PER_5000_CUSTOMERS * m.world_customers / 5000 * volume
+    """The replay settings of one case (the level's settings with the case's world swapped in)."""
     simulation = base.simulation.model_copy(
         update={
-            "seed": seed,
+            "seed": case["seed"],
             "n_customers": m.world_customers,
             "n_terminals": m.world_terminals,
             "n_days": m.n_days,
-            "seasonal_day": m.seasonal_day if seasonal else None,
-            "new_pattern_day": pattern_day,
-            "new_pattern_cards_per_day": cards,
+            "seasonal_day": None,
+            "new_pattern_day": None,
+            "drift_events": case_events(m, case),
         }
     )
     return base.model_copy(
@@ -83,36 +88,62 @@ def case_settings(
     )
 
 
-def matrix_cases(m: ScenarioMatrixConfig) -> list[dict[str, Any]]:
-    """Every case of the matrix as ``{seed, seasonal, pattern_day, volume}``."""
-    cases = []
-    for seed, seasonal in itertools.product(m.seeds, m.seasonal):
-        if m.include_no_pattern:
-            cases.append({"seed": seed, "seasonal": seasonal, "pattern_day": None, "volume": 0.0})
-        for day, volume in itertools.product(m.pattern_days, m.volumes):
-            cases.append({"seed": seed, "seasonal": seasonal, "pattern_day": day, "volume": volume})
+def matrix_cases(m: ScenarioMatrixConfig, seeds: list[int] | None = None) -> dict[str, dict]:
+    """Every case of the matrix, by key: ``{seed, seasonal, kind, volume}``.
+
+    Fraud cases first (kind × volume × seasonal × seed), then the harmless controls per seed
+    (``kind`` ``none`` or ``new_merchants``, ``volume`` 0)."""
+    seeds = m.eval_seeds if seeds is None else seeds
+    cases: dict[str, dict] = {}
+    for kind, volume, seasonal, seed in itertools.product(m.kinds, m.volumes, m.seasonal, seeds):
+        key = f"{kind}-v{volume:g}-{'seasonal' if seasonal else 'flat'}-seed{seed}"
+        cases[key] = {"seed": seed, "seasonal": seasonal, "kind": kind, "volume": volume}
+    controls = {
+        "none": ("none", False),
+        "seasonal": ("none", True),
+        "new_merchants": ("new_merchants", False),
+        "both": ("new_merchants", True),
+    }
+    for control, seed in itertools.product(m.controls, seeds):
+        kind, seasonal = controls[control]
+        cases[f"control-{control}-seed{seed}"] = {
+            "seed": seed,
+            "seasonal": seasonal,
+            "kind": kind,
+            "volume": 0.0,
+        }
     return cases
 
 
-def run_case(
-    base: Level4Settings, m: ScenarioMatrixConfig, case: dict[str, Any], out: Path
-) -> dict[str, Any]:
-    """Replay one case; return its row of the matrix."""
+def run_case(params: dict[str, Any]) -> dict[str, Any]:
+    """Replay one case; return its row of the matrix.
+
+    Args:
+        params: ``{"case": {seed, seasonal, kind, volume}, "base": the level's settings as
+            plain data, "matrix": the matrix settings as plain data, "out": a folder}``.
+    """
+    from level4_fraud.config import FRAUD_KINDS
     from level4_fraud.lifecycle.replay import run_replay
 
-    settings = case_settings(base, m, **case)
+    base = Level4Settings(**params["base"])
+    m = ScenarioMatrixConfig(**params["matrix"])
+    case = params["case"]
+    settings = case_settings(base, m, case)
+    # The shared runner gives each case its own ML_ARTIFACTS_DIR: the replay writes there.
+    out = Path(params["out"]) if "out" in params else level_dir(4) / "replay"
     result = run_replay(settings, out, progress=False)
     s = result["summary"]
-    no_pattern_days = s["days_without_pattern"]
     delay = s["alarm_delay_days"]
-    row = {
+    fraud = case["kind"] in FRAUD_KINDS
+    return {
         **case,
+        "fraud": fraud,
         "alarm_delay_days": delay,
         "alarm_by": s["alarm_by"],
-        "detected_in_time": delay is not None and delay <= m.detect_within_days,
-        "false_alarms": s["false_alarms_stable"] + s["false_alarms_seasonal"],
-        "days_without_pattern": no_pattern_days,
-        "pattern_payments_per_day": _mean_pattern(result["days"]),
+        "detected_in_time": fraud and delay is not None and delay <= m.detect_within_days,
+        "false_alarms": s["false_alarms_stable"] + s["false_alarms_harmless"],
+        "days_without_pattern": s["days_without_pattern"],
+        "drift_payments_per_day": _mean_pattern(result["days"]),
         "ap_before": s["ap_before_drift"],
         "ap_unfixed": s["ap_drift_unfixed"],
         "ap_lost_unfixed": (
@@ -122,13 +153,13 @@ def run_case(
         ),
         "fix_day": s["fix_day"],
         "fixed_by": s["fixed_by"],
+        "days_to_recovery": s["days_to_recovery"],
         "promotions": s["promotions"],
     }
-    return row
 
 
 def _mean_pattern(days: list[dict[str, Any]]) -> float | None:
-    values = [d["n_new_pattern"] for d in days if d["period"] == "new_pattern"]
+    values = [d["n_drift_fraud"] for d in days if d["period"] == "fraud_drift"]
     return float(np.mean(values)) if values else None
 
 
@@ -137,173 +168,160 @@ def _median(delays: list[int | None]) -> float | None:
     return float(np.median(fired)) if fired else None
 
 
+def _share(rows: list[dict[str, Any]]) -> float | None:
+    return sum(r["detected_in_time"] for r in rows) / len(rows) if rows else None
+
+
 def summarise_matrix(rows: list[dict[str, Any]], m: ScenarioMatrixConfig) -> dict[str, Any]:
-    """The bench keys of the matrix."""
-    pattern = [r for r in rows if r["pattern_day"] is not None]
-    detected = [r for r in pattern if r["detected_in_time"]]
+    """The bench keys of the matrix.
+
+    ``detected_within_7d_share_vol_*``: fraud cases at that volume (all kinds and seeds)
+    alarmed within ``detect_within_days``; ``detected_share_by_kind``: the same per kind (all
+    volumes); ``false_alarms_per_1000d``: alarms outside every fraud event per 1,000 such
+    monitored days, controls included; ``ap_lost_unfixed_mean``: AP before the drift minus AP
+    while it runs unfixed, averaged over the fraud cases.
+    """
+    fraud = [r for r in rows if r["fraud"]]
     false_alarms = sum(r["false_alarms"] for r in rows)
     days = sum(r["days_without_pattern"] for r in rows)
-    by_volume = {
-        v: all(r["detected_in_time"] for r in pattern if r["volume"] == v)
-        for v in sorted({r["volume"] for r in pattern})
-    }
-    # The smallest volume from which every larger tested volume is detected in every case.
-    minimum = None
-    for volume in sorted(by_volume, reverse=True):
-        if not by_volume[volume]:
-            break
-        minimum = volume
-    alarmed = {  # an alarm at all, however late, and the median delay where one fired
-        str(v): {
-            "alarmed": sum(r["alarm_delay_days"] is not None for r in pattern if r["volume"] == v),
-            "cases": sum(r["volume"] == v for r in pattern),
-            "median_delay_days": _median(
-                [r["alarm_delay_days"] for r in pattern if r["volume"] == v]
-            ),
-        }
-        for v in sorted({r["volume"] for r in pattern})
-    }
-    return {
+    lost = [r["ap_lost_unfixed"] for r in fraud if r["ap_lost_unfixed"] is not None]
+    summary: dict[str, Any] = {
         "scenario_cases": len(rows),
-        "scenario_detected_share": len(detected) / len(pattern) if pattern else None,
-        "scenario_false_alarms_per_100d": 100 * false_alarms / days if days else None,
-        "min_detectable_volume": minimum,
-        "detected_by_volume": {str(v): ok for v, ok in by_volume.items()},
-        "alarms_by_volume": alarmed,
-        "monitored_days_without_pattern": days,
-        "false_alarms": false_alarms,
+        "fraud_cases": len(fraud),
+        "control_cases": len(rows) - len(fraud),
+        "drift_kinds": sorted({r["kind"] for r in fraud}),
     }
+    for volume, key in VOLUME_KEYS.items():
+        summary[f"detected_within_7d_share_{key}"] = _share(
+            [r for r in fraud if r["volume"] == volume]
+        )
+    summary["detected_share_by_kind"] = {
+        kind: _share([r for r in fraud if r["kind"] == kind])
+        for kind in sorted({r["kind"] for r in fraud})
+    }
+    summary["alarms_by_kind_and_volume"] = {
+        f"{kind}@{volume:g}": {
+            "alarmed": sum(r["alarm_delay_days"] is not None for r in group),
+            "in_time": sum(r["detected_in_time"] for r in group),
+            "cases": len(group),
+            "median_delay_days": _median([r["alarm_delay_days"] for r in group]),
+            "fired_by": sorted({r["alarm_by"] for r in group if r["alarm_by"]}),
+        }
+        for kind in sorted({r["kind"] for r in fraud})
+        for volume in sorted({r["volume"] for r in fraud}, reverse=True)
+        if (group := [r for r in fraud if r["kind"] == kind and r["volume"] == volume])
+    }
+    summary.update(
+        {
+            "false_alarms": false_alarms,
+            "monitored_days_outside_fraud": days,
+            "false_alarms_per_1000d": 1000 * false_alarms / days if days else None,
+            "ap_lost_unfixed_mean": float(np.mean(lost)) if lost else None,
+            "days_to_recovery_median": _median([r["days_to_recovery"] for r in fraud]),
+        }
+    )
+    return summary
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """One line per case."""
+    """A table per drift kind (one line per case), then the controls."""
 
     def fmt(value: Any) -> str:
         if value is None:
             return "—"
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
-    lines = [
-        "| seed | seasonal | pattern day | volume | pattern payments/day | alarm delay | false "
-        "alarms | AP before | AP unfixed | AP lost | fixed on day |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "| seed | seasonal | volume | drift payments/day | alarm delay | fired by | false "
+        "alarms | AP before | AP unfixed | AP lost | fixed on day | days to recovery |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        delay = (
-            "no alarm"
-            if r["pattern_day"] is not None and r["alarm_delay_days"] is None
-            else (fmt(r["alarm_delay_days"]))
-        )
-        lines.append(
-            f"| {r['seed']} | {'on' if r['seasonal'] else 'off'} | {fmt(r['pattern_day'])} | "
-            f"{r['volume'] if r['pattern_day'] is not None else '—'} | "
-            f"{fmt(r['pattern_payments_per_day'])} | {delay} | {r['false_alarms']} | "
-            f"{fmt(r['ap_before'])} | {fmt(r['ap_unfixed'])} | {fmt(r['ap_lost_unfixed'])} | "
-            f"{fmt(r['fix_day'])} |"
-        )
-    return "\n".join(lines) + "\n"
+    lines: list[str] = []
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        group = [r for r in rows if r["kind"] == kind]
+        title = kind if group[0]["fraud"] else f"control: {kind} (harmless only)"
+        lines += ["", f"### {title}", "", *header]
+        for r in group:
+            delay = "no alarm" if r["fraud"] and r["alarm_delay_days"] is None else None
+            lines.append(
+                f"| {r['seed']} | {'on' if r['seasonal'] else 'off'} | "
+                f"{r['volume'] if r['fraud'] else '—'} | {fmt(r['drift_payments_per_day'])} | "
+                f"{delay or fmt(r['alarm_delay_days'])} | {r['alarm_by'] or '—'} | "
+                f"{r['false_alarms']} | {fmt(r['ap_before'])} | {fmt(r['ap_unfixed'])} | "
+                f"{fmt(r['ap_lost_unfixed'])} | {fmt(r['fix_day'])} | "
+                f"{fmt(r['days_to_recovery'])} |"
+            )
+    return "\n".join(lines).lstrip() + "\n"
 
 
 def matrix_figure(rows: list[dict[str, Any]], m: ScenarioMatrixConfig, path: Path) -> None:
-    """Alarm delay and AP lost per pattern volume; a cross at the top where no alarm fired."""
+    """A panel per fraud kind: alarm delay per volume (a red cross at the top: no alarm)."""
     import matplotlib.pyplot as plt
 
     from ml_common.plots import save_figure
 
-    pattern = [r for r in rows if r["pattern_day"] is not None]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ceiling = m.n_days - min(m.pattern_days)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows if r["fraud"]))
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4 * max(1, len(kinds)), 3.6))
+    axes = np.atleast_1d(axes)
+    ceiling = m.n_days - m.drift_day
     rng = np.random.default_rng(0)
-    for r in pattern:
-        x = r["volume"] * (1 + rng.uniform(-0.06, 0.06))  # jitter so cases do not hide each other
-        color = "tab:green" if r["seasonal"] else "tab:blue"
-        if r["alarm_delay_days"] is None:
-            ax1.scatter(x, ceiling, marker="x", color="red", s=60)
-        else:
-            ax1.scatter(x, r["alarm_delay_days"], color=color, alpha=0.8)
-        if r["ap_lost_unfixed"] is not None:
-            ax2.scatter(x, r["ap_lost_unfixed"], color=color, alpha=0.8)
-    ax1.axhline(m.detect_within_days, color="gray", ls=":", label=f"{m.detect_within_days} days")
-    ax1.set_xscale("log", base=2)
-    ax2.set_xscale("log", base=2)
-    for ax in (ax1, ax2):
-        ax.set_xlabel("pattern volume (1 = default burst's share of traffic)")
-    ax1.set_ylabel("alarm delay (days); red x: no alarm")
-    ax2.set_ylabel("AP before the pattern − AP while unfixed")
-    ax1.set_title("blue: seasonal off · green: seasonal on", fontsize=9)
-    ax1.legend(fontsize=8)
+    for ax, kind in zip(axes, kinds, strict=False):
+        for r in (r for r in rows if r["kind"] == kind):
+            x = r["volume"] * (1 + rng.uniform(-0.08, 0.08))  # jitter: cases do not hide
+            color = "tab:green" if r["seasonal"] else "tab:blue"
+            if r["alarm_delay_days"] is None:
+                ax.scatter(x, ceiling, marker="x", color="red", s=50)
+            else:
+                ax.scatter(x, r["alarm_delay_days"], color=color, alpha=0.8)
+        ax.axhline(m.detect_within_days, color="gray", ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_title(kind, fontsize=10)
+        ax.set_xlabel("volume (1 = the kind's default)")
+    axes[0].set_ylabel("alarm delay (days); red x: no alarm")
+    fig.suptitle("blue: seasonal off · green: seasonal on · dotted: 7 days", fontsize=9)
     save_figure(fig, path)
 
 
-def _run_isolated_case(
+def run_matrix(
     base: Level4Settings,
     m: ScenarioMatrixConfig,
-    case: dict[str, Any],
-    scratch: Path,
-    log_path: Path,
+    out_dir: Path | None = None,
+    seeds: list[int] | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
-    """:func:`run_case` in a worker process, with MLflow and artifacts inside ``scratch`` and the
-    case's own output (MLflow's registration chatter included) in ``log_path``."""
-    from ml_common.logs import setup_logging
-
-    (scratch / "artifacts").mkdir(parents=True, exist_ok=True)
-    os.environ["ML_ARTIFACTS_DIR"] = str(scratch / "artifacts")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'artifacts' / 'mlflow.db'}"
-    with open(log_path, "w") as log_file:  # the worker's stdout and stderr, at the descriptors
-        os.dup2(log_file.fileno(), 1)
-        os.dup2(log_file.fileno(), 2)
-    setup_logging()
-    log.info("case %s", case)
-    return run_case(base, m, case, scratch / "replay")
-
-
-def run_matrix(
-    base: Level4Settings, m: ScenarioMatrixConfig, out_dir: Path | None = None
-) -> dict[str, Any]:
-    """Run every case (``m.workers`` at once); write the table, picture and JSON; return
-    ``{summary, cases}``."""
+    """Run every case on the shared matrix runner (:func:`ml_common.matrix.run_matrix`, each case
+    in its own process with its own artifacts folder and MLflow registry) on ``seeds`` (default:
+    the evaluation seeds); write the tables, picture and JSON; return ``{summary, cases}``.
+    A failed case is written down (``failed_cases``) and then raises."""
     from ml_common.config import dump_settings
+    from ml_common.matrix import run_matrix as run_cases
 
     out_dir = out_dir or level_dir(4) / "scenarios"
-    cases = matrix_cases(m)
-    rows: dict[int, dict[str, Any]] = {}  # by case index: cases finish in any order
-    # "spawn": a fresh interpreter per worker, no forked torch/OpenMP thread state.
-    context = multiprocessing.get_context("spawn")
-    with (
-        atomic_dir(out_dir) as tmp,
-        tempfile.TemporaryDirectory() as scratch,
-        ProcessPoolExecutor(min(m.workers, len(cases)), mp_context=context) as pool,
-        tqdm(total=len(cases), desc="scenario matrix", unit="case") as bar,
-    ):
-        log.info("scenario matrix: %d cases, %d at once", len(cases), m.workers)
-        (tmp / "logs").mkdir()
-        futures = {
-            pool.submit(
-                _run_isolated_case,
-                base,
-                m,
-                case,
-                Path(scratch) / f"case{i}",
-                tmp / "logs" / f"case{i + 1}.log",
-            ): i
-            for i, case in enumerate(cases)
-        }
-        for future in as_completed(futures):
-            i = futures[future]
-            rows[i] = row = future.result()
-            bar.update()
-            log.info(
-                "case %d/%d done: %s → alarm delay %s, false alarms %d",
-                i + 1,
-                len(cases),
-                cases[i],
-                row["alarm_delay_days"],
-                row["false_alarms"],
-            )
-        done = [rows[i] for i in range(len(cases))]
+    cases = matrix_cases(m, seeds)
+    common = {"base": dump_settings(base), "matrix": m.model_dump(mode="json")}
+    params = {key: {**common, "case": case} for key, case in cases.items()}
+    log.info("scenario matrix: %d cases", len(cases))
+    with atomic_dir(out_dir) as tmp:
+        result = run_cases(
+            run_case,
+            params,
+            m.matrix,
+            name="level4-scenarios",
+            address=address,
+            log_dir=tmp / "logs",
+        )
+        done = [result.rows[key] for key in cases if key in result.rows]
         summary = summarise_matrix(done, m)
-        write_json(tmp / "cases.json", {"summary": summary, "cases": done})
+        summary["seeds"] = sorted({c["seed"] for c in cases.values()})
+        summary["failed_cases"] = dict(result.failed)
+        summary["matrix_seconds"] = result.seconds
+        write_json(
+            tmp / "cases.json",
+            {"summary": summary, "cases": {k: result.rows[k] for k in cases if k in result.rows}},
+        )
         write_text(tmp / "table.md", markdown_table(done))
         write_json(tmp / "config.json", {"matrix": m.model_dump(), "base": dump_settings(base)})
-        matrix_figure(done, m, tmp / "matrix.png")
+        if done:
+            matrix_figure(done, m, tmp / "matrix.png")
+    result.raise_if_failed()  # after the outputs: they say which cases failed
     return {"summary": summary, "cases": done}

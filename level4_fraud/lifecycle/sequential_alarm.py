@@ -197,3 +197,91 @@ class CardCusum:
         """Add one day's count; return ``(S_t, S_t ≥ h)``."""
         self.statistic = max(0.0, self.statistic + count - self.k)
         return self.statistic, self.statistic >= self.h - 1e-9
+
+
+# -- the delayed-label tests -------------------------------------------------------------------
+#
+# Labels arrive ``delay_days`` late, but when they do they say what no unlabelled statistic can:
+# whether the champion still finds the fraud. Two daily values of each labelled day, against the
+# champion's own first labelled days after deployment (its validation, out of sample):
+#
+# - precision at the daily top-k (the payments investigators look at) — a fall is drift that
+#   fills the alert queue with legitimate payments;
+# - fraud missed by the top-k (the day's fraud count minus the hits) — a rise is fraud the model
+#   does not rank: a terminal wave, stolen cards at ordinary amounts.
+#
+# Each is standardised against the reference mean moved by a stated tolerance (harmless change
+# moves both a little: more payments, more fraud by the same mechanisms), with a 95 % upper
+# confidence bound of the reference spread (few reference days), and fed to Page's CUSUM with
+# ``h`` from Siegmund's run length, like the tail-rate test.
+
+
+@dataclass
+class LabelCusum:
+    """Page's CUSUM of one daily labelled value against its reference days.
+
+    Args:
+        mean: the value's mean on the reference days.
+        sd: a 95 % upper confidence bound of its day-to-day standard deviation (at least
+            ``floor``, the sampling spread alone).
+        k, h: reference value and decision interval (``threshold_for_budget``).
+        tolerance: relative movement treated as harmless.
+        direction: ``+1`` to detect a rise (missed fraud), ``-1`` a fall (precision).
+    """
+
+    mean: float
+    sd: float
+    k: float
+    h: float
+    tolerance: float
+    direction: int
+    statistic: float = 0.0
+
+    @classmethod
+    def calibrate(
+        cls,
+        values: list[float],
+        floor: float,
+        k: float,
+        budget_days: float,
+        tolerance: float,
+        direction: int,
+    ) -> LabelCusum:
+        """From the reference days' values; ``floor``: the value's sampling sd on one day."""
+        from scipy import stats
+
+        values_arr = np.asarray(values, float)
+        if len(values_arr) < 3:
+            raise ValueError("calibrating a label test needs at least three labelled days")
+        n = len(values_arr)
+        spread = float(values_arr.std(ddof=1))
+        upper = spread * math.sqrt((n - 1) / stats.chi2.ppf(0.05, n - 1))
+        return cls(
+            mean=float(values_arr.mean()),
+            sd=max(upper, floor, 1e-9),
+            k=k,
+            h=threshold_for_budget(k, budget_days),
+            tolerance=tolerance,
+            direction=direction,
+        )
+
+    def standardise(self, value: float) -> float:
+        """``z`` of one day's value: positive when it moved past the tolerance edge."""
+        edge = self.mean * (1 + self.direction * self.tolerance)
+        return self.direction * (value - edge) / self.sd
+
+    def update(self, value: float) -> tuple[float, bool]:
+        """Add one labelled day; return ``(S_t, S_t ≥ h)``."""
+        self.statistic = max(0.0, self.statistic + self.standardise(value) - self.k)
+        return self.statistic, self.statistic >= self.h
+
+
+def top_k_hits(scores: np.ndarray, labels: np.ndarray, k: int) -> tuple[float, float]:
+    """``(precision at the top k, fraud missed by the top k)`` of one labelled day."""
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    k = min(k, len(scores))
+    if k == 0:
+        return 0.0, 0.0
+    top = np.argsort(-scores, kind="stable")[:k]
+    hits = float(labels[top].sum())
+    return hits / k, float(labels.sum()) - hits

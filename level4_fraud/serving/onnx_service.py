@@ -57,6 +57,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
+from level4_fraud.serving.errors import validation_detail
 from level4_fraud.serving.traffic import TrafficSplit
 from ml_common.body_limit import BodySizeLimit
 
@@ -64,13 +65,6 @@ log = logging.getLogger(__name__)
 
 
 MAX_BODY_BYTES = 4096  # a feature row is ~500 bytes
-
-
-def _safe_name(part: object) -> str:
-    """A field name fit to print in an error: short identifiers as they are, anything else (a
-    caller's 300-character key, say) as ``<name>``."""
-    text = str(part)
-    return text if len(text) <= 32 and text.isidentifier() else "<name>"
 
 
 # Every feature is a count, a share, a flag or an amount: finite, and well inside float32.
@@ -311,10 +305,9 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # One line naming the field and the rule, never the input (it may be huge or hostile).
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(_safe_name(part) for part in first.get("loc", ()) if part != "body")
-        return JSONResponse({"detail": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, 422)
+        # One line naming the field by its schema path and the rule, never the input (it may be
+        # huge or hostile).
+        return JSONResponse({"detail": validation_detail(exc.errors(), ScoreRequest)}, 422)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

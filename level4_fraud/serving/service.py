@@ -22,11 +22,14 @@ and reports p50/p99 latency as seen by the client.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +51,14 @@ from level4_fraud.data.features import (
 )
 from level4_fraud.lifecycle.metrics import FraudMetrics
 from level4_fraud.models.ensemble import FraudEnsemble
+from level4_fraud.serving.errors import validation_detail
+from ml_common.atomic import write_json
 from ml_common.body_limit import BodySizeLimit
+from ml_common.config import dump_settings
 from ml_common.paths import level_dir
 from ml_common.services import free_port
+
+log = logging.getLogger(__name__)
 
 MAX_ID = 2**31 - 1
 MAX_AMOUNT = 1_000_000.0  # far above any simulated payment; a bound keeps the counters finite
@@ -98,6 +106,58 @@ class Score(BaseModel):
     run_id: str | None = None
 
 
+class IntradayCounters:
+    """Each customer's payments so far today (count, amount), this payment included.
+
+    With one worker the counters live in this process's memory. With several uvicorn workers
+    each process would count only the payments it happened to serve, so the counters live in
+    one sqlite file that every worker updates in a single atomic statement (sqlite serialises
+    the writers across processes).
+
+    Args:
+        path: the shared sqlite file; ``None`` keeps the counters in memory.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.lock = threading.Lock()
+        self.memory: dict[int, tuple[object, float, float]] = {}
+        self.db: sqlite3.Connection | None = None
+        if path is not None:
+            self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS intraday (customer_id INTEGER PRIMARY KEY, "
+                "day TEXT NOT NULL, count REAL NOT NULL, total REAL NOT NULL)"
+            )
+            self.db.commit()
+
+    def add(self, customer_id: int, day: date, amount: float) -> tuple[float, float]:
+        """Count one payment; return the customer's ``(count, total)`` today including it."""
+        with self.lock:
+            if self.db is None:
+                prev_day, count, total = self.memory.get(customer_id, (day, 0.0, 0.0))
+                if prev_day != day:
+                    count, total = 0.0, 0.0
+                count, total = count + 1, total + amount
+                self.memory[customer_id] = (day, count, total)
+                return count, total
+            # SET's right-hand sides see the row before the update (sqlite's rule).
+            row = self.db.execute(
+                "INSERT INTO intraday VALUES (?, ?, 1, ?) ON CONFLICT(customer_id) DO UPDATE SET "
+                "count = CASE WHEN day = excluded.day THEN count + 1 ELSE 1 END, "
+                "total = CASE WHEN day = excluded.day THEN total + excluded.total "
+                "ELSE excluded.total END, day = excluded.day RETURNING count, total",
+                (customer_id, day.isoformat(), amount),
+            ).fetchone()
+            self.db.commit()
+            return float(row[0]), float(row[1])
+
+    def close(self) -> None:
+        """Close the shared file (if any)."""
+        if self.db is not None:
+            self.db.close()
+
+
 class ScoringState:
     """What the service holds: store, champion, intraday counters, score log."""
 
@@ -109,6 +169,7 @@ class ScoringState:
         version: int | None,
         log_path: Path | None = None,
         run_id: str | None = None,
+        counters_path: Path | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -116,11 +177,11 @@ class ScoringState:
         self.version = version
         self.run_id = run_id
         self.metrics = FraudMetrics()
-        self.today: dict[int, tuple[object, float, float]] = {}
-        self.lock = threading.Lock()
+        self.counters = IntradayCounters(counters_path)
         self.log_path = log_path or level_dir(4) / "serve" / "scores.jsonl"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("a", buffering=1 << 16)
+        # Line-buffered: several workers append to one file, and each write is one whole line.
+        self._log = self.log_path.open("a", buffering=1)
 
     def features(self, tx: Transaction) -> np.ndarray:
         """The model's feature row for ``tx`` (online snapshot + intraday counters)."""
@@ -129,17 +190,8 @@ class ScoringState:
         missing_terminal = any(snap[c] is None for c in TERMINAL_SNAPSHOT)
         if missing_customer or missing_terminal:
             what = "customer_id" if missing_customer else "terminal_id"
-            value = tx.customer_id if missing_customer else tx.terminal_id
-            raise HTTPException(
-                422, f"unknown {what} {value}: the feature store has no features for it"
-            )
-        day = tx.tx_datetime.date()
-        with self.lock:
-            prev_day, count, total = self.today.get(tx.customer_id, (day, 0.0, 0.0))
-            if prev_day != day:
-                count, total = 0.0, 0.0
-            count, total = count + 1, total + tx.tx_amount  # this payment included
-            self.today[tx.customer_id] = (day, count, total)
+            raise HTTPException(422, f"{what}: unknown, the feature store has no features for it")
+        count, total = self.counters.add(tx.customer_id, tx.tx_datetime.date(), tx.tx_amount)
         return self.feature_row(tx, snap, count, total)
 
     @staticmethod
@@ -188,8 +240,9 @@ class ScoringState:
         )
 
     def close(self) -> None:
-        """Flush and close the score log."""
+        """Flush and close the score log and the counters."""
         self._log.close()
+        self.counters.close()
 
 
 def create_app(state_factory: Any) -> FastAPI:
@@ -206,15 +259,14 @@ def create_app(state_factory: Any) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # One line naming the field and the rule; the input itself is never echoed back.
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        return JSONResponse({"detail": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, 422)
+        # One line naming the field by its schema path and the rule; never the client's input.
+        return JSONResponse({"detail": validation_detail(exc.errors(), Transaction)}, 422)
 
     @app.get("/health")
     def health(request: Request) -> dict[str, Any]:
         state: ScoringState = request.app.state.scoring
-        return {"status": "ok", "model_version": state.version}
+        # The worker's pid: with several uvicorn workers, which process answered.
+        return {"status": "ok", "model_version": state.version, "worker_pid": os.getpid()}
 
     @app.get("/model")
     def model(request: Request) -> dict[str, Any]:
@@ -262,7 +314,7 @@ def create_app(state_factory: Any) -> FastAPI:
 MAX_BODY_BYTES = 4096  # a transaction is ~150 bytes
 
 
-def default_state(settings: Level4Settings) -> ScoringState:
+def default_state(settings: Level4Settings, counters_path: Path | None = None) -> ScoringState:
     """The champion from the registry and the Feast store under ``artifacts/level4/feast``."""
     from level4_fraud.data.feature_store import feast_dir, open_store
     from level4_fraud.training.registry import load_model
@@ -283,7 +335,12 @@ def default_state(settings: Level4Settings) -> ScoringState:
     lineage = registered_lineage(settings, CHAMPION)
     store = open_store(apply=False)
     return ScoringState(
-        settings, store, champion, int(lineage["version"]), run_id=lineage["run_id"]
+        settings,
+        store,
+        champion,
+        int(lineage["version"]),
+        run_id=lineage["run_id"],
+        counters_path=counters_path,
     )
 
 
@@ -323,17 +380,7 @@ def load_test(
     """Score ``n_requests`` transactions one by one over loopback; client-side latency in ms."""
     import httpx
 
-    rows = transactions.head(n_requests + warmup)
-    payloads = [
-        {
-            "tx_id": int(r.tx_id),
-            "customer_id": int(r.customer_id),
-            "terminal_id": int(r.terminal_id),
-            "tx_amount": float(r.tx_amount),
-            "tx_datetime": pd.Timestamp(r.tx_datetime).isoformat(),
-        }
-        for r in rows.itertuples()
-    ]
+    payloads = payloads_of(transactions.head(n_requests + warmup))
     latencies = []
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         for i, payload in enumerate(payloads):
@@ -352,10 +399,152 @@ def load_test(
     }
 
 
+def payloads_of(transactions: pd.DataFrame) -> list[dict[str, Any]]:
+    """``/score`` request bodies of simulated transactions."""
+    return [
+        {
+            "tx_id": int(r.tx_id),
+            "customer_id": int(r.customer_id),
+            "terminal_id": int(r.terminal_id),
+            "tx_amount": float(r.tx_amount),
+            "tx_datetime": pd.Timestamp(r.tx_datetime).isoformat(),
+        }
+        for r in transactions.itertuples()
+    ]
+
+
+def concurrent_load_test(url: str, payloads: list[dict[str, Any]]) -> dict[str, float]:
+    """Send every payload at once (one connection each) and time each answer, client-side.
+
+    The burst the issue asks about: ``len(payloads)`` requests in flight together, so p99 is
+    what the slowest of them waits, queueing included.
+    """
+    import asyncio
+
+    import httpx
+
+    async def one(client: httpx.AsyncClient, payload: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        response = await client.post("/score", json=payload)
+        response.raise_for_status()
+        return (time.perf_counter() - started) * 1000
+
+    async def burst() -> list[float]:
+        limits = httpx.Limits(max_connections=len(payloads), max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+            await client.get("/health")
+            return await asyncio.gather(*(one(client, p) for p in payloads))
+
+    started = time.perf_counter()
+    latencies = np.array(asyncio.run(burst()))
+    return {
+        "requests": len(latencies),
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "max_ms": float(latencies.max()),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+class ServiceProcess:
+    """``python -m level4_fraud serve`` as a child process on a free 127.0.0.1 port (the bench's
+    concurrent test: the service exactly as ``serve`` runs it, workers included)."""
+
+    def __init__(self, settings: Level4Settings, config_path: Path) -> None:
+        self.port = free_port()
+        self.settings = settings
+        self.config_path = config_path
+        self.process: Any = None
+
+    def __enter__(self) -> ServiceProcess:
+        import subprocess
+        import sys
+
+        import httpx
+
+        write_json(self.config_path, dump_settings(self.settings))
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "level4_fraud",
+                "--config",
+                str(self.config_path),
+                "serve",
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the scoring service exited before it answered")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.__exit__()
+        raise RuntimeError("the scoring service did not answer within 180 s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # uvicorn's supervisor stops its workers on SIGTERM
+            try:
+                self.process.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - a stuck child must not outlive the bench
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+# What a worker process of ``main`` reads to build its app (uvicorn imports the factory by name).
+SETTINGS_ENV, COUNTERS_ENV = "LEVEL4_SERVE_SETTINGS_FILE", "LEVEL4_SERVE_COUNTERS_FILE"
+
+
+def app_from_env() -> FastAPI:
+    """The app of one uvicorn worker: settings and the shared counters file from the environment
+    (written by :func:`main`)."""
+    from level4_fraud.config import load_config
+
+    settings = load_config(os.environ[SETTINGS_ENV])
+    counters = Path(os.environ[COUNTERS_ENV])
+    return create_app(lambda: default_state(settings, counters))
+
+
 def main(settings: Level4Settings, port: int = 8004) -> int:
-    """Serve until interrupted (127.0.0.1 only)."""
+    """Serve until interrupted (127.0.0.1 only) with ``serve.workers`` uvicorn processes."""
     import uvicorn
 
-    app = create_app(lambda: default_state(settings))
-    uvicorn.run(app, host=settings.serve.host, port=port, log_level="info")
+    workers = settings.serve.workers
+    log.info("scoring service on %s:%d with %d worker(s)", settings.serve.host, port, workers)
+    if workers == 1:
+        app = create_app(lambda: default_state(settings))
+        uvicorn.run(app, host=settings.serve.host, port=port, log_level="info")
+        return 0
+    # Several processes: each builds its own app from the same resolved settings, and they share
+    # the customers' intraday counters through one sqlite file, new for this run.
+    run_dir = level_dir(4) / "serve"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings_file = run_dir / f"settings-{port}.json"
+    write_json(settings_file, dump_settings(settings))
+    counters = run_dir / f"intraday-{port}.db"
+    for leftover in (counters, Path(f"{counters}-wal"), Path(f"{counters}-shm")):
+        leftover.unlink(missing_ok=True)
+    os.environ[SETTINGS_ENV], os.environ[COUNTERS_ENV] = str(settings_file), str(counters)
+    uvicorn.run(
+        "level4_fraud.serving.service:app_from_env",
+        factory=True,
+        host=settings.serve.host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
     return 0

@@ -30,11 +30,11 @@ def test_part1_tables_quote_the_run_files(tmp_path) -> None:
         },
     }
     summary = {
-        "new_pattern_day": 120,
+        "drift_day": 120,
         "alarm_delay_days": 4,
         "alarm_by": "suspect cards",
         "false_alarms_stable": 0,
-        "false_alarms_seasonal": 0,
+        "false_alarms_harmless": 0,
         "ap_before_drift": 0.713,
         "ap_drift_unfixed": 0.454,
         "fix_day": 130,

@@ -104,3 +104,56 @@ def test_a_card_watching_monitor_needs_the_days_card_ids(worlds) -> None:
     with pytest.raises(ValueError, match="card ids"):
         monitor.check(part[FEATURES], np.zeros(len(part)))
     assert monitor.cusum.statistic == 1.0  # refused before either statistic moved
+
+
+def test_label_tests_calibrate_on_the_first_labelled_days_then_catch_missed_fraud(worlds) -> None:
+    """The monitor's label tests: silent while their reference fills, quiet on days like it,
+    alarmed when fraud the champion does not rank appears (a terminal wave's signature)."""
+    part = worlds[worlds["tx_time_days"] == 40]
+    detector = train_isolation_forest(part[FEATURES], n_estimators=10)
+    config = MonitorConfig(card_alarm=False, terminal_alarm=False, label_reference_days=5)
+    monitor = DriftMonitor(
+        detector, part[FEATURES], np.zeros(len(part)), config, calibration=[part[FEATURES]] * 2
+    )
+    rng = np.random.default_rng(0)
+
+    def labelled(extra_missed: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = rng.random(4000)
+        labels = np.zeros(4000, dtype=int)
+        order = np.argsort(-scores)
+        labels[order[rng.choice(100, rng.binomial(100, 0.5), replace=False)]] = 1  # hits
+        labels[order[100 + rng.choice(3900, rng.poisson(30) + extra_missed, replace=False)]] = 1
+        return scores, labels
+
+    X, zeros = part[FEATURES], np.zeros(len(part))
+    days = [monitor.check(X, zeros, labelled=labelled(0)) for _ in range(5)]
+    assert monitor.missed_cusum is not None and monitor.precision_cusum is not None
+    assert all(d.missed_cusum is None for d in days[:4])  # the reference was filling
+    quiet = [monitor.check(X, zeros, labelled=labelled(0)) for _ in range(30)]
+    quiet += [monitor.check(X, zeros) for _ in range(3)]  # days without arrived labels
+    assert not any(d.alarm for d in quiet)
+    drifted = [monitor.check(X, zeros, labelled=labelled(60)) for _ in range(5)]
+    fired = [d for d in drifted if d.alarm]
+    assert len(fired) == 1 and fired[0].alarm_by == "missed fraud"
+    assert drifted.index(fired[0]) <= 2
+
+
+def test_a_terminal_watching_monitor_needs_the_days_terminal_ids(worlds) -> None:
+    part = worlds[worlds["tx_time_days"] == 40]
+    detector = train_isolation_forest(part[FEATURES], n_estimators=10)
+    monitor = DriftMonitor(
+        detector,
+        part[FEATURES],
+        np.zeros(len(part)),
+        MonitorConfig(card_alarm=False),
+        calibration=[part[FEATURES], part[FEATURES]],
+        terminal_days=[(part[FEATURES], part["terminal_id"])] * 2,
+    )
+    assert monitor.terminal_cusum is not None
+    assert (
+        monitor.budget == MonitorConfig().false_alarm_budget_days * 4
+    )  # tail, terminals, 2 labels
+    with pytest.raises(ValueError, match="terminal ids"):
+        monitor.check(part[FEATURES], np.zeros(len(part)))
+    day = monitor.check(part[FEATURES], np.zeros(len(part)), terminals=part["terminal_id"])
+    assert day.suspect_terminals is not None and day.suspect_terminals >= 0

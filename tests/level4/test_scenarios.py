@@ -7,71 +7,88 @@ import json
 import pytest
 
 from level4_fraud.config import load_config
-from level4_fraud.lifecycle.scenarios import matrix_cases, run_matrix, summarise_matrix
+from level4_fraud.lifecycle.scenarios import (
+    case_settings,
+    matrix_cases,
+    run_matrix,
+    summarise_matrix,
+)
 from ml_common.tracking import CHAMPION, alias_version, setup_mlflow
 
 
-def test_matrix_cases_cover_every_axis_and_the_no_pattern_cases() -> None:
+def test_matrix_cases_cover_every_axis_and_the_controls() -> None:
     m = load_config(None).scenarios
     cases = matrix_cases(m)
-    n_settings = len(m.seeds) * len(m.seasonal)
-    assert len(cases) == n_settings * (1 + len(m.pattern_days) * len(m.volumes))
-    assert sum(c["pattern_day"] is None for c in cases) == n_settings
+    n_fraud = len(m.kinds) * len(m.volumes) * len(m.seasonal) * len(m.eval_seeds)
+    assert len(cases) == n_fraud + len(m.controls) * len(m.eval_seeds)
+    assert {c["seed"] for c in cases.values()} == set(m.eval_seeds)
+    assert len(m.kinds) >= 4 and len(m.eval_seeds) >= 4
+    # Tuning never sees an evaluation world.
+    assert not set(m.tuning_seeds) & set(m.eval_seeds)
+    assert {c["seed"] for c in matrix_cases(m, m.tuning_seeds).values()} == set(m.tuning_seeds)
 
 
-def test_min_detectable_volume_is_the_smallest_of_an_unbroken_run() -> None:
+def test_case_worlds_come_from_config_events() -> None:
+    settings = load_config(None)
+    m = settings.scenarios
+    case = {"seed": 11, "seasonal": True, "kind": "terminal_wave", "volume": 0.5}
+    sim = case_settings(settings, m, case).simulation
+    assert [(e.kind, e.start_day, e.volume) for e in sim.events()] == [
+        ("terminal_wave", m.drift_day, 0.5),
+        ("seasonal", m.seasonal_day, 1.0),
+    ]
+    control = {"seed": 11, "seasonal": False, "kind": "new_merchants", "volume": 0.0}
+    events = case_settings(settings, m, control).simulation.events()
+    assert [e.kind for e in events] == ["new_merchants"] and not events[0].is_fraud
+
+
+def test_summary_counts_detections_per_volume_and_kind_and_false_alarms_per_1000_days() -> None:
     m = load_config(None).scenarios
-    row = {"false_alarms": 0, "days_without_pattern": 10}
+    row = {"false_alarms": 0, "days_without_pattern": 100, "ap_lost_unfixed": 0.1}
+    row |= {"days_to_recovery": None, "alarm_by": "tail rate", "seasonal": False}
     rows = [
-        {**row, "pattern_day": 70, "volume": 1.0, "detected_in_time": True, "alarm_delay_days": 2},
-        {**row, "pattern_day": 80, "volume": 0.5, "detected_in_time": False, "alarm_delay_days": 9},
-        {**row, "pattern_day": 70, "volume": 0.5, "detected_in_time": True, "alarm_delay_days": 5},
-        {**row, "pattern_day": 70, "volume": 0.25, "detected_in_time": True, "alarm_delay_days": 7},
-        {**row, "pattern_day": 80, "volume": 0.25, "detected_in_time": False},
-        {**row, "pattern_day": None, "volume": 0.0, "detected_in_time": False},
+        {**row, "kind": "card_testing", "volume": 1.0, "detected_in_time": True},
+        {**row, "kind": "card_testing", "volume": 0.5, "detected_in_time": False},
+        {**row, "kind": "terminal_wave", "volume": 1.0, "detected_in_time": False},
+        {**row, "kind": "terminal_wave", "volume": 0.25, "detected_in_time": True},
+        {**row, "kind": "none", "volume": 0.0, "detected_in_time": False, "false_alarms": 1},
     ]
     for r in rows:
-        r.setdefault("alarm_delay_days", None)
+        r["fraud"] = r["kind"] != "none"
+        r["alarm_delay_days"] = 3 if r["detected_in_time"] else None
     summary = summarise_matrix(rows, m)
-    assert summary["min_detectable_volume"] == 1.0  # ¼ caught once by luck does not count
-    assert summary["scenario_detected_share"] == pytest.approx(3 / 5)
-    assert summary["scenario_false_alarms_per_100d"] == 0.0
-    # Late alarms count as alarms here, with the median delay of those that fired.
-    assert summary["alarms_by_volume"]["0.5"] == {
-        "alarmed": 2,
-        "cases": 2,
-        "median_delay_days": 7.0,
-    }
-    assert summary["alarms_by_volume"]["0.25"]["alarmed"] == 1
+    assert summary["detected_within_7d_share_vol_1"] == pytest.approx(0.5)
+    assert summary["detected_within_7d_share_vol_half"] == 0.0
+    assert summary["detected_within_7d_share_vol_quarter"] == 1.0
+    assert summary["detected_share_by_kind"] == {"card_testing": 0.5, "terminal_wave": 0.5}
+    assert summary["false_alarms_per_1000d"] == pytest.approx(1000 / 500)
+    assert summary["drift_kinds"] == ["card_testing", "terminal_wave"]
+    assert summary["ap_lost_unfixed_mean"] == pytest.approx(0.1)
 
 
 @pytest.mark.slow
-def test_small_matrix_detects_every_pattern_without_false_alarms(tmp_path) -> None:
+def test_small_matrix_detects_fraud_kinds_without_false_alarms(tmp_path) -> None:
     settings = load_config(None, model_name="level4-fraud-test-scenarios")
     setup_mlflow("level4-test-scenarios")  # the level's registry, which the cases must not touch
     m = settings.scenarios.model_copy(
         update={
-            "seeds": [0],
-            "pattern_days": [70],
-            "volumes": [1.0, 0.5],
+            "kinds": ["card_testing", "account_takeover"],
+            "volumes": [1.0],
             "seasonal": [True],
-            "n_days": 82,
+            "controls": ["both"],
+            "n_days": 84,
         }
     )
-    result = run_matrix(settings, m, tmp_path / "scenarios")  # two cases at once (workers: 2)
+    result = run_matrix(settings, m, tmp_path / "scenarios", seeds=[m.tuning_seeds[0]])
     summary, cases = result["summary"], result["cases"]
     # Each case registered its models in its own throw-away registry, not the level's.
     assert alias_version(f"{settings.model_name}-scenarios", CHAMPION) is None
-    assert summary["scenario_cases"] == 3
-    # Measured (seed 0, seasonal on): alarm after 3 days at volume 1, 4 at volume ½; no alarm
-    # on the 22 pattern-free days of the no-pattern case nor before the pattern elsewhere.
-    assert summary["scenario_false_alarms_per_100d"] == 0.0
-    assert summary["scenario_detected_share"] == 1.0
-    assert summary["min_detectable_volume"] == 0.5
-    full = next(c for c in cases if c["volume"] == 1.0)
-    assert full["alarm_delay_days"] <= 4
-    assert full["ap_lost_unfixed"] >= 0.08  # measured 0.152: the pattern costs AP until fixed
+    assert summary["scenario_cases"] == 3 and summary["control_cases"] == 1
+    assert summary["false_alarms_per_1000d"] == 0.0
+    assert summary["detected_within_7d_share_vol_1"] == 1.0
+    testing = next(c for c in cases if c["kind"] == "card_testing")
+    assert testing["ap_lost_unfixed"] >= 0.05
     written = json.loads((tmp_path / "scenarios" / "cases.json").read_text())
     assert written["summary"] == json.loads(json.dumps(summary))
-    assert "| seed |" in (tmp_path / "scenarios" / "table.md").read_text()
+    assert "### account_takeover" in (tmp_path / "scenarios" / "table.md").read_text()
     assert (tmp_path / "scenarios" / "matrix.png").stat().st_size > 10_000

@@ -64,6 +64,25 @@ def test_feast_point_in_time_join_equals_streaming_features(world) -> None:
     assert np.allclose(joined[FEATURES].to_numpy(), expected[FEATURES].to_numpy())
 
 
+def test_feast_join_keeps_same_second_payments_of_one_customer(world) -> None:
+    """Two payments by one customer in the same second (at two terminals) both keep their row,
+    each with its own terminal's snapshot; Feast alone answers one row per key and second."""
+    _, store, raw, _, _ = world
+    days = raw[raw["tx_time_days"].between(30, 31)].reset_index(drop=True)
+    first = days.iloc[[10]].copy()
+    twin = first.assign(
+        tx_id=days["tx_id"].max() + 1, terminal_id=(first["terminal_id"] + 1) % N_TERM
+    )
+    with_twin = pd.concat([days.iloc[:11], twin, days.iloc[11:]], ignore_index=True)
+    joined = training_frame(store, with_twin)
+    assert len(joined) == len(with_twin)
+    assert joined["tx_id"].tolist() == with_twin["tx_id"].tolist()
+    a, b = joined.iloc[10], joined.iloc[11]
+    assert a["customer_nb_tx_7d"] + 1 == b["customer_nb_tx_7d"]  # the twin counts as a payment
+    alone = training_frame(store, twin)
+    assert b["terminal_risk_30d"] == pytest.approx(alone["terminal_risk_30d"].iloc[0])
+
+
 def test_online_store_serves_the_latest_snapshot(world) -> None:
     _, store, _, _, (customer, terminal) = world
     values = online_snapshot(store, 7, 11)
@@ -120,8 +139,8 @@ def test_scores_a_transaction_and_logs_it(client) -> None:
     [
         ({k: v for k, v in _payload().items() if k != "tx_amount"}, "tx_amount"),
         (_payload(tx_amount=-3), "tx_amount"),
-        (_payload(customer_id=N_CUST + 99), "unknown customer_id"),
-        (_payload(terminal_id=N_TERM + 99), "unknown terminal_id"),
+        (_payload(customer_id=N_CUST + 99), "customer_id: unknown"),
+        (_payload(terminal_id=N_TERM + 99), "terminal_id: unknown"),
         (_payload(tx_datetime="yesterday"), "tx_datetime"),
     ],
 )
@@ -136,6 +155,37 @@ def test_load_test_over_loopback(client) -> None:
     _, sim, _, app = client
     result = load_test(app, sim.day(DAYS), n_requests=40, warmup=5)
     assert result["requests"] == 40 and 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_concurrent_burst_is_answered_and_timed(client) -> None:
+    from level4_fraud.serving.service import (
+        BackgroundServer,
+        concurrent_load_test,
+        payloads_of,
+    )
+
+    _, sim, _, app = client
+    with BackgroundServer(app) as server:
+        result = concurrent_load_test(server.url, payloads_of(sim.day(DAYS).head(100)))
+    assert result["requests"] == 100 and 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_intraday_counters_in_one_shared_file_count_like_memory(tmp_path) -> None:
+    """Two workers' connections to one sqlite file see one customer's payments together."""
+    from datetime import date
+
+    from level4_fraud.serving.service import IntradayCounters
+
+    memory = IntradayCounters()
+    worker_a, worker_b = IntradayCounters(tmp_path / "c.db"), IntradayCounters(tmp_path / "c.db")
+    payments = [(7, date(2026, 5, 1), 10.0), (7, date(2026, 5, 1), 2.5), (8, date(2026, 5, 1), 1)]
+    payments += [(7, date(2026, 5, 1), 4.0), (7, date(2026, 5, 2), 3.0), (7, date(2026, 5, 2), 1)]
+    for i, payment in enumerate(payments):
+        shared = (worker_a if i % 2 else worker_b).add(*payment)
+        assert shared == memory.add(*payment)
+    assert memory.add(7, date(2026, 5, 2), 0.5) == (3.0, 4.5)
+    worker_a.close()
+    worker_b.close()
 
 
 def test_service_features_equal_the_builders(world, tmp_path) -> None:
@@ -234,6 +284,52 @@ def test_hostile_input_gets_a_4xx_that_does_not_echo_it(own_client, body) -> Non
     for token in ("Infinity", "1e309", "1e39", "9223372036854775808", "$gt", "1970-01-01T"):
         if token in text:
             assert token not in detail
+
+
+HOSTILE_KEYS = ["<script>alert(1)</script>", "k" * 3900, "line\nbreak", "tx_amount\r\nX-Evil: 1"]
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS, ids=["script", "long", "newline", "header"])
+def test_422_names_the_schema_path_never_a_client_key(own_client, key) -> None:
+    """An unknown key is reported as such by the schema, not echoed (it was, whole)."""
+    test_client = own_client[0]
+    response = test_client.post("/score", json={**_payload(), key: 1})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith("<unknown field>: ") and "\n" not in detail
+    assert key not in detail and "<script>" not in detail and len(response.content) < 200
+
+
+def test_422_names_a_bad_fields_schema_path_without_its_value(own_client) -> None:
+    test_client = own_client[0]
+    value = "<script>alert(1)</script>\n" + "9" * 500
+    for field in ("customer_id", "terminal_id", "tx_amount", "tx_datetime", "tx_id"):
+        detail = test_client.post("/score", json=_payload(**{field: value})).json()["detail"]
+        assert detail.split(":")[0] == field
+        assert "<script>" not in detail and "999" not in detail and "\n" not in detail
+
+
+def test_schema_path_helper_walks_nested_models_and_dict_keys() -> None:
+    from pydantic import BaseModel
+
+    from level4_fraud.serving.errors import schema_path, validation_detail
+
+    class Inner(BaseModel):
+        amount: float
+        tags: dict[str, int]
+
+    class Outer(BaseModel):
+        inner: Inner | None
+        rows: list[Inner]
+
+    assert schema_path(("body", "inner", "amount"), Outer) == "inner.amount"
+    assert schema_path(("body", "inner", "tags", "<b>"), Outer) == "inner.tags.<key>"
+    assert schema_path(("body", "rows", 3, "amount"), Outer) == "rows[3].amount"
+    assert schema_path(("body", "<b>"), Outer, "extra_forbidden") == "<unknown field>"
+    assert schema_path(("body",), Outer) == "body"
+    assert validation_detail([], Outer) == "body: invalid request"
+    line = validation_detail([{"loc": ("body", "inner"), "msg": "a\nb" * 200, "type": "x"}], Outer)
+    assert "\n" not in line and len(line) <= len("inner: ") + 120
 
 
 def test_body_size_limit_rejects_a_large_body_without_reading_or_echoing_it(own_client) -> None:

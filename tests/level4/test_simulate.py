@@ -95,3 +95,60 @@ def test_streams_to_parquet_a_day_at_a_time(tmp_path) -> None:
     meta = pq.ParquetFile(path).metadata
     assert meta.num_rows == rows and meta.num_row_groups == 6
     assert np.isclose(rows / 6 / 300, 2.0, atol=0.3)  # ~2 payments per customer per day
+
+
+@pytest.mark.parametrize(
+    ("kind", "scenario"),
+    [("card_testing", 4), ("terminal_wave", 5), ("account_takeover", 6), ("amount_shift", 7)],
+)
+def test_each_fraud_kind_labels_its_own_fraud_from_its_start_for_its_duration(
+    kind, scenario
+) -> None:
+    from level4_fraud.config import DriftEvent
+
+    event = DriftEvent(kind=kind, start_day=10, volume=1.0, duration_days=5)
+    cfg = SimulationConfig(**TINY, n_days=40, drift_events=[event])
+    sim = TransactionSimulator(cfg)
+    base = TransactionSimulator(SimulationConfig(**TINY, n_days=40))
+    pd.testing.assert_frame_equal(sim.day(9), base.day(9))  # nothing before the start
+    days = [sim.day(d) for d in range(10, 40)]
+    hits = [int((d["tx_fraud_scenario"] == scenario).sum()) for d in days]
+    first, last = cfg.event_span(event)
+    assert (first, last) == (10, 14 + {4: 0, 5: 27, 6: 6, 7: 13}[scenario])
+    assert sum(hits[:5]) > 0  # drawn while the event lasts
+    assert all(h == 0 for h in hits[last - 10 + 1 :])  # nothing after its effects end
+    during = pd.concat(days[:5])
+    fraud = during[during["tx_fraud_scenario"] == scenario]
+    assert (fraud["tx_fraud"] == 1).all()
+    if kind == "amount_shift":  # stolen payments at ordinary amounts, unlike scenario 3's x 5
+        usual = sim.customers.set_index("customer_id")["mean_amount"]
+        ratio = fraud["tx_amount"].to_numpy() / usual.loc[fraud["customer_id"]].to_numpy()
+        assert np.median(ratio) < 2.0
+    if kind == "account_takeover":  # daytime payments anywhere, well above the usual amount
+        assert fraud["tx_datetime"].dt.hour.between(4, 20).mean() > 0.9
+
+
+def test_harmless_changes_add_no_fraud_and_move_legitimate_traffic() -> None:
+    from level4_fraud.config import DriftEvent
+
+    base = TransactionSimulator(SimulationConfig(**TINY, n_days=40)).simulate(40)
+    sim = TransactionSimulator(
+        SimulationConfig(
+            **TINY, n_days=40, drift_events=[DriftEvent(kind="new_merchants", start_day=0)]
+        )
+    )
+    merchants = sim.simulate(40)
+    assert set(merchants["tx_fraud_scenario"].unique()) <= {0, 1, 2, 3}
+    # A new merchant group takes payments (its terminals' share rises) at half the amount: about
+    # a quarter of customers live near one of its terminals, a fifth of their payments move
+    # there (measured on seed 3: mean amount x 0.971).
+    assert merchants["tx_amount"].mean() < 0.985 * base["tx_amount"].mean()
+    share = merchants["terminal_id"].isin(sim.merchant_group).mean()
+    assert share > 1.5 * base["terminal_id"].isin(sim.merchant_group).mean()
+    assert abs(merchants["tx_fraud"].mean() - base["tx_fraud"].mean()) < 0.01
+
+
+def test_shorthands_are_events_and_the_legacy_stream_is_kept() -> None:
+    cfg = SimulationConfig(**TINY, n_days=40, new_pattern_day=20, seasonal_day=10)
+    kinds = [(e.kind, e.start_day, round(e.volume, 3)) for e in cfg.events()]
+    assert kinds == [("card_testing", 20, round(6 / (6 * 400 / 5000), 3)), ("seasonal", 10, 1.0)]
