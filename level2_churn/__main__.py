@@ -45,6 +45,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
         if not isinstance(result, dict):
             continue
         metrics = result["metrics"]
+        chosen = metrics["chosen_family"]
         if "cv" in metrics:
             protocol = metrics["protocol"]
             evaluation = f"{protocol['cv_repeats']}x{protocol['cv_folds']}-fold CV (dev part)"
@@ -52,7 +53,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
                 rows.append(
                     (
                         name,
-                        model,
+                        f"{model} (chosen)" if model == chosen else model,
                         evaluation,
                         f"{s['auc_mean']:.4f} ± {s['auc_std']:.4f}",
                         f"{s['ap_mean']:.4f} ± {s['ap_std']:.4f}",
@@ -62,7 +63,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
             rows.append(
                 (
                     name,
-                    "champion",
+                    f"champion = {chosen}",
                     "test part, once",
                     f"{holdout['test_auc']:.4f}",
                     f"{holdout['test_ap']:.4f}",
@@ -73,7 +74,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
                 rows.append(
                     (
                         name,
-                        model,
+                        f"{model} (chosen)" if model == chosen else model,
                         "walk-forward",
                         f"{s['auc_mean']:.4f}",
                         f"{s['ap_mean']:.4f} ± {s['ap_std']:.4f}",
@@ -82,38 +83,62 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
     return rows
 
 
-def bench_keys(results: dict[str, Any], cfg: Level2Settings) -> dict[str, Any]:
-    """Flat benchmark keys for every dataset the config ran, prefixed by the dataset's name.
+def table_keys(name: str, metrics: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """The flat benchmark keys of one table (``<name>_...``): every family, the choice, the test.
 
-    Snapshot datasets give ``<name>_lgbm_auc_mean`` ... ``<name>_corrected_p_ap``; event datasets
-    ``<name>_walk_forward_ap_mean``; a ``telco`` run also gives the historical
-    ``business_profit_at_best_threshold``.
+    Snapshot tables compare on the development part's repeated CV; the generated (event) table
+    on its walk-forward test months (the family having been chosen on earlier months).
     """
+    keys: dict[str, Any] = {f"{name}_chosen_family": metrics["chosen_family"]}
+    if "cv" in metrics:
+        scores, versus = metrics["cv"], metrics["selection"]["champion_minus_best_baseline"]
+        baseline = metrics["selection"]["best_baseline"]
+    else:
+        scores = metrics["walk_forward"]
+        versus = metrics["champion_minus_best_baseline_by_month"]
+        baseline = metrics["best_baseline_by_month"]
+    for family, s in scores.items():
+        for k in ("auc_mean", "auc_std", "ap_mean", "ap_std"):
+            if k in s:
+                keys[f"{name}_{family}_{k}"] = round(s[k], 4)
+    chosen = metrics["chosen_family"]
+    keys |= {
+        f"{name}_champion_ap_mean": round(scores[chosen]["ap_mean"], 4),
+        f"{name}_best_baseline": baseline,
+        f"{name}_best_baseline_ap_mean": round(scores[baseline]["ap_mean"], 4),
+        f"{name}_champion_minus_best_baseline_ap": round(versus["ap"]["mean"], 4),
+        f"{name}_champion_vs_best_baseline_corrected_p": round(versus["ap"]["p_value"], 4),
+        f"{name}_champion_below_best_baseline": bool(
+            versus["ap"]["mean"] < 0 and versus["ap"]["p_value"] < alpha
+        ),
+    }
+    if "cv" in metrics:
+        tuned = metrics["paired_differences"].get("lgbm_tuned_minus_lgbm_default")
+        if tuned is not None:
+            keys[f"{name}_tuned_vs_default_corrected_p_ap"] = round(tuned["ap"]["p_value"], 4)
+        holdout = metrics["holdout"]
+        keys |= {
+            f"{name}_best_imbalance_method": metrics["best_imbalance_method"],
+            f"{name}_test_auc": round(holdout["test_auc"], 4),
+            f"{name}_test_ap": round(holdout["test_ap"], 4),
+            f"{name}_test_profit": round(holdout["test_profit"], 2),
+        }
+    else:
+        keys[f"{name}_mechanism_gain_share"] = round(metrics["mechanism_gain_share"], 4)
+    return keys
+
+
+def bench_keys(results: dict[str, Any], cfg: Level2Settings) -> dict[str, Any]:
+    """Flat benchmark keys for every dataset the config ran, prefixed by the dataset's name,
+    plus ``tables_in_matrix`` and ``tables_where_champion_below_best_baseline`` (goal: 0)."""
     keys: dict[str, Any] = {}
-    for name, result in results.items():
-        if not isinstance(result, dict):
-            continue
-        metrics = result["metrics"]
-        if "cv" in metrics:
-            cv, diff = metrics["cv"], metrics["paired_difference_lgbm_minus_lr"]
-            tuned = metrics["paired_difference_lgbm_minus_lgbm_default"]
-            for model in ("lgbm", "lgbm_default", "lr"):
-                keys[f"{name}_{model}_auc_mean"] = round(cv[model]["auc_mean"], 4)
-                keys[f"{name}_{model}_ap_mean"] = round(cv[model]["ap_mean"], 4)
-            keys |= {
-                f"{name}_corrected_p_auc": round(diff["auc"]["p_value"], 4),
-                f"{name}_corrected_p_ap": round(diff["ap"]["p_value"], 4),
-                f"{name}_tuned_vs_default_corrected_p_ap": round(tuned["ap"]["p_value"], 4),
-                f"{name}_best_imbalance_method": metrics["best_imbalance_method"],
-                f"{name}_test_auc": round(metrics["holdout"]["test_auc"], 4),
-                f"{name}_test_ap": round(metrics["holdout"]["test_ap"], 4),
-                f"{name}_test_profit": round(metrics["holdout"]["test_profit"], 2),
-            }
-        else:
-            walk = metrics["walk_forward"]
-            keys[f"{name}_walk_forward_ap_mean"] = round(walk["lgbm"]["ap_mean"], 4)
-            keys[f"{name}_lr_walk_forward_ap_mean"] = round(walk["lr"]["ap_mean"], 4)
-            keys[f"{name}_mechanism_gain_share"] = round(metrics["mechanism_gain_share"], 4)
+    tables = [n for n, r in results.items() if isinstance(r, dict)]
+    for name in tables:
+        keys |= table_keys(name, results[name]["metrics"], cfg.selection.alpha)
+    keys["tables_in_matrix"] = len(tables)
+    keys["tables_where_champion_below_best_baseline"] = sum(
+        bool(keys[f"{n}_champion_below_best_baseline"]) for n in tables
+    )
     if "telco" in results:
         keys["business_profit_at_best_threshold"] = keys["telco_test_profit"]
     keys["pipeline_seconds"] = round(results["pipeline_seconds"], 1)
@@ -136,17 +161,9 @@ def _print_summary(results: dict[str, Any]) -> None:
         if not isinstance(result, dict):
             continue
         metrics, reg = result["metrics"], result["registered"]
+        selection = metrics["selection"]
+        console.print(f"{name}: chosen family {metrics['chosen_family']}: {selection['reason']}")
         if "holdout" in metrics:
-            for label, key in (
-                ("LightGBM tuned - LR", "paired_difference_lgbm_minus_lr"),
-                ("LightGBM tuned - default", "paired_difference_lgbm_minus_lgbm_default"),
-            ):
-                diff = metrics[key]
-                console.print(
-                    f"{name}: {label}: AUC {diff['auc']['mean']:+.4f} (corrected p="
-                    f"{diff['auc']['p_value']:.3f}), AP {diff['ap']['mean']:+.4f} (corrected p="
-                    f"{diff['ap']['p_value']:.3f})"
-                )
             console.print(
                 f"{name}: imbalance method chosen on the development part: "
                 f"{metrics['best_imbalance_method']}; threshold "
@@ -170,6 +187,15 @@ def run(cfg: Level2Settings) -> dict[str, Any]:
         {
             "config": dump_settings(cfg),
             "rows": summary_rows(results),
+            "chosen": {
+                name: {
+                    "family": r["metrics"]["chosen_family"],
+                    "reason": r["metrics"]["selection"]["reason"],
+                    "rule": r["metrics"]["selection"]["rule"],
+                }
+                for name, r in results.items()
+                if isinstance(r, dict)
+            },
             "pipeline_seconds": results["pipeline_seconds"],
         },
     )

@@ -1,10 +1,11 @@
 """Register: the trained pipeline becomes a version of an MLflow registered model.
 
-The new version takes the ``champion`` alias when its *selection* score is at least the current
-champion's, otherwise it is the ``challenger``. The selection score is measured on development
-data only (snapshots: the chosen model's cross-validated AP on train + validation; events: the
-tuned AP on the months before the walk-forward test months): promotion is a choice, and choices
-never look at the test part. Consumers load ``models:/level2-churn-<dataset>@champion``.
+The new version takes the ``champion`` alias when its *selection* score is strictly higher than
+the current champion's (a tie keeps the champion), otherwise it is the ``challenger``. The
+selection score is measured on development data only (snapshots: the chosen family's
+cross-validated AP on train + validation; events: the chosen family's AP on the months before
+the walk-forward test months): promotion is a choice, and choices never look at the test part.
+Consumers load ``models:/level2-churn-<dataset>@champion``.
 
 What is registered must run outside this repository: the signature is inferred from raw rows of
 the source table (integer columns stay integers), the model answers ``predict_proba``, and our
@@ -86,7 +87,8 @@ def register_model(
     if current is not None:
         run_id = client.get_model_version(model_name, str(current)).run_id
         best = client.get_run(run_id).data.metrics.get("selection_ap")
-    alias = CHAMPION if best is None or score >= best else CHALLENGER
+    # Strictly better: a version that only ties the champion's selection score stays challenger.
+    alias = CHAMPION if best is None or score > best else CHALLENGER
     set_alias(model_name, alias, version)
     return {
         "model_name": model_name,

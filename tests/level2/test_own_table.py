@@ -101,11 +101,20 @@ def own_run(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> d
 
 def test_bench_reports_the_configured_dataset(own_run: dict) -> None:
     bench = json.loads((bench_dir() / "level2.json").read_text())
-    for key in ("lgbm_auc_mean", "lgbm_default_auc_mean", "corrected_p_auc", "corrected_p_ap"):
-        assert f"my_table_{key}" in bench, key
-    assert bench["my_table_lgbm_auc_mean"] > 0.7  # the planted signal is found
-    assert 0 <= bench["my_table_corrected_p_ap"] <= 1
+    for family in ("lr", "lgbm_default", "lgbm_tuned", "mlp"):
+        for stat in ("auc_mean", "auc_std", "ap_mean", "ap_std"):
+            assert f"my_table_{family}_{stat}" in bench, (family, stat)
+    assert bench["my_table_chosen_family"] in ("lr", "lgbm_default", "lgbm_tuned", "mlp")
+    chosen = bench["my_table_chosen_family"]
+    assert bench["my_table_champion_ap_mean"] == bench[f"my_table_{chosen}_ap_mean"]
+    assert bench["my_table_lr_auc_mean"] > 0.7  # the planted signal is found
+    assert 0 <= bench["my_table_champion_vs_best_baseline_corrected_p"] <= 1
+    assert bench["tables_in_matrix"] == 1
+    assert bench["tables_where_champion_below_best_baseline"] == 0
     assert not any(key.startswith("telco") for key in bench)
+    summary = json.loads((level_dir(2) / "summary.json").read_text())
+    assert summary["chosen"]["my_table"]["family"] == chosen
+    assert chosen in summary["chosen"]["my_table"]["reason"]
 
 
 def test_registered_model_uses_the_configured_target_and_raw_types(own_run: dict) -> None:
