@@ -48,6 +48,11 @@ class SnapshotDataset(BaseModel):
     columns: ColumnMapping
     test_size: float = 0.2
     valid_size: float = 0.2
+    # The strings of a CSV that mean "missing", compared after nothing else (no pandas default
+    # list): by default only an empty field. Any other text in a numeric column is refused.
+    missing_values: list[str] = [""]
+    # A CSV larger than this is refused before it is read (checked with its size on disk).
+    max_file_mb: float = Field(100.0, gt=0)
 
 
 class GeneratorSettings(BaseModel):
