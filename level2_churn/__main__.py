@@ -4,6 +4,7 @@
 - ``bench``     ``run`` and write ``artifacts/bench/level2.json``
 - ``generate``  write the messy multi-source data (any size) to a folder
 - ``stage``     one stage for one dataset (what ``dvc repro`` calls)
+- ``predict``   score a CSV with a registered model (``--model models:/...@champion``)
 """
 
 from __future__ import annotations
@@ -234,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     stage.add_argument("name", choices=STAGES)
     stage.add_argument("--dataset", required=True)
+    predict = commands.add_parser(
+        "predict", help="score a CSV with a registered model", parents=[config_after]
+    )
+    predict.add_argument(
+        "--model", required=True, help="model URI, e.g. models:/level2-churn-telco@champion"
+    )
+    predict.add_argument("--input", type=Path, required=True, help="CSV of customers to score")
+    predict.add_argument("--output", type=Path, help="CSV to write (default: standard output)")
     args = parser.parse_args(argv)
 
     setup_logging()
@@ -247,6 +256,17 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"{args.config}: no generated (kind: events) dataset to write")
             paths = generate(args.out, events[0].generator, cfg.seed)
             print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+        elif args.command == "predict":
+            from level2_churn.predict import predict_file
+
+            cfg = load_config(args.config)
+            scored = predict_file(args.model, args.input, cfg.experiment)
+            if args.output:
+                from ml_common.atomic import write_text
+
+                write_text(args.output, scored.to_csv(index=False))
+            else:
+                sys.stdout.write(scored.to_csv(index=False))
         elif args.command == "stage":
             from level2_churn import stages
 

@@ -231,7 +231,7 @@ def read_raw_rows(dataset: SnapshotDataset, rows: int | None = None) -> pd.DataF
         return frame.head(rows) if rows else frame
     if not Path(source).is_file():
         raise DataError(f"{source}: file not found")
-    return pd.read_csv(source, nrows=rows)
+    return pd.read_csv(source, nrows=rows, keep_default_na=False, na_values=dataset.missing_values)
 
 
 def snapshot_schema(columns: ColumnMapping) -> pa.DataFrameSchema:

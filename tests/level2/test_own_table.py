@@ -79,13 +79,19 @@ import json, sys
 for name in ("level2_churn", "ml_common", "tests"):
     sys.modules[name] = None
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 uri, csv = sys.argv[1], sys.argv[2]
 rows = pd.read_csv(csv).drop(columns=["left"]).head(20)
 assert str(rows["tenure_months"].dtype) == "int64"
+# What people send: an integer column as floats, and missing values in numeric columns.
+rows = rows.astype({"support_calls": float})
+rows.loc[3, "tenure_months"] = np.nan  # the int column becomes float with a gap
+rows.loc[4, "monthly_bill"] = np.nan
 model = mlflow.pyfunc.load_model(uri)
-p = model.predict(rows)
-print(json.dumps(pd.DataFrame(p).to_numpy().tolist()))
+out = model.predict(rows)
+print(json.dumps({"columns": list(out.columns), "values": out.to_numpy().tolist(),
+                  "threshold": model.metadata.metadata["threshold"]}))
 """
 
 
@@ -96,7 +102,7 @@ def own_run(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> d
     config = write_config(folder, csv)
     assert main(["bench", "--config", str(config)]) == 0
     registered = json.loads((level_dir(2) / "my_table" / "registered.json").read_text())
-    return {"csv": csv, "registered": registered}
+    return {"csv": csv, "registered": registered, "config": config}
 
 
 def test_bench_reports_the_configured_dataset(own_run: dict) -> None:
@@ -120,7 +126,8 @@ def test_bench_reports_the_configured_dataset(own_run: dict) -> None:
 def test_registered_model_uses_the_configured_target_and_raw_types(own_run: dict) -> None:
     inputs = " ".join(own_run["registered"]["signature_inputs"])
     assert "left" not in inputs and "account" not in inputs
-    assert "'tenure_months': long" in inputs  # raw int64 accepted, not declared as double
+    # Numbers are doubles: ints, floats and missing values all pass the signature.
+    assert "'tenure_months': double" in inputs and "'plan': string" in inputs
 
 
 def test_registered_model_loads_and_predicts_outside_the_repository(
@@ -140,9 +147,48 @@ def test_registered_model_loads_and_predicts_outside_the_repository(
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    outside = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
-    assert outside.shape == (20, 2)
-    np.testing.assert_allclose(outside.sum(axis=1), 1.0)
-    model = mlflow.pyfunc.load_model(own_run["registered"]["model_uri"])
+    outside = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outside["columns"] == ["churn_probability", "churn"]
+    values = np.array(outside["values"])
+    assert values.shape == (20, 2) and np.all((values[:, 0] > 0) & (values[:, 0] < 1))
+    threshold = outside["threshold"]
+    assert threshold == own_run["registered"]["threshold"]
+    np.testing.assert_array_equal(values[:, 1], (values[:, 0] >= threshold).astype(int))
+    # The same rows through the predict command give the same probabilities.
+    csv = tmp_path / "new.csv"
     rows = pd.read_csv(own_run["csv"]).drop(columns=["left"]).head(20)
-    np.testing.assert_allclose(outside, pd.DataFrame(model.predict(rows)).to_numpy())
+    rows.loc[3, "tenure_months"] = np.nan
+    rows.loc[4, "monthly_bill"] = np.nan
+    rows.to_csv(csv, index=False)
+    out = tmp_path / "scored.csv"
+    uri = own_run["registered"]["model_uri"]
+    assert (
+        main(
+            [
+                "predict",
+                "--config",
+                str(own_run["config"]),
+                "--model",
+                uri,
+                "--input",
+                str(csv),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    scored = pd.read_csv(out)
+    assert list(scored.columns) == ["account", "churn_probability", "churn"]
+    np.testing.assert_allclose(scored["churn_probability"], values[:, 0], rtol=1e-6)
+
+
+def test_predict_refuses_bad_input_in_one_line(own_run: dict, tmp_path: Path, capsys) -> None:
+    csv = tmp_path / "bad.csv"
+    pd.read_csv(own_run["csv"]).drop(columns=["plan"]).head(5).to_csv(csv, index=False)
+    uri = own_run["registered"]["model_uri"]
+    args = ["predict", "--config", str(own_run["config"]), "--model", uri, "--input", str(csv)]
+    assert main(args) == 2
+    assert "missing column(s) ['plan']" in capsys.readouterr().err
+    assert main([*args[:4], "models:/no-such-model@champion", *args[5:]]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
