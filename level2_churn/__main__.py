@@ -1,7 +1,7 @@
 """Command line: ``python -m level2_churn <command>`` (``--help`` on any command).
 
 - ``run``       the Prefect flow on every dataset in the config, then a summary table
-- ``bench``     ``run`` and write ``artifacts/bench/level2.json``
+- ``bench``     the matrix of churn tables (one YAML each) -> ``artifacts/bench/level2.json``
 - ``generate``  write the messy multi-source data (any size) to a folder
 - ``stage``     one stage for one dataset (what ``dvc repro`` calls)
 - ``predict``   score a CSV with a registered model (``--model models:/...@champion``)
@@ -28,13 +28,21 @@ log = get_logger("level2_churn")
 STAGES = ("generate", "prepare", "train", "register")
 
 
+def _case_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line settings applied to every benchmark table's own YAML."""
+    overrides: dict[str, Any] = {}
+    if args.trials is not None:
+        overrides["tune"] = {"n_trials": args.trials}
+    return overrides
+
+
 def _settings(args: argparse.Namespace) -> Level2Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "trials", None) is not None:
         overrides["tune"] = {"n_trials": args.trials}
     if getattr(args, "customers", None) is not None:
         overrides["datasets"] = {"generated": {"generator": {"n_customers": args.customers}}}
-    if getattr(args, "dataset", None):
+    if getattr(args, "dataset", None) and args.command != "bench":  # bench: a table filter
         overrides["run"] = args.dataset
     return load_config(args.config, **overrides)
 
@@ -82,69 +90,6 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
                     )
                 )
     return rows
-
-
-def table_keys(name: str, metrics: dict[str, Any], alpha: float) -> dict[str, Any]:
-    """The flat benchmark keys of one table (``<name>_...``): every family, the choice, the test.
-
-    Snapshot tables compare on the development part's repeated CV; the generated (event) table
-    on its walk-forward test months (the family having been chosen on earlier months).
-    """
-    keys: dict[str, Any] = {f"{name}_chosen_family": metrics["chosen_family"]}
-    if "cv" in metrics:
-        scores, versus = metrics["cv"], metrics["selection"]["champion_minus_best_baseline"]
-        baseline = metrics["selection"]["best_baseline"]
-    else:
-        scores = metrics["walk_forward"]
-        versus = metrics["champion_minus_best_baseline_by_month"]
-        baseline = metrics["best_baseline_by_month"]
-    for family, s in scores.items():
-        for k in ("auc_mean", "auc_std", "ap_mean", "ap_std"):
-            if k in s:
-                keys[f"{name}_{family}_{k}"] = round(s[k], 4)
-    chosen = metrics["chosen_family"]
-    keys |= {
-        f"{name}_champion_ap_mean": round(scores[chosen]["ap_mean"], 4),
-        f"{name}_best_baseline": baseline,
-        f"{name}_best_baseline_ap_mean": round(scores[baseline]["ap_mean"], 4),
-        f"{name}_champion_minus_best_baseline_ap": round(versus["ap"]["mean"], 4),
-        f"{name}_champion_vs_best_baseline_corrected_p": round(versus["ap"]["p_value"], 4),
-        f"{name}_champion_below_best_baseline": bool(
-            versus["ap"]["mean"] < 0 and versus["ap"]["p_value"] < alpha
-        ),
-    }
-    if "cv" in metrics:
-        tuned = metrics["paired_differences"].get("lgbm_tuned_minus_lgbm_default")
-        if tuned is not None:
-            keys[f"{name}_tuned_vs_default_corrected_p_ap"] = round(tuned["ap"]["p_value"], 4)
-        holdout = metrics["holdout"]
-        keys |= {
-            f"{name}_best_imbalance_method": metrics["best_imbalance_method"],
-            f"{name}_test_auc": round(holdout["test_auc"], 4),
-            f"{name}_test_ap": round(holdout["test_ap"], 4),
-            f"{name}_test_profit": round(holdout["test_profit"], 2),
-        }
-    else:
-        keys[f"{name}_mechanism_gain_share"] = round(metrics["mechanism_gain_share"], 4)
-    return keys
-
-
-def bench_keys(results: dict[str, Any], cfg: Level2Settings) -> dict[str, Any]:
-    """Flat benchmark keys for every dataset the config ran, prefixed by the dataset's name,
-    plus ``tables_in_matrix`` and ``tables_where_champion_below_best_baseline`` (goal: 0)."""
-    keys: dict[str, Any] = {}
-    tables = [n for n, r in results.items() if isinstance(r, dict)]
-    for name in tables:
-        keys |= table_keys(name, results[name]["metrics"], cfg.selection.alpha)
-    keys["tables_in_matrix"] = len(tables)
-    keys["tables_where_champion_below_best_baseline"] = sum(
-        bool(keys[f"{n}_champion_below_best_baseline"]) for n in tables
-    )
-    if "telco" in results:
-        keys["business_profit_at_best_threshold"] = keys["telco_test_profit"]
-    keys["pipeline_seconds"] = round(results["pipeline_seconds"], 1)
-    keys["optuna_trials"] = cfg.tune.n_trials
-    return keys
 
 
 def _print_summary(results: dict[str, Any]) -> None:
@@ -219,12 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the Prefect flow on every configured dataset"),
-        ("bench", "run, then write artifacts/bench/level2.json"),
+        ("bench", "every table of benchmark.tables (one YAML each) -> artifacts/bench/level2.json"),
     ):
         sub = commands.add_parser(name, help=text, parents=[config_after])
         sub.add_argument("--trials", type=int, help="Optuna trials (default: config)")
         sub.add_argument("--customers", type=int, help="generated customers (default: config)")
         sub.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
+    commands.choices["bench"].add_argument(
+        "--dask-address", help="run the table matrix on this Dask scheduler (default: local)"
+    )
     gen = commands.add_parser(
         "generate", help="write the messy multi-source data to a folder", parents=[config_after]
     )
@@ -276,12 +224,19 @@ def main(argv: list[str] | None = None) -> int:
             getattr(stages, f"{args.name}_stage")(cfg, args.dataset)
         else:
             cfg = _settings(args)
-            with stopwatch() as timing:
-                results = run(cfg)
-            _print_summary(results)
             if args.command == "bench":
-                path = write_bench(2, bench_keys(results, cfg), timing["seconds"])
+                from level2_churn.benchmark import print_benchmark, run_benchmark
+
+                with stopwatch() as timing:
+                    keys = run_benchmark(
+                        cfg, args.config, _case_overrides(args), args.dataset, args.dask_address
+                    )
+                path = write_bench(2, keys, timing["seconds"])
+                print_benchmark(keys)
                 print(f"benchmark written to {path}")
+            else:
+                results = run(cfg)
+                _print_summary(results)
     except (DataError, ConfigError) as exc:
         report_error(exc, 2)
         return 2

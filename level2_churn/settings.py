@@ -146,6 +146,17 @@ class BusinessSettings(BaseModel):
     customer_value: float = 500.0
 
 
+class BenchmarkSettings(BaseModel):
+    """The tables ``bench`` runs: example YAMLs (relative to the package), one case each.
+
+    Empty: the datasets of the config itself. ``matrix`` is passed to the shared matrix runner
+    (``ml_common.matrix.MatrixSettings``: workers, threads_per_worker, address, ...).
+    """
+
+    tables: list[str] = Field(default_factory=list)
+    matrix: dict[str, Any] = Field(default_factory=dict)
+
+
 class Level2Settings(LevelSettings):
     model_config = settings_config("LEVEL2_")
 
@@ -160,6 +171,7 @@ class Level2Settings(LevelSettings):
     tune: TuneSettings = TuneSettings()
     mlp: MLPSettings = MLPSettings()
     business: BusinessSettings = BusinessSettings()
+    benchmark: BenchmarkSettings = BenchmarkSettings()
 
     @model_validator(mode="after")
     def _known_datasets(self) -> Level2Settings:

@@ -175,3 +175,20 @@ def test_missing_markers_are_declared_counted_and_reported_once(tmp_path: Path, 
     assert any("'y': 1 of 40 values missing ('' x1)" in line for line in lines), lines
     assert len(lines) == 2
     assert (stages.dataset_dir("mine") / "prepared" / "table.parquet").is_file()
+
+
+def test_bench_matrix_is_the_example_yamls_one_case_per_table() -> None:
+    from level2_churn.benchmark import matrix_cases
+    from level2_churn.settings import DEFAULT_CONFIG, load_config
+
+    cases = matrix_cases(load_config(), DEFAULT_CONFIG)
+    assert list(cases) == ["telco", "mlc_churn", "attrition", "generated"]
+    for name, params in cases.items():
+        own = load_config(params["config"])
+        assert own.run == [name] and Path(params["config"]).name == f"{name}.yaml"
+        assert own.selection == load_config().selection  # one rule, declared the same everywhere
+
+
+def test_bench_refuses_an_unknown_table(capsys) -> None:
+    assert main(["bench", "--dataset", "nope"]) == 2
+    assert "unknown benchmark table(s) ['nope']" in capsys.readouterr().err
