@@ -232,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                         cfg, args.config, _case_overrides(args), args.dataset, args.dask_address
                     )
                 path = write_bench(2, keys, timing["seconds"])
+                from level2_churn.benchmark import readme_table
+                from ml_common.atomic import write_text
+
+                write_text(path.with_name("level2_tables.md"), readme_table(keys))
                 print_benchmark(keys)
                 print(f"benchmark written to {path}")
             else:

@@ -152,16 +152,21 @@ def run_benchmark(
     keys["tables_where_champion_below_best_baseline"] = sum(
         bool(keys[f"{name}_champion_below_best_baseline"]) for name in rows
     )
-    keys["tables_chosen_family"] = {name: keys[f"{name}_chosen_family"] for name in rows}
+    keys["tables"] = ",".join(rows)  # flat keys only: the names, in the matrix's order
     if failed:
-        keys["tables_failed"] = failed
+        keys["tables_failed"] = "; ".join(f"{k}: {v}" for k, v in failed.items())
     keys["pipeline_seconds"] = round(time.perf_counter() - start, 1)
     return keys
 
 
+def table_names(keys: dict[str, Any]) -> list[str]:
+    """The tables of a bench file, in the matrix's order."""
+    return [name for name in str(keys.get("tables", "")).split(",") if name]
+
+
 def print_benchmark(keys: dict[str, Any]) -> None:
     """One line per table: the chosen family, its margin over the best baseline, the reason."""
-    for name in keys.get("tables_chosen_family", {}):
+    for name in table_names(keys):
         k = {key.removeprefix(f"{name}_"): v for key, v in keys.items() if key.startswith(name)}
         print(
             f"{name}: chosen {k['chosen_family']} (AP {k['champion_ap_mean']:.4f}; best baseline "
@@ -173,3 +178,44 @@ def print_benchmark(keys: dict[str, Any]) -> None:
         f"tables: {keys['tables_in_matrix']}; champion significantly below the best baseline: "
         f"{keys['tables_where_champion_below_best_baseline']}"
     )
+
+
+def readme_table(keys: dict[str, Any]) -> str:
+    """The README's results table, written from the bench keys (``artifacts/bench/level2.json``).
+
+    One row per table and family: mean +- std of CV AP and AUC (snapshot: 2 x 5-fold CV on the
+    development part; generated: the walk-forward test months), the chosen family marked.
+    """
+    from level2_churn.settings import FAMILIES
+
+    lines = [
+        "| table | family | AP (mean ± std) | ROC AUC (mean ± std) |",
+        "|---|---|---|---|",
+    ]
+    for name in table_names(keys):
+        chosen = keys[f"{name}_chosen_family"]
+        for family in FAMILIES:
+            if f"{name}_{family}_ap_mean" not in keys:
+                continue
+            ap = f"{keys[f'{name}_{family}_ap_mean']:.4f} ± {keys[f'{name}_{family}_ap_std']:.4f}"
+            auc_std = keys.get(f"{name}_{family}_auc_std")
+            auc = f"{keys[f'{name}_{family}_auc_mean']:.4f}" + (
+                f" ± {auc_std:.4f}" if auc_std is not None else ""
+            )
+            label = f"**{family}** (chosen)" if family == chosen else family
+            lines.append(f"| {name} | {label} | {ap} | {auc} |")
+    lines += [
+        "",
+        "| table | chosen | best baseline | champion − best baseline AP | corrected p | test AP |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in table_names(keys):
+        test_ap = keys.get(f"{name}_test_ap")
+        lines.append(
+            f"| {name} | {keys[f'{name}_chosen_family']} | {keys[f'{name}_best_baseline']} "
+            f"{keys[f'{name}_best_baseline_ap_mean']:.4f} | "
+            f"{keys[f'{name}_champion_minus_best_baseline_ap']:+.4f} | "
+            f"{keys[f'{name}_champion_vs_best_baseline_corrected_p']:.3f} | "
+            f"{f'{test_ap:.4f}' if test_ap is not None else 'walk-forward'} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -119,7 +119,7 @@ def test_bench_reports_the_configured_dataset(own_run: dict) -> None:
     assert bench["tables_where_champion_below_best_baseline"] == 0
     assert not any(key.startswith("telco") for key in bench)
     assert chosen in bench["my_table_selection_reason"]
-    assert bench["tables_chosen_family"] == {"my_table": chosen}
+    assert bench["tables"] == "my_table"
 
 
 def test_registered_model_uses_the_configured_target_and_raw_types(own_run: dict) -> None:
@@ -191,3 +191,68 @@ def test_predict_refuses_bad_input_in_one_line(own_run: dict, tmp_path: Path, ca
     assert "missing column(s) ['plan']" in capsys.readouterr().err
     assert main([*args[:4], "models:/no-such-model@champion", *args[5:]]) == 2
     assert "cannot load the model" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_mlflow_models_serve_scores_a_batch(own_run: dict, tmp_path: Path) -> None:
+    """The README's batch example: ``mlflow models serve --env-manager local`` and one POST."""
+    import signal
+    import time
+
+    import httpx
+    import mlflow
+
+    port = _free_port()
+    env = os.environ | {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen(
+        [
+            str(mlflow_cli),
+            "models",
+            "serve",
+            "-m",
+            own_run["registered"]["model_uri"],
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "w"),  # noqa: SIM115 - closed with the process
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,  # its own process group: stopped as one below
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            time.sleep(1)
+        rows = pd.read_csv(own_run["csv"]).drop(columns=["left", "account"]).head(5)
+        rows.loc[0, "monthly_bill"] = None  # a missing value travels as JSON null
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+        answer = httpx.post(f"{url}/invocations", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text[:500]
+        predictions = pd.DataFrame(answer.json()["predictions"])
+        assert list(predictions.columns) == ["churn_probability", "churn"]
+        assert len(predictions) == 5 and predictions["churn"].isin([0, 1]).all()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
