@@ -256,3 +256,33 @@ def test_mlflow_models_serve_scores_a_batch(own_run: dict, tmp_path: Path) -> No
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_promotion_needs_a_strictly_higher_selection_score(own_run: dict) -> None:
+    """README: a new version becomes champion only if it *beats* the champion; a tie does not."""
+    import joblib
+
+    from level2_churn import ingest, stages
+    from level2_churn.register import register_model
+    from level2_churn.settings import load_config
+    from ml_common.tracking import CHAMPION, alias_version
+
+    cfg = load_config(own_run["config"])
+    champion = own_run["registered"]
+    tie = stages.register_stage(cfg, "my_table")  # same metrics: the same selection score
+    assert tie["selection_ap"] == champion["selection_ap"] and tie["alias"] == "challenger"
+    assert alias_version(champion["model_name"], CHAMPION) == champion["version"]
+
+    folder = stages.dataset_dir("my_table") / "train"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    dataset = cfg.datasets["my_table"]
+    better = register_model(
+        cfg,
+        "my_table",
+        joblib.load(folder / "model.joblib"),
+        metrics | {"selection_ap": metrics["selection_ap"] + 1e-6},
+        ingest.read_raw_rows(dataset, rows=20),
+        dataset.columns,
+    )
+    assert better["alias"] == CHAMPION
+    assert alias_version(champion["model_name"], CHAMPION) == better["version"]
