@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                 write_text(path.with_name("level2_tables.md"), readme_table(keys))
                 print_benchmark(keys)
                 print(f"benchmark written to {path}")
+                if keys.get("tables_failed"):  # written above; the command still fails
+                    print(f"error: tables failed: {keys['tables_failed']}", file=sys.stderr)
+                    return 1
             else:
                 results = run(cfg)
                 _print_summary(results)

@@ -20,6 +20,7 @@ from typing import Any
 from level2_churn.settings import PACKAGE_DIR, Level2Settings, load_config
 from ml_common.config import ConfigError
 from ml_common.logs import get_logger
+from ml_common.paths import level_dir
 
 log = get_logger(__name__)
 
@@ -143,6 +144,7 @@ def run_benchmark(
                 **cfg.benchmark.matrix, **({"address": dask_address} if dask_address else {})
             ),
             name="level2-tables",
+            log_dir=level_dir(2) / "bench_logs",
         )
         rows, failed = dict(result.rows), dict(result.failed)
     keys: dict[str, Any] = {}

@@ -52,13 +52,13 @@ def read_batch(path: Path, model: Any) -> pd.DataFrame:
     if rows.empty:
         raise DataError(f"{path}: no rows")
     schema = model.metadata.get_input_schema()
-    wanted = {spec.name: spec.type.name for spec in schema.inputs}
+    wanted = {spec.name: getattr(spec.type, "name", str(spec.type)) for spec in schema.inputs}
     absent = [c for c in wanted if c not in rows]
     if absent:
         raise DataError(f"{path}: missing column(s) {absent} that the model reads")
     problems = []
     for column, kind in wanted.items():
-        if kind != "double":
+        if kind == "string":
             continue
         parsed = pd.to_numeric(rows[column], errors="coerce")
         bad = parsed.isna() & rows[column].notna()

@@ -38,13 +38,18 @@ def model_input(rows: pd.DataFrame, columns: ColumnMapping) -> pd.DataFrame:
 
 
 def model_signature(columns: ColumnMapping) -> Any:
-    """Raw columns in (text categories, numbers as doubles: ints, floats and missing all pass),
-    ``churn_probability`` (double) and ``churn`` (0/1) out."""
+    """Raw columns in, ``churn_probability`` (double) and ``churn`` (0/1) out.
+
+    Numeric columns are declared ``Any``: MLflow's ``double`` refuses an int64 column ("cannot
+    safely convert") and its ``long`` refuses floats and missing values, while a raw table holds
+    all three. The model itself (``serve.ChurnModel``) refuses text that is not a number.
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     inputs = [ColSpec("string", c, required=False) for c in columns.categorical]
-    inputs += [ColSpec("double", c, required=False) for c in columns.numeric]
+    inputs += [ColSpec(AnyType(), c, required=False) for c in columns.numeric]
     outputs = [ColSpec("double", "churn_probability"), ColSpec("long", "churn")]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 

@@ -43,7 +43,14 @@ class ChurnModel(PythonModel):
             text = rows[column].astype(str).str.strip().astype(object)
             frame[column] = text.where(rows[column].notna() & (text != ""), np.nan)
         for column in self.numeric:
-            frame[column] = pd.to_numeric(rows[column], errors="coerce").astype(float)
+            values = pd.to_numeric(rows[column], errors="coerce").astype(float)
+            bad = values.isna() & rows[column].notna()
+            if bad.any():  # text that is not a number: refused, never silently made missing
+                raise ValueError(
+                    f"column {column!r}: {int(bad.sum())} values are not numbers "
+                    "(send a number, or null for missing)"
+                )
+            frame[column] = values
         for name, (numerator, denominator) in self.ratios.items():
             frame[name] = frame[numerator] / frame[denominator].replace(0, np.nan)
         return frame

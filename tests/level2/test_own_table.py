@@ -100,33 +100,47 @@ def own_run(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> d
     folder = tmp_path_factory.mktemp("own_table")
     csv = write_table(folder / "customers.csv")
     config = write_config(folder, csv)
-    assert main(["bench", "--config", str(config)]) == 0
+    assert main(["run", "--config", str(config)]) == 0
     registered = json.loads((level_dir(2) / "my_table" / "registered.json").read_text())
-    return {"csv": csv, "registered": registered, "config": config}
+    metrics = json.loads((level_dir(2) / "my_table" / "train" / "metrics.json").read_text())
+    return {"csv": csv, "registered": registered, "config": config, "metrics": metrics}
 
 
-def test_bench_reports_the_configured_dataset(own_run: dict) -> None:
-    bench = json.loads((bench_dir() / "level2.json").read_text())
+def test_bench_keys_of_the_configured_dataset(own_run: dict) -> None:
+    """The keys one benchmark case (``benchmark.table_case``) reports for this table."""
+    from level2_churn.benchmark import table_keys
+
+    keys = table_keys("my_table", own_run["metrics"], alpha=0.05)
     for family in ("lr", "lgbm_default", "lgbm_tuned", "mlp"):
         for stat in ("auc_mean", "auc_std", "ap_mean", "ap_std"):
-            assert f"my_table_{family}_{stat}" in bench, (family, stat)
-    assert bench["my_table_chosen_family"] in ("lr", "lgbm_default", "lgbm_tuned", "mlp")
-    chosen = bench["my_table_chosen_family"]
-    assert bench["my_table_champion_ap_mean"] == bench[f"my_table_{chosen}_ap_mean"]
-    assert bench["my_table_lr_auc_mean"] > 0.7  # the planted signal is found
-    assert 0 <= bench["my_table_champion_vs_best_baseline_corrected_p"] <= 1
-    assert bench["tables_in_matrix"] == 1
+            assert f"my_table_{family}_{stat}" in keys, (family, stat)
+    chosen = keys["my_table_chosen_family"]
+    assert chosen in ("lr", "lgbm_default", "lgbm_tuned", "mlp")
+    assert keys["my_table_champion_ap_mean"] == keys[f"my_table_{chosen}_ap_mean"]
+    assert keys["my_table_lr_auc_mean"] > 0.7  # the planted signal is found
+    assert 0 <= keys["my_table_champion_vs_best_baseline_corrected_p"] <= 1
+    assert keys["my_table_champion_below_best_baseline"] is False
+    assert chosen in own_run["metrics"]["selection"]["reason"]
+    summary = json.loads((level_dir(2) / "summary.json").read_text())
+    assert summary["chosen"]["my_table"]["family"] == chosen
+
+
+@pytest.mark.slow
+def test_bench_runs_the_table_as_a_matrix_case(own_run: dict) -> None:
+    assert main(["bench", "--config", str(own_run["config"])]) == 0
+    bench = json.loads((bench_dir() / "level2.json").read_text())
+    assert bench["tables"] == "my_table" and bench["tables_in_matrix"] == 1
     assert bench["tables_where_champion_below_best_baseline"] == 0
+    assert bench["my_table_chosen_family"] == own_run["metrics"]["chosen_family"]
     assert not any(key.startswith("telco") for key in bench)
-    assert chosen in bench["my_table_selection_reason"]
-    assert bench["tables"] == "my_table"
 
 
 def test_registered_model_uses_the_configured_target_and_raw_types(own_run: dict) -> None:
     inputs = " ".join(own_run["registered"]["signature_inputs"])
     assert "left" not in inputs and "account" not in inputs
-    # Numbers are doubles: ints, floats and missing values all pass the signature.
-    assert "'tenure_months': double" in inputs and "'plan': string" in inputs
+    # Numbers are declared Any (MLflow's double refuses int64, its long refuses floats and
+    # missing values): ints, floats and missing values all pass; the model refuses text.
+    assert "'tenure_months': Any" in inputs and "'plan': string" in inputs
 
 
 def test_registered_model_loads_and_predicts_outside_the_repository(
