@@ -182,7 +182,7 @@ def test_bench_matrix_is_the_example_yamls_one_case_per_table() -> None:
     from level2_churn.settings import DEFAULT_CONFIG, load_config
 
     cases = matrix_cases(load_config(), DEFAULT_CONFIG)
-    assert list(cases) == ["telco", "mlc_churn", "attrition", "generated"]
+    assert list(cases) == ["generated", "telco", "mlc_churn", "attrition"]
     for name, params in cases.items():
         own = load_config(params["config"])
         assert own.run == [name] and Path(params["config"]).name == f"{name}.yaml"
