@@ -224,8 +224,12 @@ def test_mlflow_models_serve_scores_a_batch(own_run: dict, tmp_path: Path) -> No
     import mlflow
 
     port = _free_port()
-    env = os.environ | {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    bin_dir = Path(sys.executable).parent  # mlflow execs `uvicorn` by name: this venv's
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    mlflow_cli = bin_dir / "mlflow"
     server = subprocess.Popen(
         [
             str(mlflow_cli),
