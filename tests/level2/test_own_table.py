@@ -283,7 +283,7 @@ def test_promotion_needs_a_strictly_higher_selection_score(own_run: dict) -> Non
     from level2_churn import ingest, stages
     from level2_churn.register import register_model
     from level2_churn.settings import load_config
-    from ml_common.tracking import CHAMPION, alias_version
+    from ml_common.tracking import CHAMPION, alias_version, setup_mlflow
 
     cfg = load_config(own_run["config"])
     champion = own_run["registered"]
@@ -294,11 +294,15 @@ def test_promotion_needs_a_strictly_higher_selection_score(own_run: dict) -> Non
     folder = stages.dataset_dir("my_table") / "train"
     metrics = json.loads((folder / "metrics.json").read_text())
     dataset = cfg.datasets["my_table"]
+    mlflow = setup_mlflow(cfg.experiment)
+    with mlflow.start_run(run_name="my_table-train-better") as run:  # a new training run
+        pass
     better = register_model(
         cfg,
         "my_table",
         joblib.load(folder / "model.joblib"),
-        metrics | {"selection_ap": metrics["selection_ap"] + 1e-6},
+        metrics
+        | {"selection_ap": metrics["selection_ap"] + 1e-6, "mlflow_run_id": run.info.run_id},
         ingest.read_raw_rows(dataset, rows=20),
         dataset.columns,
     )
