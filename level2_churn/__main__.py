@@ -1,9 +1,10 @@
 """Command line: ``python -m level2_churn <command>`` (``--help`` on any command).
 
 - ``run``       the Prefect flow on every dataset in the config, then a summary table
-- ``bench``     ``run`` and write ``artifacts/bench/level2.json``
+- ``bench``     the matrix of churn tables (one YAML each) -> ``artifacts/bench/level2.json``
 - ``generate``  write the messy multi-source data (any size) to a folder
 - ``stage``     one stage for one dataset (what ``dvc repro`` calls)
+- ``predict``   score a CSV with a registered model (``--model models:/...@champion``)
 """
 
 from __future__ import annotations
@@ -27,13 +28,21 @@ log = get_logger("level2_churn")
 STAGES = ("generate", "prepare", "train", "register")
 
 
+def _case_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line settings applied to every benchmark table's own YAML."""
+    overrides: dict[str, Any] = {}
+    if args.trials is not None:
+        overrides["tune"] = {"n_trials": args.trials}
+    return overrides
+
+
 def _settings(args: argparse.Namespace) -> Level2Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "trials", None) is not None:
         overrides["tune"] = {"n_trials": args.trials}
     if getattr(args, "customers", None) is not None:
         overrides["datasets"] = {"generated": {"generator": {"n_customers": args.customers}}}
-    if getattr(args, "dataset", None):
+    if getattr(args, "dataset", None) and args.command != "bench":  # bench: a table filter
         overrides["run"] = args.dataset
     return load_config(args.config, **overrides)
 
@@ -45,6 +54,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
         if not isinstance(result, dict):
             continue
         metrics = result["metrics"]
+        chosen = metrics["chosen_family"]
         if "cv" in metrics:
             protocol = metrics["protocol"]
             evaluation = f"{protocol['cv_repeats']}x{protocol['cv_folds']}-fold CV (dev part)"
@@ -52,7 +62,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
                 rows.append(
                     (
                         name,
-                        model,
+                        f"{model} (chosen)" if model == chosen else model,
                         evaluation,
                         f"{s['auc_mean']:.4f} ± {s['auc_std']:.4f}",
                         f"{s['ap_mean']:.4f} ± {s['ap_std']:.4f}",
@@ -62,7 +72,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
             rows.append(
                 (
                     name,
-                    "champion",
+                    f"champion = {chosen}",
                     "test part, once",
                     f"{holdout['test_auc']:.4f}",
                     f"{holdout['test_ap']:.4f}",
@@ -73,56 +83,13 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]
                 rows.append(
                     (
                         name,
-                        model,
+                        f"{model} (chosen)" if model == chosen else model,
                         "walk-forward",
                         f"{s['auc_mean']:.4f}",
                         f"{s['ap_mean']:.4f} ± {s['ap_std']:.4f}",
                     )
                 )
     return rows
-
-
-def bench_keys(results: dict[str, Any], cfg: Level2Settings) -> dict[str, Any]:
-    """Flat benchmark keys for every dataset the config ran, prefixed by the dataset's name.
-
-    Snapshot datasets give ``<name>_lgbm_auc_mean`` ... ``<name>_corrected_p_ap``; event datasets
-    ``<name>_walk_forward_ap_mean``; a ``telco`` run also gives the historical
-    ``business_profit_at_best_threshold``.
-    """
-    keys: dict[str, Any] = {}
-    for name, result in results.items():
-        if not isinstance(result, dict):
-            continue
-        metrics = result["metrics"]
-        if "cv" in metrics:
-            cv, diff = metrics["cv"], metrics["paired_difference_lgbm_minus_lr"]
-            tuned = metrics["paired_difference_lgbm_minus_lgbm_default"]
-            for model in ("lgbm", "lgbm_default", "lr"):
-                keys[f"{name}_{model}_auc_mean"] = round(cv[model]["auc_mean"], 4)
-                keys[f"{name}_{model}_ap_mean"] = round(cv[model]["ap_mean"], 4)
-            keys |= {
-                f"{name}_corrected_p_auc": round(diff["auc"]["p_value"], 4),
-                f"{name}_corrected_p_ap": round(diff["ap"]["p_value"], 4),
-                f"{name}_tuned_vs_default_corrected_p_ap": round(tuned["ap"]["p_value"], 4),
-                f"{name}_best_imbalance_method": metrics["best_imbalance_method"],
-                f"{name}_test_auc": round(metrics["holdout"]["test_auc"], 4),
-                f"{name}_test_ap": round(metrics["holdout"]["test_ap"], 4),
-                f"{name}_test_profit": round(metrics["holdout"]["test_profit"], 2),
-            }
-        else:
-            walk = metrics["walk_forward"]
-            keys[f"{name}_walk_forward_ap_mean"] = round(walk["lgbm"]["ap_mean"], 4)
-            keys[f"{name}_lr_walk_forward_ap_mean"] = round(walk["lr"]["ap_mean"], 4)
-            keys[f"{name}_mechanism_gain_share"] = round(metrics["mechanism_gain_share"], 4)
-    if "telco" in results:
-        keys["business_profit_at_best_threshold"] = keys["telco_test_profit"]
-    keys["pipeline_seconds"] = round(results["pipeline_seconds"], 1)
-    for name, result in results.items():  # measured: the trials that ran, not the configured n
-        tuning = result.get("metrics", {}).get("tuning") if isinstance(result, dict) else None
-        if tuning:
-            keys[f"{name}_optuna_trials"] = tuning["n_trials"]
-            keys[f"{name}_optuna_trials_pruned"] = tuning["n_pruned"]
-    return keys
 
 
 def _print_summary(results: dict[str, Any]) -> None:
@@ -140,17 +107,9 @@ def _print_summary(results: dict[str, Any]) -> None:
         if not isinstance(result, dict):
             continue
         metrics, reg = result["metrics"], result["registered"]
+        selection = metrics["selection"]
+        console.print(f"{name}: chosen family {metrics['chosen_family']}: {selection['reason']}")
         if "holdout" in metrics:
-            for label, key in (
-                ("LightGBM tuned - LR", "paired_difference_lgbm_minus_lr"),
-                ("LightGBM tuned - default", "paired_difference_lgbm_minus_lgbm_default"),
-            ):
-                diff = metrics[key]
-                console.print(
-                    f"{name}: {label}: AUC {diff['auc']['mean']:+.4f} (corrected p="
-                    f"{diff['auc']['p_value']:.3f}), AP {diff['ap']['mean']:+.4f} (corrected p="
-                    f"{diff['ap']['p_value']:.3f})"
-                )
             console.print(
                 f"{name}: imbalance method chosen on the development part: "
                 f"{metrics['best_imbalance_method']}; threshold "
@@ -174,6 +133,15 @@ def run(cfg: Level2Settings) -> dict[str, Any]:
         {
             "config": dump_settings(cfg),
             "rows": summary_rows(results),
+            "chosen": {
+                name: {
+                    "family": r["metrics"]["chosen_family"],
+                    "reason": r["metrics"]["selection"]["reason"],
+                    "rule": r["metrics"]["selection"]["rule"],
+                }
+                for name, r in results.items()
+                if isinstance(r, dict)
+            },
             "pipeline_seconds": results["pipeline_seconds"],
         },
     )
@@ -196,12 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the Prefect flow on every configured dataset"),
-        ("bench", "run, then write artifacts/bench/level2.json"),
+        ("bench", "every table of benchmark.tables (one YAML each) -> artifacts/bench/level2.json"),
     ):
         sub = commands.add_parser(name, help=text, parents=[config_after])
         sub.add_argument("--trials", type=int, help="Optuna trials (default: config)")
         sub.add_argument("--customers", type=int, help="generated customers (default: config)")
         sub.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
+    commands.choices["bench"].add_argument(
+        "--dask-address", help="run the table matrix on this Dask scheduler (default: local)"
+    )
     gen = commands.add_parser(
         "generate", help="write the messy multi-source data to a folder", parents=[config_after]
     )
@@ -212,6 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     stage.add_argument("name", choices=STAGES)
     stage.add_argument("--dataset", required=True)
+    predict = commands.add_parser(
+        "predict", help="score a CSV with a registered model", parents=[config_after]
+    )
+    predict.add_argument(
+        "--model", required=True, help="model URI, e.g. models:/level2-churn-telco@champion"
+    )
+    predict.add_argument("--input", type=Path, required=True, help="CSV of customers to score")
+    predict.add_argument("--output", type=Path, help="CSV to write (default: standard output)")
     args = parser.parse_args(argv)
 
     setup_logging()
@@ -225,6 +204,17 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"{args.config}: no generated (kind: events) dataset to write")
             paths = generate(args.out, events[0].generator, cfg.seed)
             print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+        elif args.command == "predict":
+            from level2_churn.predict import predict_file
+
+            cfg = load_config(args.config)
+            scored = predict_file(args.model, args.input, cfg.experiment)
+            if args.output:
+                from ml_common.atomic import write_text
+
+                write_text(args.output, scored.to_csv(index=False))
+            else:
+                sys.stdout.write(scored.to_csv(index=False))
         elif args.command == "stage":
             from level2_churn import stages
 
@@ -234,12 +224,26 @@ def main(argv: list[str] | None = None) -> int:
             getattr(stages, f"{args.name}_stage")(cfg, args.dataset)
         else:
             cfg = _settings(args)
-            with stopwatch() as timing:
-                results = run(cfg)
-            _print_summary(results)
             if args.command == "bench":
-                path = write_bench(2, bench_keys(results, cfg), timing["seconds"])
+                from level2_churn.benchmark import print_benchmark, run_benchmark
+
+                with stopwatch() as timing:
+                    keys = run_benchmark(
+                        cfg, args.config, _case_overrides(args), args.dataset, args.dask_address
+                    )
+                path = write_bench(2, keys, timing["seconds"])
+                from level2_churn.benchmark import readme_table
+                from ml_common.atomic import write_text
+
+                write_text(path.with_name("level2_tables.md"), readme_table(keys))
+                print_benchmark(keys)
                 print(f"benchmark written to {path}")
+                if keys.get("tables_failed"):  # written above; the command still fails
+                    print(f"error: tables failed: {keys['tables_failed']}", file=sys.stderr)
+                    return 1
+            else:
+                results = run(cfg)
+                _print_summary(results)
     except (DataError, ConfigError) as exc:
         report_error(exc, 2)
         return 2

@@ -5,10 +5,12 @@ and each stage is built from one file per step.
 - ``prepare``   ingest.py (pandera schemas) -> clean.py (domain rules) -> features.py (as of
                 each cut-off, or the configured ratios of a snapshot table)
 - ``train``     split.py (test part set aside / walk-forward) -> tune.py (Optuna) ->
-                compare.py (models and imbalance.py methods, corrected t-tests) ->
+                compare.py (candidate families on the same folds, corrected t-tests, the
+                family chosen by the declared rule, imbalance.py methods for it) ->
                 threshold.py (business metric) -> mechanism.py (generated data);
                 the recipes that order these steps: snapshot_protocol.py, walk_forward.py
-- ``register``  register.py: MLflow registry, champion / challenger on the selection score
+- ``register``  register.py + serve.py: a pyfunc (raw columns in, labelled frame out) in the
+                MLflow registry; champion only if strictly better on the selection score
 
 Tasks that touch files or the tracking server retry (``retries=2``) unless the error is the
 user's (bad data or config: retrying cannot help). ``generate`` and ``prepare`` are cached by

@@ -48,6 +48,11 @@ class SnapshotDataset(BaseModel):
     columns: ColumnMapping
     test_size: float = 0.2
     valid_size: float = 0.2
+    # The strings of a CSV that mean "missing", compared after nothing else (no pandas default
+    # list): by default only an empty field. Any other text in a numeric column is refused.
+    missing_values: list[str] = [""]
+    # A CSV larger than this is refused before it is read (checked with its size on disk).
+    max_file_mb: float = Field(100.0, gt=0)
 
 
 class GeneratorSettings(BaseModel):
@@ -91,6 +96,39 @@ class CVSettings(BaseModel):
     ]
 
 
+# The model families the pipeline can choose from, simplest first (the order the rule prefers).
+FAMILIES = ("lr", "lgbm_default", "lgbm_tuned", "mlp")
+Family = Literal["lr", "lgbm_default", "lgbm_tuned", "mlp"]
+
+
+class SelectionSettings(BaseModel):
+    """The rule that chooses the champion's family, declared before any run.
+
+    Every candidate is scored on the same repeated folds of the development part. The family
+    with the best mean ``metric`` wins only if it beats every simpler candidate (earlier in
+    ``candidates``) under the corrected resampled t-test at level ``alpha``; otherwise the
+    simplest candidate it does not beat significantly is chosen. ``baselines`` are the untuned
+    families the champion is reported against (``<t>_champion_minus_best_baseline_ap``).
+    """
+
+    candidates: list[Family] = ["lr", "lgbm_default", "lgbm_tuned", "mlp"]
+    baselines: list[Family] = ["lr", "lgbm_default"]
+    metric: Literal["ap", "auc"] = "ap"
+    alpha: float = Field(0.05, gt=0, lt=1)
+    # Events (walk-forward): the choice is made on this many time-ordered folds before the
+    # first test month (each trains on ``train_window_months`` cut-offs, scores the next one).
+    event_folds: int = Field(3, ge=2)
+
+    @model_validator(mode="after")
+    def _baselines_are_candidates(self) -> SelectionSettings:
+        if len(set(self.candidates)) != len(self.candidates) or not self.candidates:
+            raise ValueError("selection.candidates must name distinct families, at least one")
+        missing = [b for b in self.baselines if b not in self.candidates]
+        if missing or not self.baselines:
+            raise ValueError(f"selection.baselines must be candidates; not candidates: {missing}")
+        return self
+
+
 class MLPSettings(BaseModel):
     hidden: list[int] = [32, 16]
     epochs: int = Field(30, ge=1)
@@ -108,6 +146,17 @@ class BusinessSettings(BaseModel):
     customer_value: float = 500.0
 
 
+class BenchmarkSettings(BaseModel):
+    """The tables ``bench`` runs: example YAMLs (relative to the package), one case each.
+
+    Empty: the datasets of the config itself. ``matrix`` is passed to the shared matrix runner
+    (``ml_common.matrix.MatrixSettings``: workers, threads_per_worker, address, ...).
+    """
+
+    tables: list[str] = Field(default_factory=list)
+    matrix: dict[str, Any] = Field(default_factory=dict)
+
+
 class Level2Settings(LevelSettings):
     model_config = settings_config("LEVEL2_")
 
@@ -118,9 +167,11 @@ class Level2Settings(LevelSettings):
     datasets: dict[str, SnapshotDataset | EventDataset]
     run: list[str] = ["telco", "generated"]
     cv: CVSettings = CVSettings()
+    selection: SelectionSettings = SelectionSettings()
     tune: TuneSettings = TuneSettings()
     mlp: MLPSettings = MLPSettings()
     business: BusinessSettings = BusinessSettings()
+    benchmark: BenchmarkSettings = BenchmarkSettings()
 
     @model_validator(mode="after")
     def _known_datasets(self) -> Level2Settings:

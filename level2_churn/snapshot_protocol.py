@@ -4,8 +4,9 @@ part, then look at the test part once.
 1. ``split.stratified_holdout`` sets a test part aside (the rest is train + validation: the
    *development* part).
 2. ``develop`` makes every choice without a test row: Optuna on the train part (``tune``), the
-   repeated-CV comparison of models and imbalance methods with corrected t-tests (``compare``),
-   the champion fitted on train and its profit threshold picked on validation (``threshold``).
+   repeated-CV comparison of the candidate families, the family chosen by the rule declared in
+   ``selection`` and the imbalance method (``compare``), the chosen family fitted on train and
+   its profit threshold picked on validation (``threshold``).
 3. ``train_snapshot`` scores the champion on the test part, once, and draws the figures.
 """
 
@@ -18,12 +19,20 @@ import numpy as np
 import pandas as pd
 
 from level2_churn import compare, evaluate, split, threshold
-from level2_churn.models import MODEL_NAMES, build_model, model_frame
+from level2_churn.models import model_frame
 from level2_churn.settings import ColumnMapping, Level2Settings, SnapshotDataset
 from level2_churn.tune import tune_and_log
 from ml_common.logs import get_logger
 
 log = get_logger(__name__)
+# What ``tuning`` holds when LightGBM-tuned is not a candidate: no Optuna study is run.
+NOT_TUNED: dict[str, Any] = {
+    "n_trials": 0,
+    "n_pruned": 0,
+    "best_cv_ap": None,
+    "best_params": None,
+    "skipped": "lgbm_tuned is not in selection.candidates",
+}
 
 
 def develop(
@@ -37,9 +46,10 @@ def develop(
 ) -> dict[str, Any]:
     """Every choice, made on the development part (train + validation) only.
 
-    Tuning (Optuna on the train part), model comparison and the imbalance method (repeated
-    K-fold CV on train + validation, corrected t-tests) and the profit threshold (model fitted on
-    train, threshold picked on validation). No test row reaches this function.
+    Tuning (Optuna on the train part, only when ``lgbm_tuned`` is a candidate), the family
+    choice by the declared rule and the imbalance method (repeated K-fold CV on train +
+    validation, corrected t-tests) and the profit threshold (the chosen family fitted on train,
+    threshold picked on validation). No test row reaches this function.
     """
     develop_rows = np.sort(np.r_[holdout.train, holdout.valid])
     X_dev = X.iloc[develop_rows].reset_index(drop=True)
@@ -48,19 +58,24 @@ def develop(
     train_rows = np.flatnonzero(np.isin(develop_rows, holdout.train))
     valid_rows = np.flatnonzero(np.isin(develop_rows, holdout.valid))
 
-    log.info("tuning LightGBM: %d trials on %d training rows", cfg.tune.n_trials, len(train_rows))
-    tune_folds = [
-        (train_rows[a], train_rows[b])
-        for a, b in split.stratified_folds(y_dev.iloc[train_rows], cfg.tune.folds, cfg.seed)
-    ]
-    tuning = tune_and_log(X_dev, y_dev, tune_folds, columns, cfg, mlflow, out)
+    if "lgbm_tuned" in cfg.selection.candidates:
+        log.info(
+            "tuning LightGBM: %d trials on %d training rows", cfg.tune.n_trials, len(train_rows)
+        )
+        tune_folds = [
+            (train_rows[a], train_rows[b])
+            for a, b in split.stratified_folds(y_dev.iloc[train_rows], cfg.tune.folds, cfg.seed)
+        ]
+        tuning = tune_and_log(X_dev, y_dev, tune_folds, columns, cfg, mlflow, out)
+    else:
+        tuning = NOT_TUNED
     compared = compare.compare_models(X_dev, y_dev, columns, cfg, tuning["best_params"])
     method = compared["best_imbalance_method"]
+    family = compared["selection"]["chosen_family"]
 
-    # The champion learns on the train part; the validation part picks its threshold.
-    champion = build_model(
-        "lgbm", columns, cfg.seed, cfg.n_jobs, tuning["best_params"], imbalance=method
-    )
+    # The chosen family learns on the train part; the validation part picks its threshold.
+    log.info("champion: %s (imbalance: %s) fitted on the train part", family, method)
+    champion = compare.build_family(family, columns, cfg, tuning["best_params"], imbalance=method)
     champion.fit(X_dev.iloc[train_rows], y_dev.iloc[train_rows])
     p_valid = champion.predict_proba(X_dev.iloc[valid_rows])[:, 1]
     y_valid = y_dev.to_numpy()[valid_rows]
@@ -104,14 +119,13 @@ def train_snapshot(
     confusion = threshold.confusion_at(y_test, p_test, cut)
 
     per_fold, oof, y_dev = dev["per_fold"], dev["oof"], dev["y_dev"]
-    reported = (*MODEL_NAMES, "lgbm_default")
-    oof_models = {name: oof[name] for name in MODEL_NAMES}
+    reported = list(cfg.selection.candidates)
     title = f"out-of-fold, {cfg.cv.folds}-fold CV on the development part"
     figures = {
-        "roc_pr": evaluate.plot_curves(y_dev, oof_models, title, out / "roc_pr.png"),
+        "roc_pr": evaluate.plot_curves(y_dev, oof, title, out / "roc_pr.png"),
         "calibration": evaluate.plot_calibration(
             y_dev,
-            oof_models,
+            oof,
             "calibration (out-of-fold, development part)",
             out / "calibration.png",
         ),
@@ -133,9 +147,9 @@ def train_snapshot(
         },
         "cv": {name: evaluate.summarise(per_fold[name]) for name in reported},
         "cv_folds": {name: per_fold[name] for name in reported},
-        "paired_difference_lgbm_minus_lr": dev["differences"]["lgbm_minus_lr"],
-        "paired_difference_lgbm_minus_lgbm_default": dev["differences"]["lgbm_minus_lgbm_default"],
-        "paired_difference_mlp_minus_lr": dev["differences"]["mlp_minus_lr"],
+        "paired_differences": dev["differences"],
+        "selection": dev["selection"],
+        "chosen_family": dev["selection"]["chosen_family"],
         "imbalance": dev["imbalance"],
         "best_imbalance_method": dev["best_imbalance_method"],
         "selection_ap": dev["selection_ap"],

@@ -188,10 +188,12 @@ def register_stage(cfg: Level2Settings, name: str) -> dict[str, Any]:
     columns = ColumnMapping(**json.loads((prepared / "columns.json").read_text()))
     dataset = cfg.datasets[name]
     if isinstance(dataset, SnapshotDataset):
-        # Raw rows as a user would read the source: the signature accepts what the table holds.
+        # Raw rows as a user would read the source: the model computes the ratios itself.
         example = ingest.read_raw_rows(dataset, rows=50)
+        columns, missing = dataset.columns, dataset.missing_values
     else:
         example = pd.read_parquet(prepared / "table.parquet").head(50)
-    result = register_model(cfg, name, model, metrics, example, columns)
+        missing = None
+    result = register_model(cfg, name, model, metrics, example, columns, missing)
     write_json(dataset_dir(name) / "registered.json", result)
     return result

@@ -51,7 +51,14 @@ def small_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One temporary Prefect server (and database) for every flow test of the session."""
+    """One temporary Prefect server (and database) for every flow test of the session.
+
+    With ``PREFECT_API_URL`` set, the server it names is used instead (started once, e.g.
+    ``prefect server start --port 4250``): no migration per session on a busy machine.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect_home"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.testing.utilities import prefect_test_harness

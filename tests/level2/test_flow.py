@@ -25,10 +25,15 @@ def flow_results(prefect_server: None) -> dict:
 def test_flow_runs_every_stage_and_registers_a_champion(flow_results: dict) -> None:
     result = flow_results["generated"]
     walk = result["metrics"]["walk_forward"]
-    assert set(walk) == {"lr", "lgbm", "mlp"}
+    assert set(walk) == {"lr", "lgbm_default", "lgbm_tuned", "mlp"}
     # The hidden mechanism is learnable: far above the churn rate (AP of a random ranking).
     churn_rate = max(m["churn_rate"] for m in result["metrics"]["months"])
-    assert walk["lgbm"]["ap_mean"] > 3 * churn_rate
+    chosen = result["metrics"]["chosen_family"]
+    assert walk[chosen]["ap_mean"] > 3 * churn_rate
+    # The family was chosen on the months before the test months, by the declared rule.
+    selection = result["metrics"]["selection"]
+    assert selection["chosen_family"] == chosen and selection["folds"] == 3
+    assert result["metrics"]["selection_ap"] == selection["means_ap"][chosen]
     registered = result["registered"]
     assert registered["alias"] == CHAMPION
     setup_mlflow(small_config().experiment)

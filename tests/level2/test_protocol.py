@@ -1,8 +1,8 @@
 """The leak-free protocol: every choice is made without the test part, which is scored once.
 
 Poisoning the test labels (flipping every one of them) must leave every choice unchanged (tuned
-parameters, imbalance method, threshold, the score that decides promotion) while the reported
-test scores do change: proof that the choices never looked at the test rows.
+parameters, chosen family, imbalance method, threshold, the score that decides promotion) while
+the reported test scores do change: proof that the choices never looked at the test rows.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def _choices(metrics: dict) -> dict:
         "best_imbalance_method": metrics["best_imbalance_method"],
         "threshold": metrics["holdout"]["threshold"],
         "selection_ap": metrics["selection_ap"],
+        "selection": metrics["selection"],
+        "chosen_family": metrics["chosen_family"],
         "cv": metrics["cv"],
     }
 
