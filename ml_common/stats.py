@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 #: Resamples for every interval in the project unless a caller has a measured reason to differ:
 #: the percentile bounds' Monte Carlo error is then a few percent of the interval's width.
@@ -88,6 +87,8 @@ def bootstrap_ci(
     if len(sample) < 2 or np.all(sample == sample[0]):
         # SciPy warns and returns NaN on a degenerate sample; the interval is the point itself.
         return BootstrapInterval(estimate, estimate, estimate, 0, confidence)
+    from scipy import stats  # here, not at import: slim serving images import N_RESAMPLES only
+
     result = stats.bootstrap(
         (sample,),
         statistic,

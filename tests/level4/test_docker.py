@@ -79,6 +79,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
         "ml_common/tool_defaults.py",
         "ml_common/paths.py",
         "ml_common/body_limit.py",
+        "level4_fraud/serving/errors.py",
         "level4_fraud/serving/traffic.py",
         "level4_fraud/serving/onnx_service.py",
         "level4_fraud/requirements-serve.txt",
