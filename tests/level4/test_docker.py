@@ -29,6 +29,7 @@ from level4_fraud.models.fraudnet import FraudNet
 from level4_fraud.serving.export import export_bundle
 from level4_fraud.serving.traffic import TrafficSplit
 from ml_common.services import free_port
+from tests.conftest import require_system_tool
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -224,6 +225,7 @@ def test_prometheus_scrapes_the_container_and_every_rule_has_a_series(
 ) -> None:
     """A real Prometheus scrapes the running container with the service's alert rules loaded;
     every rule's expression (without its threshold) returns a series."""
+    prometheus_bin = require_system_tool("prometheus")
     name, base = _run_scoring_container(image, tmp_path)
     prometheus = None
     try:
@@ -237,7 +239,7 @@ def test_prometheus_scrapes_the_container_and_every_rule_has_a_series(
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
         prometheus = subprocess.Popen(
             [
-                "prometheus",
+                str(prometheus_bin),
                 f"--config.file={tmp_path / 'prometheus.yml'}",
                 f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}",
