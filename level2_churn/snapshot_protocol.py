@@ -21,18 +21,10 @@ import pandas as pd
 from level2_churn import compare, evaluate, split, threshold
 from level2_churn.models import model_frame
 from level2_churn.settings import ColumnMapping, Level2Settings, SnapshotDataset
-from level2_churn.tune import tune_and_log
+from level2_churn.tune import NOT_TUNED, tune_and_log
 from ml_common.logs import get_logger
 
 log = get_logger(__name__)
-# What ``tuning`` holds when LightGBM-tuned is not a candidate: no Optuna study is run.
-NOT_TUNED: dict[str, Any] = {
-    "n_trials": 0,
-    "n_pruned": 0,
-    "best_cv_ap": None,
-    "best_params": None,
-    "skipped": "lgbm_tuned is not in selection.candidates",
-}
 
 
 def develop(

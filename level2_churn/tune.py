@@ -20,6 +20,15 @@ from level2_churn.settings import ColumnMapping, Level2Settings
 from level2_churn.split import Fold
 from ml_common.logs import get_logger
 
+# What ``tuning`` holds when LightGBM-tuned is not a candidate: no Optuna study is run.
+NOT_TUNED: dict[str, Any] = {
+    "n_trials": 0,
+    "n_pruned": 0,
+    "best_cv_ap": None,
+    "best_params": None,
+    "skipped": "lgbm_tuned is not in selection.candidates",
+}
+
 log = get_logger(__name__)
 
 

@@ -28,19 +28,12 @@ from level2_churn.mechanism import (
 )
 from level2_churn.models import model_frame
 from level2_churn.settings import ColumnMapping, EventDataset, Level2Settings, MLPSettings
-from level2_churn.tune import tune_and_log
+from level2_churn.tune import NOT_TUNED, tune_and_log
 from ml_common.logs import get_logger
 
 log = get_logger(__name__)
 
 
-NOT_TUNED: dict[str, Any] = {
-    "n_trials": 0,
-    "n_pruned": 0,
-    "best_cv_ap": None,
-    "best_params": None,
-    "skipped": "lgbm_tuned is not in selection.candidates",
-}
 
 
 def choose_on_months(
