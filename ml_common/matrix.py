@@ -173,7 +173,6 @@ def _run_in_subprocess(
     artifacts.mkdir(parents=True, exist_ok=True)
     in_path, out_path = case_dir / "params.json", case_dir / "result.json"
     in_path.write_text(json.dumps({"ref": ref, "params": params}))
-    out_path.unlink(missing_ok=True)
     env = dict(os.environ)
     env.update(
         ML_ARTIFACTS_DIR=str(artifacts),
@@ -238,8 +237,9 @@ def _safe_name(key: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return text or type(exc).__name__
+    from ml_common.cli import one_line  # here: the CLI module loads pandas, cases may not need it
+
+    return one_line(exc)
 
 
 # --- the flow ----------------------------------------------------------------------------------
@@ -492,30 +492,18 @@ def run_matrix(
 
 
 def _child_main(in_path: str, out_path: str) -> int:
-    """Entry point of an isolated case: read params, run, write ``{"result"}`` or ``{"error"}``."""
+    """Entry point of an isolated case: read params, run, write ``{"result"}`` or ``{"error"}``
+    (atomically, NumPy values as plain numbers: ``ml_common.atomic.write_json``)."""
     request = json.loads(Path(in_path).read_text())
     try:
-        result = _resolve(request["ref"])(request["params"])
-        payload = {"result": json.loads(json.dumps(result, default=_json_default))}
+        write_json(out_path, {"result": _resolve(request["ref"])(request["params"])})
     except Exception as exc:  # noqa: BLE001 - reported to the parent as the case's reason
         import traceback
 
         traceback.print_exc()
-        payload = {"error": f"{type(exc).__name__}: {_one_line(exc)}"}
-    tmp = Path(out_path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(out_path)
-    return 0 if "result" in payload else 1
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+        write_json(out_path, {"error": f"{type(exc).__name__}: {_one_line(exc)}"})
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
